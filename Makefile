@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+export LUNARIA_DATABASE_URL ?= sqlite:///var/lunaria.db
+export LUNARIA_KEY_FILE     ?= var/log.key
+
+.PHONY: run test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-base
+
+var:
+	mkdir -p var
+
+run: $(VENV)/.installed-base | var
+	@$(BIN)/lunaria init
+	@echo "Lunaria is serving on http://$(HOST):$(PORT)/"
+	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check ledger api contracts exports tests bench wsgi.py
+	$(BIN)/ruff format --check ledger api contracts exports tests bench wsgi.py
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+test: $(VENV)/.installed-dev lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/ledger_core.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,149 @@
+"""The ``lunaria`` command line (registered on the app, as in Flask's tutorial)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from api import db
+from ledger import migrate
+from ledger.errors import LedgerError, VerificationError
+from ledger.log import Log
+from ledger.notes import Signer, Verifier
+from ledger.verify import VerifyReport, verify_database, verify_export
+
+
+def init_app(app: Flask) -> None:
+    for command in (init_command, verify_command, checkpoint_command, vkey_command, export_command):
+        app.cli.add_command(command)
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+@click.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Create the schema, the signing key (mode 0600), the log and its first checkpoint."""
+    engine = db.get_engine()
+    migrate.upgrade(engine)
+    origin = db.stored_origin(engine) or db.configured_origin()
+    path = db.key_file()
+    if path.exists():
+        signer = Signer.load(path)
+        if signer.name != origin:
+            _fail(f"key file {path} signs for {signer.name!r}, but the log is {origin!r}")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        signer = Signer.generate(origin)
+        signer.save(path)
+        click.echo(f"created signing key {path}")
+    log = Log(engine, origin, signer=signer, clock=db.get_clock())
+    if log.create():
+        click.echo(f"created log {origin}")
+    head = log.head()
+    click.echo(f"log {origin}: size {head.size}, verifier key {signer.verifier().vkey()}")
+
+
+def _read_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as lines:
+        yield from lines
+
+
+@click.command("verify")
+@click.option("--export", "export_file", type=click.Path(exists=True, path_type=Path))
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, path_type=Path))
+@click.option("--vkey", "vkeys", multiple=True, help="Verifier key string (repeatable).")
+@click.option("--origin", help="Expected log origin (default: the checkpoint's).")
+@with_appcontext
+def verify_command(
+    export_file: Path | None,
+    checkpoint_file: Path | None,
+    vkeys: tuple[str, ...],
+    origin: str | None,
+) -> None:
+    """Verify the whole log (or, with --export, an exported log with no database at all)."""
+    try:
+        verifiers = [Verifier.from_vkey(v) for v in vkeys]
+        if export_file is not None:
+            if checkpoint_file is None or not verifiers:
+                raise click.UsageError("--export needs --checkpoint FILE and --vkey VKEY")
+            note = checkpoint_file.read_text(encoding="utf-8")
+            report = verify_export(_read_lines(export_file), note, verifiers, origin)
+        else:
+            report = _verify_stored(verifiers)
+    except VerificationError as exc:
+        _fail(f"FAILED: {exc.message}")
+    except LedgerError as exc:
+        _fail(f"error: {exc.message}")
+    click.echo(report.summary())
+
+
+def _verify_stored(verifiers: list[Verifier]) -> VerifyReport:
+    log = db.get_log()
+    if not verifiers:
+        signer = log.signer
+        if signer is None:
+            raise LedgerError("no --vkey given and no key file to take the verifier key from")
+        verifiers = [signer.verifier()]
+    return verify_database(log.engine, verifiers)
+
+
+@click.command("checkpoint")
+@click.option("--new", is_flag=True, help="Sign a checkpoint of the current tree first.")
+@with_appcontext
+def checkpoint_command(new: bool) -> None:
+    """Print the latest signed checkpoint."""
+    log = db.get_log()
+    latest = log.checkpoint_now() if new else log.latest_checkpoint()
+    if latest is None:
+        _fail("the log has no checkpoint yet")
+    else:
+        click.echo(latest.note, nl=False)
+
+
+@click.command("vkey")
+@with_appcontext
+def vkey_command() -> None:
+    """Print the verifier key string of the log's signing key."""
+    signer = db.load_signer()
+    if signer is None:
+        _fail(f"no key file at {db.key_file()}")
+    else:
+        click.echo(signer.verifier().vkey())
+
+
+@click.command("export")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def export_command(output: Path) -> None:
+    """Write every entry, one per line, as exactly the canonical bytes that were hashed."""
+    count = 0
+    with output.open("wb") as out:
+        for raw in db.get_log().iter_raw():
+            out.write(raw + b"\n")
+            count += 1
+    click.echo(f"wrote {count} entries to {output}")
+
+
+def _create_app() -> Flask:
+    from api import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(
+    name="lunaria",
+    help="Lunaria: a transparent micro-grant ledger.",
+    create_app=_create_app,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)

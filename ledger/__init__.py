@@ -1,0 +1,1 @@
+"""Lunaria ledger core."""

@@ -1,0 +1,89 @@
+"""Canonical JSON for log entries: the subset of RFC 8785 (JCS) that Lunaria allows.
+
+Entries hold no floats, integers only within the interoperable range (|n| < 2**53), and
+ASCII object keys. Under those rules ``json.dumps(sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)`` produces exactly the JCS bytes (tests cross-check the ``rfc8785``
+package). Amounts are never JSON numbers: they are strings of decimal digits in minor units.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ledger.errors import EncodingError, InvalidAmount
+
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_ENTRY_BYTES = 64 * 1024
+MAX_AMOUNT_DIGITS = 38
+_AMOUNT = re.compile(r"[1-9][0-9]*\Z")
+
+JSONValue = None | bool | int | str | list["JSONValue"] | dict[str, "JSONValue"]
+
+
+def _check(value: Any, path: str) -> None:
+    # bool is a subclass of int: test it first.
+    if value is None or isinstance(value, bool | str):
+        if isinstance(value, str):
+            _check_string(value, path)
+        return
+    if isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise EncodingError(
+                f"{path}: integer {value} is outside ±(2^53-1); use a digit string for amounts"
+            )
+        return
+    if isinstance(value, float):
+        raise EncodingError(f"{path}: floats are not allowed in entries (got {value!r})")
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check(item, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EncodingError(f"{path}: object key {key!r} is not a string")
+            if not key.isascii():
+                raise EncodingError(f"{path}: object key {key!r} is not ASCII")
+            _check(item, f"{path}.{key}")
+        return
+    raise EncodingError(f"{path}: {type(value).__name__} cannot be encoded in an entry")
+
+
+def _check_string(value: str, path: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodingError(f"{path}: string is not valid Unicode (lone surrogate)") from exc
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """Return the canonical (JCS) UTF-8 bytes of ``value``, refusing what JCS cannot carry."""
+    _check(value, "$")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_canonical(raw: bytes) -> dict[str, Any]:
+    """Parse entry bytes and insist they are exactly canonical (so the hash is unambiguous)."""
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EncodingError(f"not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise EncodingError("an entry must be a JSON object")
+    if canonical_bytes(value) != raw:
+        raise EncodingError("bytes are not in canonical (JCS) form")
+    return value
+
+
+def check_amount(value: Any, field: str = "amount") -> str:
+    """Return ``value`` if it is a positive amount in minor units written as digits."""
+    if not isinstance(value, str) or not _AMOUNT.match(value):
+        raise InvalidAmount(
+            f"{field} must be a positive whole number of minor units written as a string of "
+            f'digits without leading zeros, e.g. "1500"; got {value!r}'
+        )
+    if len(value) > MAX_AMOUNT_DIGITS:
+        raise InvalidAmount(f"{field} has more than {MAX_AMOUNT_DIGITS} digits")
+    return value

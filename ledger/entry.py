@@ -1,0 +1,131 @@
+"""The entry envelope: what every leaf of the log holds.
+
+``{"v":1,"seq":N,"ts":"…Z","kind":"…","prev":"<hex hash of seq-1>","actor":"…","data":{…}}``
+canonicalised (see :mod:`ledger.canonical`); the entry hash is the RFC 9162 leaf hash of
+exactly those bytes. ``prev`` chains entries inside the leaves, so the tree commits to both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.canonical import MAX_ENTRY_BYTES, canonical_bytes, parse_canonical
+from ledger.clock import parse_ts
+from ledger.errors import EncodingError
+from ledger.merkle import leaf_hash
+
+ENTRY_VERSION = 1
+GENESIS_PREV = "0" * 64
+
+KINDS = frozenset(
+    {
+        "log_created",
+        "key_rotated",
+        "pool_created",
+        "collective_registered",
+        "member_added",
+        "member_removed",
+        "roster_set",
+        "custody_transferred",
+        "donation_recorded",
+        "grant_proposed",
+        "vote_cast",
+        "grant_decided",
+        "grant_disbursed",
+        "grant_cancelled",
+        "correction",
+        "checkpoint_anchored",
+    }
+)
+
+_ENVELOPE_KEYS = frozenset({"v", "seq", "ts", "kind", "prev", "actor", "data"})
+_ACTOR = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
+_HEX_HASH = re.compile(r"[0-9a-f]{64}\Z")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One decoded log entry together with the exact bytes that were hashed."""
+
+    seq: int
+    ts: str
+    kind: str
+    prev: str
+    actor: str
+    data: dict[str, Any]
+    raw: bytes
+
+    @property
+    def hash(self) -> bytes:
+        return leaf_hash(self.raw)
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "v": ENTRY_VERSION,
+            "seq": self.seq,
+            "ts": self.ts,
+            "kind": self.kind,
+            "prev": self.prev,
+            "actor": self.actor,
+            "data": self.data,
+        }
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise EncodingError(f"unknown entry kind {kind!r}")
+
+
+def check_actor(actor: str) -> None:
+    if not isinstance(actor, str) or not _ACTOR.match(actor):
+        raise EncodingError(
+            f"actor {actor!r} must be a pseudonymous id of 1-100 characters [A-Za-z0-9._:-]"
+        )
+
+
+def encode_entry(
+    seq: int, ts: str, kind: str, prev: str, actor: str, data: dict[str, Any]
+) -> Entry:
+    """Build an entry, refusing anything that could not be hashed unambiguously."""
+    check_kind(kind)
+    check_actor(actor)
+    if not isinstance(data, dict):
+        raise EncodingError("entry data must be a JSON object")
+    entry = Entry(seq=seq, ts=ts, kind=kind, prev=prev, actor=actor, data=data, raw=b"")
+    raw = canonical_bytes(entry.envelope())
+    if len(raw) > MAX_ENTRY_BYTES:
+        raise EncodingError(f"entry is {len(raw)} bytes; the limit is {MAX_ENTRY_BYTES}")
+    return Entry(seq=seq, ts=ts, kind=kind, prev=prev, actor=actor, data=data, raw=raw)
+
+
+def decode_entry(raw: bytes) -> Entry:
+    """Parse and validate stored or exported entry bytes (strict: canonical, known fields)."""
+    if len(raw) > MAX_ENTRY_BYTES:
+        raise EncodingError(f"entry is {len(raw)} bytes; the limit is {MAX_ENTRY_BYTES}")
+    obj = parse_canonical(raw)
+    if obj.keys() != _ENVELOPE_KEYS:
+        raise EncodingError(f"entry fields are {sorted(obj)}, expected {sorted(_ENVELOPE_KEYS)}")
+    if obj["v"] != ENTRY_VERSION:
+        raise EncodingError(f"entry version {obj['v']!r} is not {ENTRY_VERSION}")
+    seq, ts, kind, prev = obj["seq"], obj["ts"], obj["kind"], obj["prev"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise EncodingError(f"seq {seq!r} is not a non-negative integer")
+    if not isinstance(ts, str):
+        raise EncodingError(f"ts {ts!r} is not a string")
+    try:
+        parse_ts(ts)
+    except ValueError as exc:
+        raise EncodingError(str(exc)) from exc
+    if not isinstance(prev, str) or not _HEX_HASH.match(prev):
+        raise EncodingError(f"prev {prev!r} is not a lowercase hex SHA-256")
+    if not isinstance(kind, str):
+        raise EncodingError(f"kind {kind!r} is not a string")
+    check_kind(kind)
+    check_actor(obj["actor"])
+    if not isinstance(obj["data"], dict):
+        raise EncodingError("entry data must be a JSON object")
+    return Entry(
+        seq=seq, ts=ts, kind=kind, prev=prev, actor=obj["actor"], data=obj["data"], raw=raw
+    )

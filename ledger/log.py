@@ -1,0 +1,413 @@
+"""The append path and storage of the log.
+
+One writer at a time: a write transaction takes the database's write lock first (SQLite
+``BEGIN IMMEDIATE``; PostgreSQL ``SELECT … FOR UPDATE`` on the ``log_head`` row), then reads
+the head, assigns ``seq``, writes entries, interior nodes, idempotency records and — through
+the same connection — whatever projections the caller keeps, and commits once. Writers in
+many processes therefore never fork the chain or leave a gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+
+from ledger import merkle
+from ledger.clock import Clock, SystemClock, format_ts, parse_ts
+from ledger.db import is_sqlite, read_transaction, write_transaction
+from ledger.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
+from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
+from ledger.merkle import Frontier, NodeId
+from ledger.notes import Checkpoint, Signer, sign_checkpoint
+from ledger.schema import checkpoints, entries, idempotency_keys, log_head, node_key, nodes
+
+SYSTEM_ACTOR = "system"
+ENTRY_FORMAT = "lunaria-entry/1"
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Sign a checkpoint after this many entries or this much time, whichever comes first."""
+
+    every_entries: int = 1000
+    interval: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    ts: str
+    note: str
+
+
+@dataclass
+class LogHead:
+    origin: str
+    size: int
+    last_hash: bytes
+    last_ts: str
+    frontier: Frontier
+
+    @property
+    def root(self) -> bytes:
+        return self.frontier.root()
+
+
+def _pack_frontier(frontier: Frontier) -> bytes:
+    return b"".join(frontier.hashes)
+
+
+def _unpack_frontier(size: int, packed: bytes) -> Frontier:
+    hashes = [packed[i : i + merkle.HASH_SIZE] for i in range(0, len(packed), merkle.HASH_SIZE)]
+    return Frontier(size, hashes)
+
+
+def request_fingerprint(request: Mapping[str, Any]) -> dict[str, str]:
+    """Per-field digests of a request, to name differing fields without storing values."""
+    return {
+        name: hashlib.sha256(
+            json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+        ).hexdigest()
+        for name, value in request.items()
+    }
+
+
+def read_nodes(conn: Connection, ids: Collection[NodeId]) -> dict[NodeId, bytes]:
+    """Hashes of perfect subtrees: leaves from ``entries``, interior nodes from ``nodes``."""
+    found: dict[NodeId, bytes] = {}
+    leaves = [index for level, index in ids if level == 0]
+    if leaves:
+        rows = conn.execute(
+            select(entries.c.seq, entries.c.hash).where(
+                entries.c.seq.in_(bindparam("seqs", expanding=True))
+            ),
+            {"seqs": leaves},
+        )
+        found.update(((0, seq), h) for seq, h in rows)
+    keyed = {node_key(level, index): (level, index) for level, index in ids if level > 0}
+    if keyed:
+        rows = conn.execute(
+            select(nodes.c.key, nodes.c.hash).where(
+                nodes.c.key.in_(bindparam("keys", expanding=True))
+            ),
+            {"keys": list(keyed)},
+        )
+        found.update((keyed[key], h) for key, h in rows)
+    return found
+
+
+def load_head(conn: Connection, *, lock: bool = False) -> LogHead:
+    query = select(log_head).where(log_head.c.id == 1)
+    if lock and not is_sqlite(conn):
+        query = query.with_for_update()
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        raise NotFound("the log has not been created: run `lunaria init`")
+    return LogHead(
+        origin=row.origin,
+        size=row.size,
+        last_hash=row.last_hash,
+        last_ts=row.last_ts,
+        frontier=_unpack_frontier(row.size, row.frontier),
+    )
+
+
+def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
+    row = conn.execute(
+        select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
+    ).one_or_none()
+    return None if row is None else StoredCheckpoint(row.size, row.root, row.ts, row.note)
+
+
+class LogWriter:
+    """One write transaction on the log. Obtain it from :meth:`Log.writer`."""
+
+    def __init__(self, log: Log, conn: Connection, head: LogHead) -> None:
+        self.log = log
+        self.conn = conn
+        self.head = head
+        self.now = log.clock.now()
+        self.appended: list[Entry] = []
+        self._pending_entries: list[dict[str, Any]] = []
+        self._pending_nodes: list[dict[str, Any]] = []
+        self._checkpoint_requested = False
+
+    def append(self, kind: str, data: dict[str, Any], actor: str = SYSTEM_ACTOR) -> Entry:
+        """Append one entry; it becomes durable when the transaction commits."""
+        head = self.head
+        # ts never goes backwards, even if the clock does.
+        ts = max(format_ts(self.now), head.last_ts)
+        prev = head.last_hash.hex() if head.size else GENESIS_PREV
+        entry = encode_entry(head.size, ts, kind, prev, actor, data)
+        entry_hash = entry.hash
+        self._pending_entries.append(
+            {"seq": entry.seq, "hash": entry_hash, "kind": kind, "ts": ts, "body": entry.raw}
+        )
+        for (level, index), node in head.frontier.append(entry_hash):
+            self._pending_nodes.append({"key": node_key(level, index), "hash": node})
+        head.size += 1
+        head.last_hash = entry_hash
+        head.last_ts = ts
+        self.appended.append(entry)
+        return entry
+
+    def find_idempotent(self, key: str, request: Mapping[str, Any]) -> int | None:
+        """The seq recorded for ``key`` if this exact request was seen; conflict if it differs."""
+        row = self.conn.execute(
+            select(idempotency_keys.c.seq, idempotency_keys.c.fingerprint).where(
+                idempotency_keys.c.key == key
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        before: dict[str, str] = json.loads(row.fingerprint)
+        now = request_fingerprint(request)
+        differing = sorted(
+            name for name in before.keys() | now.keys() if before.get(name) != now.get(name)
+        )
+        if differing:
+            raise IdempotencyConflict(key, differing)
+        return int(row.seq)
+
+    def remember(self, key: str, request: Mapping[str, Any], seq: int) -> None:
+        """Record that ``key`` produced the entry at ``seq`` (unique index: one per key)."""
+        self.conn.execute(
+            insert(idempotency_keys).values(
+                key=key, seq=seq, fingerprint=json.dumps(request_fingerprint(request))
+            )
+        )
+
+    def request_checkpoint(self) -> None:
+        """Sign a checkpoint at commit even if the policy would not (e.g. at a handover)."""
+        self._checkpoint_requested = True
+
+    def flush(self) -> None:
+        """Write pending entries and nodes now (they are written at commit anyway)."""
+        if self._pending_entries:
+            self.conn.execute(insert(entries), self._pending_entries)
+            self._pending_entries = []
+        if self._pending_nodes:
+            self.conn.execute(insert(nodes), self._pending_nodes)
+            self._pending_nodes = []
+
+    def finish(self) -> None:
+        self.flush()
+        head = self.head
+        if self.appended:
+            self.conn.execute(
+                update(log_head)
+                .where(log_head.c.id == 1)
+                .values(
+                    size=head.size,
+                    last_hash=head.last_hash,
+                    last_ts=head.last_ts,
+                    frontier=_pack_frontier(head.frontier),
+                )
+            )
+        previous = latest_checkpoint(self.conn)
+        if self._checkpoint_due(previous):
+            self.log.sign_checkpoint(self.conn, head, previous)
+
+    def _checkpoint_due(self, previous: StoredCheckpoint | None) -> bool:
+        if previous is None:
+            return True
+        if previous.size == self.head.size:
+            return False
+        policy = self.log.policy
+        return (
+            self._checkpoint_requested
+            or self.head.size - previous.size >= policy.every_entries
+            or self.now - parse_ts(previous.ts) >= policy.interval
+        )
+
+
+class Log:
+    """The log of one deployment: its storage, its origin and (to write) its signing key."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        origin: str,
+        signer: Signer | None = None,
+        clock: Clock | None = None,
+        policy: CheckpointPolicy | None = None,
+    ) -> None:
+        self.engine = engine
+        self.origin = origin
+        self.signer = signer
+        self.clock: Clock = clock or SystemClock()
+        self.policy = policy or CheckpointPolicy()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[LogWriter]:
+        """A write transaction; everything done through it commits or rolls back together."""
+        if self.signer is None:
+            raise LedgerError("this Log was opened without a signing key; it cannot write")
+        with write_transaction(self.engine) as conn:
+            head = load_head(conn, lock=True)
+            if head.origin != self.origin:
+                raise LedgerError(f"database holds the log {head.origin!r}, not {self.origin!r}")
+            writer = LogWriter(self, conn, head)
+            yield writer
+            writer.finish()
+
+    def append(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        actor: str = SYSTEM_ACTOR,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Entry:
+        """Append one entry in its own transaction; with a key, a retry returns the original."""
+        with self.writer() as writer:
+            if idempotency_key is not None:
+                request = {"kind": kind, "data": data, "actor": actor}
+                seq = writer.find_idempotent(idempotency_key, request)
+                if seq is not None:
+                    return self.entry(seq, conn=writer.conn)
+            entry = writer.append(kind, data, actor)
+            if idempotency_key is not None:
+                writer.remember(idempotency_key, request, entry.seq)
+            return entry
+
+    def create(self) -> bool:
+        """Create the log (``log_created`` entry and first checkpoint); False if it exists."""
+        if self.signer is None:
+            raise LedgerError("creating a log needs its signing key")
+        with write_transaction(self.engine) as conn:
+            if conn.execute(select(log_head.c.id)).first() is not None:
+                return False
+            conn.execute(
+                insert(log_head).values(
+                    id=1,
+                    origin=self.origin,
+                    size=0,
+                    last_hash=b"\x00" * 32,
+                    last_ts=format_ts(self.clock.now()),
+                    frontier=b"",
+                )
+            )
+        with self.writer() as writer:
+            writer.append(
+                "log_created",
+                {
+                    "origin": self.origin,
+                    "format": ENTRY_FORMAT,
+                    "vkey": self.signer.verifier().vkey(),
+                },
+            )
+            writer.request_checkpoint()
+        return True
+
+    def sign_checkpoint(
+        self, conn: Connection, head: LogHead, previous: StoredCheckpoint | None
+    ) -> StoredCheckpoint:
+        """Sign and store a checkpoint of ``head``, proven consistent with ``previous`` first."""
+        assert self.signer is not None
+        root = head.root
+        if previous is not None:
+            if previous.size >= head.size:
+                raise LedgerError(
+                    f"refusing a checkpoint of size {head.size} after one of size {previous.size}"
+                )
+            proof = merkle.consistency_proof(
+                previous.size, head.size, lambda ids: read_nodes(conn, ids)
+            )
+            try:
+                merkle.verify_consistency(previous.size, head.size, proof, previous.root, root)
+            except ProofError as exc:
+                raise LedgerError(
+                    f"refusing to sign: size {head.size} is not consistent with the "
+                    f"checkpoint at size {previous.size}: {exc}"
+                ) from exc
+        note = sign_checkpoint(Checkpoint(self.origin, head.size, root), [self.signer])
+        stored = StoredCheckpoint(head.size, root, format_ts(self.clock.now()), note.serialise())
+        conn.execute(
+            insert(checkpoints).values(
+                size=stored.size, root=stored.root, ts=stored.ts, note=stored.note
+            )
+        )
+        return stored
+
+    def checkpoint_now(self) -> StoredCheckpoint:
+        """Sign a checkpoint of the current tree unless the latest one already covers it."""
+        with self.writer() as writer:
+            writer.request_checkpoint()
+        latest = self.latest_checkpoint()
+        assert latest is not None
+        return latest
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def head(self) -> LogHead:
+        with read_transaction(self.engine) as conn:
+            return load_head(conn)
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with read_transaction(self.engine) as conn:
+            return latest_checkpoint(conn)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(checkpoints).order_by(checkpoints.c.size))
+            return [StoredCheckpoint(r.size, r.root, r.ts, r.note) for r in rows]
+
+    def entry(self, seq: int, conn: Connection | None = None) -> Entry:
+        if conn is None:
+            with read_transaction(self.engine) as own:
+                return self.entry(seq, own)
+        body = conn.execute(select(entries.c.body).where(entries.c.seq == seq)).scalar()
+        if body is None:
+            raise NotFound(f"no entry with seq {seq}")
+        return decode_entry(bytes(body))
+
+    def entries(self, after: int = -1, limit: int = 100) -> list[Entry]:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(entries.c.body)
+                .where(entries.c.seq > after)
+                .order_by(entries.c.seq)
+                .limit(limit)
+            )
+            return [decode_entry(bytes(body)) for (body,) in rows]
+
+    def iter_raw(self, batch: int = 10_000) -> Iterator[bytes]:
+        """Every entry's stored bytes in seq order, streamed from one snapshot."""
+        with read_transaction(self.engine) as conn:
+            result = conn.execution_options(yield_per=batch).execute(
+                select(entries.c.body).order_by(entries.c.seq)
+            )
+            for (body,) in result:
+                yield bytes(body)
+
+    def _size_check(self, conn: Connection, *sizes: int) -> None:
+        size = load_head(conn).size
+        for requested in sizes:
+            if requested > size:
+                raise ProofError(f"tree size {requested} is beyond the log's size {size}")
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        with read_transaction(self.engine) as conn:
+            self._size_check(conn, size)
+            return merkle.inclusion_proof(index, size, lambda ids: read_nodes(conn, ids))
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        with read_transaction(self.engine) as conn:
+            self._size_check(conn, new_size)
+            return merkle.consistency_proof(old_size, new_size, lambda ids: read_nodes(conn, ids))
+
+    def root_at(self, size: int) -> bytes:
+        with read_transaction(self.engine) as conn:
+            self._size_check(conn, size)
+            return merkle.root_at(size, lambda ids: read_nodes(conn, ids))
