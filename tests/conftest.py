@@ -1,0 +1,140 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL (its own schema per test)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import Engine, create_engine, text
+
+from api import create_app
+from ledger import migrate
+from ledger.clock import ManualClock
+from ledger.db import make_engine, normalise_url
+from ledger.log import CheckpointPolicy, Log
+from ledger.notes import Signer
+
+POSTGRES_URL = os.environ.get(
+    "LUNARIA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("LUNARIA_REQUIRE_POSTGRES") == "1"
+ORIGIN = "test.lunaria.example/log"
+RUN_ID = uuid.uuid4().hex[:8]
+OUTPUT_DIR = Path(__file__).parent.parent / "test-output"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (LUNARIA_FORBID_SKIPS=1) a skipped test is a failed run."""
+    if os.environ.get("LUNARIA_FORBID_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        print(f"\nLUNARIA_FORBID_SKIPS: {len(skipped)} tests were skipped; failing the run")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    engine = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        engine.dispose()
+        message = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message)
+        pytest.skip(message)
+    yield engine
+    engine.dispose()
+
+
+def _postgres_schema_url(schema: str) -> str:
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return normalise_url(POSTGRES_URL) + f"{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'lunaria.db'}"
+        return
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    schema = f"t_{RUN_ID}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield _postgres_schema_url(schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def signer() -> Signer:
+    return Signer.generate(ORIGIN)
+
+
+@pytest.fixture
+def log(engine: Engine, signer: Signer, clock: ManualClock) -> Log:
+    log = Log(engine, ORIGIN, signer=signer, clock=clock, policy=CheckpointPolicy(every_entries=10))
+    log.create()
+    return log
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path, clock: ManualClock) -> Flask:
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "DATABASE_URL": db_url,
+        "KEY_FILE": str(tmp_path / "keys" / "log.key"),
+        "ORIGIN": ORIGIN,
+        "CLOCK": clock,
+        "CHECKPOINT_EVERY": 10,
+    }
+    return create_app(config)
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Where tests leave artefacts worth looking at (screenshots, rendered pages)."""
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    return OUTPUT_DIR
+
+
+def tamper(engine: Engine, statement: str, **params: Any) -> None:
+    """Run SQL with the append-only triggers out of the way, as an attacker with DB access."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        else:
+            for table in ("entries", "nodes", "checkpoints"):
+                for operation in ("update", "delete"):
+                    conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{operation}"))
+        conn.execute(text(statement), params)

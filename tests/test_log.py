@@ -1,0 +1,238 @@
+"""The append path, checkpoints, idempotency and append-only storage, on both databases."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from ledger import merkle
+from ledger.clock import ManualClock
+from ledger.entry import GENESIS_PREV, decode_entry
+from ledger.errors import EncodingError, IdempotencyConflict, InvalidAmount, LedgerError
+from ledger.log import CheckpointPolicy, Log
+from ledger.notes import Signer, open_checkpoint
+from ledger.schema import checkpoints, entries, nodes
+from ledger.verify import verify_database
+from tests.conftest import ORIGIN
+
+
+def count(engine: Engine, table: object) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def test_create_writes_log_created_and_first_checkpoint(log: Log, signer: Signer) -> None:
+    head = log.head()
+    assert head.size == 1
+    first = log.entry(0)
+    assert first.kind == "log_created"
+    assert first.prev == GENESIS_PREV
+    assert first.data["origin"] == ORIGIN
+    assert first.data["vkey"] == signer.verifier().vkey()
+    checkpoint = log.latest_checkpoint()
+    assert checkpoint is not None and checkpoint.size == 1
+    assert open_checkpoint(checkpoint.note, [signer.verifier()]).root == first.hash
+    assert log.create() is False  # idempotent
+    assert log.head().size == 1
+
+
+def test_appends_chain_and_match_reference_tree(log: Log, signer: Signer) -> None:
+    for i in range(40):
+        log.append("pool_created", {"slug": f"pool-{i}"}, actor="admin:1")
+    all_entries = log.entries(limit=1000)
+    assert [e.seq for e in all_entries] == list(range(41))
+    for before, after in zip(all_entries, all_entries[1:], strict=False):
+        assert after.prev == before.hash.hex()
+        assert after.ts >= before.ts
+    hashes = [e.hash for e in all_entries]
+    assert log.head().root == merkle.root_from_leaves(hashes)
+    for size in (1, 2, 7, 16, 33, 41):
+        assert log.root_at(size) == merkle.root_from_leaves(hashes[:size])
+        for index in {0, size // 2, size - 1}:
+            proof = log.inclusion_proof(index, size)
+            merkle.verify_inclusion(index, size, hashes[index], proof, log.root_at(size))
+        for old in {1, size // 2, size}:
+            if old:
+                proof = log.consistency_proof(old, size)
+                merkle.verify_consistency(old, size, proof, log.root_at(old), log.root_at(size))
+    report = verify_database(log.engine, [signer.verifier()])
+    assert report.size == 41
+
+
+def test_proofs_refuse_sizes_beyond_the_log(log: Log) -> None:
+    with pytest.raises(LedgerError, match="beyond the log"):
+        log.inclusion_proof(0, 2)
+    with pytest.raises(LedgerError, match="beyond the log"):
+        log.consistency_proof(1, 5)
+    with pytest.raises(LedgerError, match="not below tree size"):
+        log.inclusion_proof(1, 1)
+
+
+def test_checkpoint_every_n_entries(engine: Engine, signer: Signer, clock: ManualClock) -> None:
+    log = Log(engine, ORIGIN, signer, clock, CheckpointPolicy(every_entries=5))
+    log.create()
+    for i in range(12):
+        log.append("pool_created", {"n": i})
+    sizes = [c.size for c in log.checkpoints()]
+    assert sizes == [1, 6, 11]
+    verify_database(engine, [signer.verifier()])
+
+
+def test_checkpoint_after_interval(engine: Engine, signer: Signer, clock: ManualClock) -> None:
+    policy = CheckpointPolicy(every_entries=1000, interval=timedelta(seconds=30))
+    log = Log(engine, ORIGIN, signer, clock, policy)
+    log.create()
+    log.append("pool_created", {"n": 1})
+    assert [c.size for c in log.checkpoints()] == [1]
+    clock.advance(timedelta(seconds=31))
+    log.append("pool_created", {"n": 2})
+    assert [c.size for c in log.checkpoints()] == [1, 3]
+    assert log.checkpoint_now().size == 3  # already covered: no new one
+    log.append("pool_created", {"n": 3})
+    assert log.checkpoint_now().size == 4
+    assert [c.size for c in log.checkpoints()] == [1, 3, 4]
+
+
+def test_ts_never_goes_backwards(log: Log, clock: ManualClock) -> None:
+    first = log.append("pool_created", {"n": 1})
+    clock.advance(timedelta(hours=-5))
+    second = log.append("pool_created", {"n": 2})
+    assert second.ts == first.ts
+
+
+def test_idempotent_append_returns_original(log: Log, engine: Engine) -> None:
+    first = log.append("pool_created", {"slug": "a", "cap": "100"}, idempotency_key="k1")
+    again = log.append("pool_created", {"slug": "a", "cap": "100"}, idempotency_key="k1")
+    assert again == first
+    assert count(engine, entries) == 2
+    with pytest.raises(IdempotencyConflict) as caught:
+        log.append("pool_created", {"slug": "b", "cap": "100"}, idempotency_key="k1")
+    assert caught.value.fields == ("data",)
+    assert "data" in str(caught.value)
+    assert count(engine, entries) == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"amount": 1.5}, EncodingError),
+        ({"amount": 2**53}, EncodingError),
+        ({"clé": "x"}, EncodingError),
+        ({"blob": "x" * 70_000}, EncodingError),
+    ],
+)
+def test_bad_input_writes_nothing(log: Log, engine: Engine, data: dict[str, object], error: type) -> None:
+    before = (count(engine, entries), count(engine, nodes), count(engine, checkpoints))
+    with pytest.raises(error):
+        log.append("donation_recorded", data)
+    assert (count(engine, entries), count(engine, nodes), count(engine, checkpoints)) == before
+    assert log.head().size == 1
+
+
+def test_amount_must_be_digit_string(log: Log, engine: Engine) -> None:
+    from ledger.canonical import check_amount
+
+    for bad in ("-5", "1.50", "1e3", "0", 1500):
+        with pytest.raises(InvalidAmount):
+            with log.writer() as writer:
+                writer.append("donation_recorded", {"amount": check_amount(bad)})
+    assert count(engine, entries) == 1
+
+
+def test_unknown_kind_and_bad_actor_refused(log: Log) -> None:
+    with pytest.raises(EncodingError, match="unknown entry kind"):
+        log.append("rewrite_history", {})
+    with pytest.raises(EncodingError, match="actor"):
+        log.append("pool_created", {}, actor="Jane Doe <jane@example.org>")
+    assert log.head().size == 1
+
+
+def test_failed_transaction_leaves_no_trace(log: Log, engine: Engine) -> None:
+    with pytest.raises(RuntimeError), log.writer() as writer:
+        writer.append("pool_created", {"n": 1})
+        writer.append("pool_created", {"n": 2})
+        raise RuntimeError("rule check failed after appending")
+    assert log.head().size == 1
+    assert count(engine, entries) == 1
+    assert log.append("pool_created", {"n": 3}).seq == 1
+
+
+@pytest.mark.parametrize("table", ["entries", "nodes", "checkpoints"])
+def test_triggers_refuse_update_and_delete(log: Log, engine: Engine, table: str) -> None:
+    for i in range(4):
+        log.append("pool_created", {"n": i})
+    log.checkpoint_now()
+    column = {"entries": "kind", "nodes": "hash", "checkpoints": "note"}[table]
+    value = {"entries": "'x'", "nodes": column, "checkpoints": "'x'"}[table]
+    for statement in (f"UPDATE {table} SET {column} = {value}", f"DELETE FROM {table}"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    verify_database(engine, [log.signer.verifier()])  # type: ignore[union-attr]
+
+
+def _append_many(url: str, skey: str, worker: int, n: int) -> None:
+    from ledger.db import make_engine
+
+    engine = make_engine(url)
+    log = Log(engine, ORIGIN, Signer.from_skey(skey), policy=CheckpointPolicy(every_entries=100))
+    for i in range(n):
+        log.append("pool_created", {"worker": worker, "i": i}, actor=f"worker:{worker}")
+    engine.dispose()
+
+
+def _check_concurrent_result(log: Log, signer: Signer, expected: int) -> None:
+    all_entries = log.entries(limit=expected + 10)
+    assert [e.seq for e in all_entries] == list(range(expected))
+    per_worker: dict[int, list[int]] = {}
+    for e in all_entries[1:]:
+        per_worker.setdefault(e.data["worker"], []).append(e.data["i"])
+    assert all(sorted(v) == v for v in per_worker.values())
+    report = verify_database(log.engine, [signer.verifier()])
+    assert report.size == expected
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_concurrent_processes_postgres(log: Log, db_url: str, signer: Signer) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_append_many, args=(db_url, signer.skey(), w, 250))
+        for w in range(8)
+    ]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    _check_concurrent_result(log, signer, 2001)
+
+
+def test_concurrent_threads(log: Log, db_url: str, signer: Signer) -> None:
+    errors: list[BaseException] = []
+
+    def run(worker: int) -> None:
+        try:
+            for i in range(250):
+                log.append("pool_created", {"worker": worker, "i": i})
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    _check_concurrent_result(log, signer, 1001)
+
+
+def test_entry_bytes_stored_exactly(log: Log, engine: Engine) -> None:
+    entry = log.append("pool_created", {"name": "Fondo común ✓", "n": 1})
+    with engine.connect() as conn:
+        body = conn.execute(select(entries.c.body).where(entries.c.seq == entry.seq)).scalar_one()
+    assert bytes(body) == entry.raw
+    assert decode_entry(bytes(body)) == entry
