@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn, ParamSpec
 
 import click
 from flask import Flask
@@ -17,19 +19,37 @@ from ledger.log import Log
 from ledger.notes import Signer, Verifier
 from ledger.verify import VerifyReport, verify_database, verify_export
 
+P = ParamSpec("P")
+
 
 def init_app(app: Flask) -> None:
     for command in (init_command, verify_command, checkpoint_command, vkey_command, export_command):
         app.cli.add_command(command)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(1)
 
 
+def reports_ledger_errors(command: Callable[P, None]) -> Callable[P, None]:
+    """Turn ledger errors into one clear line and exit status 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except VerificationError as exc:
+            _fail(f"FAILED: {exc.message}")
+        except LedgerError as exc:
+            _fail(f"error: {exc.message}")
+
+    return wrapper
+
+
 @click.command("init")
 @with_appcontext
+@reports_ledger_errors
 def init_command() -> None:
     """Create the schema, the signing key (mode 0600), the log and its first checkpoint."""
     engine = db.get_engine()
@@ -63,6 +83,7 @@ def _read_lines(path: Path) -> Iterator[bytes]:
 @click.option("--vkey", "vkeys", multiple=True, help="Verifier key string (repeatable).")
 @click.option("--origin", help="Expected log origin (default: the checkpoint's).")
 @with_appcontext
+@reports_ledger_errors
 def verify_command(
     export_file: Path | None,
     checkpoint_file: Path | None,
@@ -70,19 +91,14 @@ def verify_command(
     origin: str | None,
 ) -> None:
     """Verify the whole log (or, with --export, an exported log with no database at all)."""
-    try:
-        verifiers = [Verifier.from_vkey(v) for v in vkeys]
-        if export_file is not None:
-            if checkpoint_file is None or not verifiers:
-                raise click.UsageError("--export needs --checkpoint FILE and --vkey VKEY")
-            note = checkpoint_file.read_text(encoding="utf-8")
-            report = verify_export(_read_lines(export_file), note, verifiers, origin)
-        else:
-            report = _verify_stored(verifiers)
-    except VerificationError as exc:
-        _fail(f"FAILED: {exc.message}")
-    except LedgerError as exc:
-        _fail(f"error: {exc.message}")
+    verifiers = [Verifier.from_vkey(v) for v in vkeys]
+    if export_file is not None:
+        if checkpoint_file is None or not verifiers:
+            raise click.UsageError("--export needs --checkpoint FILE and --vkey VKEY")
+        note = checkpoint_file.read_text(encoding="utf-8")
+        report = verify_export(_read_lines(export_file), note, verifiers, origin)
+    else:
+        report = _verify_stored(verifiers)
     click.echo(report.summary())
 
 
@@ -99,30 +115,31 @@ def _verify_stored(verifiers: list[Verifier]) -> VerifyReport:
 @click.command("checkpoint")
 @click.option("--new", is_flag=True, help="Sign a checkpoint of the current tree first.")
 @with_appcontext
+@reports_ledger_errors
 def checkpoint_command(new: bool) -> None:
     """Print the latest signed checkpoint."""
     log = db.get_log()
     latest = log.checkpoint_now() if new else log.latest_checkpoint()
     if latest is None:
         _fail("the log has no checkpoint yet")
-    else:
-        click.echo(latest.note, nl=False)
+    click.echo(latest.note, nl=False)
 
 
 @click.command("vkey")
 @with_appcontext
+@reports_ledger_errors
 def vkey_command() -> None:
     """Print the verifier key string of the log's signing key."""
     signer = db.load_signer()
     if signer is None:
         _fail(f"no key file at {db.key_file()}")
-    else:
-        click.echo(signer.verifier().vkey())
+    click.echo(signer.verifier().vkey())
 
 
 @click.command("export")
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @with_appcontext
+@reports_ledger_errors
 def export_command(output: Path) -> None:
     """Write every entry, one per line, as exactly the canonical bytes that were hashed."""
     count = 0

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from ledger.clock import Clock, SystemClock
 from ledger.db import make_engine, read_transaction
@@ -59,6 +59,9 @@ def load_signer() -> Signer | None:
 
 
 def stored_origin(engine: Engine) -> str | None:
+    """The origin of the log in the database, or None before ``lunaria init``."""
+    if not inspect(engine).has_table("log_head"):
+        return None
     try:
         with read_transaction(engine) as conn:
             return load_head(conn).origin

@@ -32,7 +32,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_recycle=3600, **kwargs)
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

@@ -55,6 +55,8 @@ class LogHead:
     last_hash: bytes
     last_ts: str
     frontier: Frontier
+    checkpoint_size: int
+    checkpoint_ts: str
 
     @property
     def root(self) -> bytes:
@@ -104,20 +106,78 @@ def read_nodes(conn: Connection, ids: Collection[NodeId]) -> dict[NodeId, bytes]
     return found
 
 
+_HEAD_COLUMNS = "origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts"
+
+
 def load_head(conn: Connection, *, lock: bool = False) -> LogHead:
-    query = select(log_head).where(log_head.c.id == 1)
+    """The head row; with ``lock``, PostgreSQL holds its row lock until the transaction ends."""
+    query = f"SELECT {_HEAD_COLUMNS} FROM log_head WHERE id = 1"
     if lock and not is_sqlite(conn):
-        query = query.with_for_update()
-    row = conn.execute(query).one_or_none()
+        query += " FOR UPDATE"
+    row = conn.exec_driver_sql(query).one_or_none()
     if row is None:
         raise NotFound("the log has not been created: run `lunaria init`")
+    origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts = row
+    try:
+        compact_range = _unpack_frontier(size, bytes(frontier))
+    except ValueError as exc:
+        raise LedgerError(f"the log head is corrupt: {exc}") from exc
     return LogHead(
-        origin=row.origin,
-        size=row.size,
-        last_hash=row.last_hash,
-        last_ts=row.last_ts,
-        frontier=_unpack_frontier(row.size, row.frontier),
+        origin=origin,
+        size=size,
+        last_hash=bytes(last_hash),
+        last_ts=last_ts,
+        frontier=compact_range,
+        checkpoint_size=checkpoint_size,
+        checkpoint_ts=checkpoint_ts,
     )
+
+
+# PostgreSQL: entries, nodes and the new head in one statement (one round trip per commit).
+_PG_WRITE = """
+WITH new_entries AS (
+    INSERT INTO entries (seq, hash, kind, ts, body)
+    SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::text[], %s::text[], %s::bytea[])
+), new_nodes AS (
+    INSERT INTO nodes (key, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])
+)
+UPDATE log_head SET size = %s, last_hash = %s, last_ts = %s, frontier = %s,
+    checkpoint_size = %s, checkpoint_ts = %s
+WHERE id = 1
+"""
+_SQLITE_ENTRY = "INSERT INTO entries (seq, hash, kind, ts, body) VALUES (?, ?, ?, ?, ?)"
+_SQLITE_NODE = "INSERT INTO nodes (key, hash) VALUES (?, ?)"
+_SQLITE_HEAD = (
+    "UPDATE log_head SET size = ?, last_hash = ?, last_ts = ?, frontier = ?, "
+    "checkpoint_size = ?, checkpoint_ts = ? WHERE id = 1"
+)
+
+
+def write_head(
+    conn: Connection,
+    head: LogHead,
+    new_entries: list[tuple[int, bytes, str, str, bytes]],
+    new_nodes: list[tuple[int, bytes]],
+) -> None:
+    """Store appended entries, completed nodes and the head, with as few statements as we can."""
+    head_values = (
+        head.size,
+        head.last_hash,
+        head.last_ts,
+        _pack_frontier(head.frontier),
+        head.checkpoint_size,
+        head.checkpoint_ts,
+    )
+    if is_sqlite(conn):
+        if new_entries:
+            conn.exec_driver_sql(_SQLITE_ENTRY, new_entries)
+        if new_nodes:
+            conn.exec_driver_sql(_SQLITE_NODE, new_nodes)
+        conn.exec_driver_sql(_SQLITE_HEAD, head_values)
+        return
+    columns = [list(column) for column in zip(*new_entries, strict=True)] or [[]] * 5
+    node_columns = [list(column) for column in zip(*new_nodes, strict=True)] or [[]] * 2
+    conn.exec_driver_sql(_PG_WRITE, (*columns, *node_columns, *head_values))
 
 
 def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
@@ -136,8 +196,8 @@ class LogWriter:
         self.head = head
         self.now = log.clock.now()
         self.appended: list[Entry] = []
-        self._pending_entries: list[dict[str, Any]] = []
-        self._pending_nodes: list[dict[str, Any]] = []
+        self._new_entries: list[tuple[int, bytes, str, str, bytes]] = []
+        self._new_nodes: list[tuple[int, bytes]] = []
         self._checkpoint_requested = False
 
     def append(self, kind: str, data: dict[str, Any], actor: str = SYSTEM_ACTOR) -> Entry:
@@ -148,11 +208,9 @@ class LogWriter:
         prev = head.last_hash.hex() if head.size else GENESIS_PREV
         entry = encode_entry(head.size, ts, kind, prev, actor, data)
         entry_hash = entry.hash
-        self._pending_entries.append(
-            {"seq": entry.seq, "hash": entry_hash, "kind": kind, "ts": ts, "body": entry.raw}
-        )
+        self._new_entries.append((entry.seq, entry_hash, kind, ts, entry.raw))
         for (level, index), node in head.frontier.append(entry_hash):
-            self._pending_nodes.append({"key": node_key(level, index), "hash": node})
+            self._new_nodes.append((node_key(level, index), node))
         head.size += 1
         head.last_hash = entry_hash
         head.last_ts = ts
@@ -170,9 +228,8 @@ class LogWriter:
             return None
         before: dict[str, str] = json.loads(row.fingerprint)
         now = request_fingerprint(request)
-        differing = sorted(
-            name for name in before.keys() | now.keys() if before.get(name) != now.get(name)
-        )
+        names = before.keys() | now.keys()
+        differing = sorted(name for name in names if before.get(name) != now.get(name))
         if differing:
             raise IdempotencyConflict(key, differing)
         return int(row.seq)
@@ -189,43 +246,24 @@ class LogWriter:
         """Sign a checkpoint at commit even if the policy would not (e.g. at a handover)."""
         self._checkpoint_requested = True
 
-    def flush(self) -> None:
-        """Write pending entries and nodes now (they are written at commit anyway)."""
-        if self._pending_entries:
-            self.conn.execute(insert(entries), self._pending_entries)
-            self._pending_entries = []
-        if self._pending_nodes:
-            self.conn.execute(insert(nodes), self._pending_nodes)
-            self._pending_nodes = []
-
     def finish(self) -> None:
-        self.flush()
-        head = self.head
+        """Write everything, then sign a checkpoint if one is due (called before commit)."""
         if self.appended:
-            self.conn.execute(
-                update(log_head)
-                .where(log_head.c.id == 1)
-                .values(
-                    size=head.size,
-                    last_hash=head.last_hash,
-                    last_ts=head.last_ts,
-                    frontier=_pack_frontier(head.frontier),
-                )
-            )
-        previous = latest_checkpoint(self.conn)
-        if self._checkpoint_due(previous):
-            self.log.sign_checkpoint(self.conn, head, previous)
+            write_head(self.conn, self.head, self._new_entries, self._new_nodes)
+            self._new_entries, self._new_nodes = [], []
+        if self._checkpoint_due():
+            self.log.sign_checkpoint(self.conn, self.head)
 
-    def _checkpoint_due(self, previous: StoredCheckpoint | None) -> bool:
-        if previous is None:
-            return True
-        if previous.size == self.head.size:
+    def _checkpoint_due(self) -> bool:
+        head = self.head
+        if head.checkpoint_size == head.size:
             return False
         policy = self.log.policy
         return (
             self._checkpoint_requested
-            or self.head.size - previous.size >= policy.every_entries
-            or self.now - parse_ts(previous.ts) >= policy.interval
+            or head.checkpoint_size == 0
+            or head.size - head.checkpoint_size >= policy.every_entries
+            or self.now - parse_ts(head.checkpoint_ts) >= policy.interval
         )
 
 
@@ -296,6 +334,8 @@ class Log:
                     last_hash=b"\x00" * 32,
                     last_ts=format_ts(self.clock.now()),
                     frontier=b"",
+                    checkpoint_size=0,
+                    checkpoint_ts=format_ts(self.clock.now()),
                 )
             )
         with self.writer() as writer:
@@ -310,12 +350,11 @@ class Log:
             writer.request_checkpoint()
         return True
 
-    def sign_checkpoint(
-        self, conn: Connection, head: LogHead, previous: StoredCheckpoint | None
-    ) -> StoredCheckpoint:
-        """Sign and store a checkpoint of ``head``, proven consistent with ``previous`` first."""
+    def sign_checkpoint(self, conn: Connection, head: LogHead) -> StoredCheckpoint:
+        """Sign and store a checkpoint of ``head``, proven consistent with the previous first."""
         assert self.signer is not None
         root = head.root
+        previous = latest_checkpoint(conn)
         if previous is not None:
             if previous.size >= head.size:
                 raise LedgerError(
@@ -338,6 +377,12 @@ class Log:
                 size=stored.size, root=stored.root, ts=stored.ts, note=stored.note
             )
         )
+        conn.execute(
+            update(log_head)
+            .where(log_head.c.id == 1)
+            .values(checkpoint_size=stored.size, checkpoint_ts=stored.ts)
+        )
+        head.checkpoint_size, head.checkpoint_ts = stored.size, stored.ts
         return stored
 
     def checkpoint_now(self) -> StoredCheckpoint:

@@ -29,6 +29,9 @@ log_head = Table(
     Column("last_ts", String(27), nullable=False),
     # The compact range of [0, size): popcount(size) hashes of 32 bytes, largest first.
     Column("frontier", LargeBinary, nullable=False),
+    # Size and time of the latest checkpoint, so the append path needs no extra query.
+    Column("checkpoint_size", BigInteger, nullable=False),
+    Column("checkpoint_ts", String(27), nullable=False),
 )
 
 entries = Table(

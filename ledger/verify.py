@@ -63,8 +63,12 @@ class ChainChecker:
         if entry.seq != seq:
             raise VerificationError(seq, f"entry at position {seq} claims seq {entry.seq}")
         if entry.prev != self.last_hash.hex():
+            # The bytes of seq-1 no longer hash to what seq recorded: seq-1 was rewritten
+            # (or, less likely, only the prev inside seq was).
             raise VerificationError(
-                seq, f"prev {entry.prev} is not the hash of seq {seq - 1} ({self.last_hash.hex()})"
+                seq - 1,
+                f"its hash {self.last_hash.hex()} is not the prev {entry.prev} recorded by "
+                f"seq {seq}: one of the two was altered",
             )
         if entry.ts < self.last_ts:
             raise VerificationError(seq, f"ts {entry.ts} is before {self.last_ts} of seq {seq - 1}")
@@ -109,7 +113,10 @@ def verify_database(engine: Engine, verifiers: Sequence[Verifier]) -> VerifyRepo
 
 
 def _verify_snapshot(conn: Connection, verifiers: Sequence[Verifier]) -> VerifyReport:
-    head = load_head(conn)
+    try:
+        head = load_head(conn)
+    except LedgerError as exc:
+        raise VerificationError(None, exc.message) from exc
     cps = [
         StoredCheckpoint(r.size, r.root, r.ts, r.note)
         for r in conn.execute(select(checkpoints).order_by(checkpoints.c.size))

@@ -126,7 +126,9 @@ def test_idempotent_append_returns_original(log: Log, engine: Engine) -> None:
         ({"blob": "x" * 70_000}, EncodingError),
     ],
 )
-def test_bad_input_writes_nothing(log: Log, engine: Engine, data: dict[str, object], error: type) -> None:
+def test_bad_input_writes_nothing(
+    log: Log, engine: Engine, data: dict[str, object], error: type
+) -> None:
     before = (count(engine, entries), count(engine, nodes), count(engine, checkpoints))
     with pytest.raises(error):
         log.append("donation_recorded", data)
@@ -138,9 +140,8 @@ def test_amount_must_be_digit_string(log: Log, engine: Engine) -> None:
     from ledger.canonical import check_amount
 
     for bad in ("-5", "1.50", "1e3", "0", 1500):
-        with pytest.raises(InvalidAmount):
-            with log.writer() as writer:
-                writer.append("donation_recorded", {"amount": check_amount(bad)})
+        with pytest.raises(InvalidAmount), log.writer() as writer:
+            writer.append("donation_recorded", {"amount": check_amount(bad)})
     assert count(engine, entries) == 1
 
 
@@ -200,8 +201,7 @@ def _check_concurrent_result(log: Log, signer: Signer, expected: int) -> None:
 def test_concurrent_processes_postgres(log: Log, db_url: str, signer: Signer) -> None:
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=_append_many, args=(db_url, signer.skey(), w, 250))
-        for w in range(8)
+        context.Process(target=_append_many, args=(db_url, signer.skey(), w, 250)) for w in range(8)
     ]
     for p in workers:
         p.start()

@@ -24,6 +24,9 @@ def upgrade() -> None:
         sa.Column("last_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("last_ts", sa.String(27), nullable=False),
         sa.Column("frontier", sa.LargeBinary, nullable=False),
+        # Size and time of the latest checkpoint, so the append path needs no extra query.
+        sa.Column("checkpoint_size", sa.BigInteger, nullable=False),
+        sa.Column("checkpoint_ts", sa.String(27), nullable=False),
     )
     op.create_table(
         "entries",
