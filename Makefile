@@ -22,6 +22,18 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-base
 
+# Node packages: solc (builds contracts/build/) and anvil (a local chain for the contract tests).
+# The registry reachable here serves only anvil's linux-x64 binary package; package-lock.json
+# carries hand-added os/cpu-only entries for the other platforms so that `npm ci` accepts it.
+# A regenerated lockfile loses them and npm ci then fails with "Missing: ... from lock file".
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: contracts
+contracts: node_modules/.installed
+	node contracts/compile.mjs
+
 var:
 	mkdir -p var
 
@@ -37,7 +49,7 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-dev lint typecheck
+test: $(VENV)/.installed-dev node_modules/.installed lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev
