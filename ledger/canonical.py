@@ -60,15 +60,18 @@ def _check_string(value: str, path: str) -> None:
 
 def canonical_bytes(value: Any) -> bytes:
     """Return the canonical (JCS) UTF-8 bytes of ``value``, refusing what JCS cannot carry."""
-    _check(value, "$")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        _check(value, "$")
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except RecursionError as exc:  # deep nesting (or a cycle) must not escape as a crash
+        raise EncodingError("value is nested too deeply (or contains itself)") from exc
 
 
 def parse_canonical(raw: bytes) -> dict[str, Any]:
     """Parse entry bytes and insist they are exactly canonical (so the hash is unambiguous)."""
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise EncodingError(f"not valid UTF-8 JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise EncodingError("an entry must be a JSON object")

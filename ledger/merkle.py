@@ -63,6 +63,9 @@ class Frontier:
     hashes: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.size < 0:  # int.bit_count() counts the bits of abs(size): check the sign first
+            raise ValueError(f"a frontier cannot have negative size {self.size}")
+        _check_frontier_hashes(self.hashes)
         if len(self.hashes) != self.size.bit_count():
             raise ValueError(
                 f"a frontier of size {self.size} holds {self.size.bit_count()} hashes, "
@@ -99,6 +102,12 @@ class Frontier:
 
     def copy(self) -> Frontier:
         return Frontier(self.size, list(self.hashes))
+
+
+def _check_frontier_hashes(hashes: Sequence[bytes]) -> None:
+    for i, h in enumerate(hashes):
+        if not isinstance(h, bytes) or len(h) != HASH_SIZE:
+            raise ValueError(f"frontier hash {i} is not {HASH_SIZE} bytes")
 
 
 def decompose(begin: int, end: int) -> list[NodeId]:
@@ -188,9 +197,7 @@ def root_at(size: int, read: NodeReader) -> bytes:
     """MTH(D[size]) from at most log2(size) stored subtrees."""
     if size == 0:
         return EMPTY_ROOT
-    nodes = decompose(0, size)
-    found = read(nodes)
-    return fold([found[node] for node in nodes])
+    return resolve([decompose(0, size)], read)[0]
 
 
 def _check_hashes(what: str, hashes: Sequence[bytes]) -> None:
@@ -249,6 +256,8 @@ def verify_consistency(
     _check_hashes("proof", proof)
     if old_size < 0 or old_size > new_size:
         raise ProofError(f"old size {old_size} is larger than new size {new_size}")
+    if old_size == 0 and old_root != EMPTY_ROOT:
+        raise ProofError(f"the root of the empty tree is {EMPTY_ROOT.hex()}, not {old_root.hex()}")
     if old_size == new_size:
         if proof:
             raise ProofError("a consistency proof between equal sizes must be empty")
