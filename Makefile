@@ -37,8 +37,9 @@ contracts: node_modules/.installed
 var:
 	mkdir -p var
 
+# A new database gets the demo history unless LUNARIA_DEMO=0; an existing one is left alone.
 run: $(VENV)/.installed-base | var
-	@$(BIN)/lunaria init
+	@$(BIN)/lunaria init $(if $(filter 0,$(LUNARIA_DEMO)),,--demo)
 	@echo "Lunaria is serving on http://$(HOST):$(PORT)/"
 	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 

@@ -14,9 +14,14 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from api import db
 from ledger import migrate
+from ledger.clock import ManualClock
+from ledger.demo import load_demo, start_of_demo
 from ledger.errors import LedgerError, VerificationError
+from ledger.fund import Fund
 from ledger.log import Log
 from ledger.notes import Signer, Verifier
+from ledger.privacy import erase
+from ledger.replay import check_replay
 from ledger.verify import VerifyReport, verify_database, verify_export
 
 P = ParamSpec("P")
@@ -24,6 +29,8 @@ P = ParamSpec("P")
 
 def init_app(app: Flask) -> None:
     for command in (init_command, verify_command, checkpoint_command, vkey_command, export_command):
+        app.cli.add_command(command)
+    for command in (rotate_command, replay_command, erase_command):
         app.cli.add_command(command)
 
 
@@ -48,9 +55,10 @@ def reports_ledger_errors(command: Callable[P, None]) -> Callable[P, None]:
 
 
 @click.command("init")
+@click.option("--demo", is_flag=True, help="On a new database, also load six cycles of demo.")
 @with_appcontext
 @reports_ledger_errors
-def init_command() -> None:
+def init_command(demo: bool) -> None:
     """Create the schema, the signing key (mode 0600), the log and its first checkpoint."""
     engine = db.get_engine()
     migrate.upgrade(engine)
@@ -65,9 +73,15 @@ def init_command() -> None:
         signer = Signer.generate(origin)
         signer.save(path)
         click.echo(f"created signing key {path}")
-    log = Log(engine, origin, signer=signer, clock=db.get_clock())
+    now = db.get_clock().now()
+    # The demo's history is written by a clock that walks from six cycles ago up to now.
+    demo_clock = ManualClock(start_of_demo(now)) if demo else None
+    log = Log(engine, origin, signer=signer, clock=demo_clock or db.get_clock())
     if log.create():
         click.echo(f"created log {origin}")
+        if demo_clock is not None:
+            summary = load_demo(Fund(log), demo_clock, now)
+            click.echo(f"loaded the demo: {summary.entries} entries over {summary.cycles} cycles")
     head = log.head()
     click.echo(f"log {origin}: size {head.size}, verifier key {signer.verifier().vkey()}")
 
@@ -97,9 +111,10 @@ def verify_command(
             raise click.UsageError("--export needs --checkpoint FILE and --vkey VKEY")
         note = checkpoint_file.read_text(encoding="utf-8")
         report = verify_export(_read_lines(export_file), note, verifiers, origin)
-    else:
-        report = _verify_stored(verifiers)
-    click.echo(report.summary())
+        click.echo(report.summary())
+        return
+    click.echo(_verify_stored(verifiers).summary())
+    click.echo(check_replay(db.get_engine()).summary())
 
 
 def _verify_stored(verifiers: list[Verifier]) -> VerifyReport:
@@ -148,6 +163,44 @@ def export_command(output: Path) -> None:
             out.write(raw + b"\n")
             count += 1
     click.echo(f"wrote {count} entries to {output}")
+
+
+@click.command("rotate")
+@with_appcontext
+@reports_ledger_errors
+def rotate_command() -> None:
+    """Append every due handover and a checkpoint (safe from cron, and twice at once)."""
+    handovers = Fund(db.get_log()).rotate()
+    for entry in handovers:
+        data = entry.data
+        click.echo(
+            f"seq {entry.seq}: {data['pool']} cycle {data['cycle']['number']}: "
+            f"{data['from'] or '-'} -> {data['to'] or '-'}"
+        )
+    if not handovers:
+        click.echo("no handover due")
+
+
+@click.command("replay")
+@click.option("--check", is_flag=True, required=True, help="Rebuild and compare (the only mode).")
+@with_appcontext
+@reports_ledger_errors
+def replay_command(check: bool) -> None:
+    """Rebuild the projections from the log in a scratch database and compare."""
+    click.echo(check_replay(db.get_engine()).summary())
+
+
+@click.command("erase")
+@click.argument("commitment")
+@with_appcontext
+@reports_ledger_errors
+def erase_command(commitment: str) -> None:
+    """Delete the personal data behind a public commitment; every hash stays valid."""
+    if erase(db.get_engine(), commitment):
+        click.echo(f"erased the private record of {commitment}")
+    else:
+        click.echo(f"no private record for {commitment}", err=True)
+        raise SystemExit(1)
 
 
 def _create_app() -> Flask:

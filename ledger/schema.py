@@ -86,3 +86,180 @@ def node_id(key: int) -> tuple[int, int]:
     """Inverse of :func:`node_key`."""
     level = key & 63
     return level, (((key >> 6) + 1) >> level) - 1
+
+
+# -- Projections: rebuilt by replaying the log (``lunaria replay --check`` compares). ----------
+# Amounts are digit strings (minor units), as in the log, so no engine rounds them.
+
+pools = Table(
+    "pools",
+    metadata,
+    Column("slug", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("currencies", Text, nullable=False),  # JSON list
+    Column("fast_lane_cap", Text, nullable=False),  # JSON {currency: amount}
+    Column("cycle_allowance", Text, nullable=False),  # JSON {currency: amount}
+    Column("created_seq", BigInteger, nullable=False),
+    Column("created_cycle", Integer, nullable=False),
+    # The cycle the pool's books are in: its last custody_transferred (or creation) cycle.
+    Column("current_cycle", Integer, nullable=False),
+)
+
+collectives = Table(
+    "collectives",
+    metadata,
+    Column("slug", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("quorum", Integer, nullable=True),  # NULL: majority of active members
+    Column("created_seq", BigInteger, nullable=False),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", String(64), primary_key=True),  # public pseudonym
+    Column("collective", String(64), nullable=False, index=True),
+    Column("active", Integer, nullable=False),
+    Column("added_seq", BigInteger, nullable=False),
+    Column("removed_seq", BigInteger, nullable=True),
+)
+
+rosters = Table(
+    "rosters",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("pool", String(64), nullable=False, index=True),
+    Column("effective_cycle", Integer, nullable=False),
+    Column("collectives", Text, nullable=False),  # JSON list, rotation order
+)
+
+cycles = Table(
+    "cycles",
+    metadata,
+    Column("pool", String(64), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("starts_at", String(27), nullable=False),
+    Column("ends_at", String(27), nullable=False),
+    Column("custodian", String(64), nullable=True),
+    Column("opened_seq", BigInteger, nullable=False),
+    Column("opening", Text, nullable=False),  # JSON {currency: fund at the start}
+    Column("statement", Text, nullable=True),  # JSON roll-forward, set at the handover
+    Column("closed_seq", BigInteger, nullable=True),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # seq of the proposal
+    Column("pool", String(64), nullable=False, index=True),
+    Column("amount", String(40), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("urgency", String(8), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("proposer", String(100), nullable=False),
+    Column("proposed_ts", String(27), nullable=False),
+    Column("proposed_cycle", Integer, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("lane", String(12), nullable=True),
+    Column("decided_seq", BigInteger, nullable=True),
+    Column("decided_cycle", Integer, nullable=True),
+    Column("disbursed_seq", BigInteger, nullable=True),
+    Column("closed_seq", BigInteger, nullable=True),  # cancelled
+)
+
+votes = Table(
+    "votes",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("grant_id", BigInteger, nullable=False, index=True),
+    Column("member", String(64), nullable=False),
+    Column("collective", String(64), nullable=False),
+    Column("vote", String(8), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("cycle", Integer, nullable=False),
+    Column("void", Integer, nullable=False),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("pool", String(64), primary_key=True),
+    Column("currency", String(8), primary_key=True),
+    Column("account", String(16), primary_key=True),
+    Column("amount", String(48), nullable=False),  # signed digit string
+)
+
+cycle_flows = Table(
+    "cycle_flows",
+    metadata,
+    Column("pool", String(64), primary_key=True),
+    Column("cycle", Integer, primary_key=True, autoincrement=False),
+    Column("currency", String(8), primary_key=True),
+    Column("donations", String(48), nullable=False),
+    Column("disbursements", String(48), nullable=False),
+    Column("corrections", String(48), nullable=False),  # signed: net effect on the fund
+    Column("fast_lane_used", String(48), nullable=False),
+)
+
+donations = Table(
+    "donations",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("pool", String(64), nullable=False, index=True),
+    Column("amount", String(40), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("donor", Text, nullable=False),  # commitment hex, or "name:<opt-in display name>"
+    Column("ts", String(27), nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("corrected_seq", BigInteger, nullable=True),
+)
+
+PROJECTION_TABLES = (
+    pools,
+    collectives,
+    members,
+    rosters,
+    cycles,
+    grants,
+    votes,
+    balances,
+    cycle_flows,
+    donations,
+)
+
+# -- Not derived from the log. --------------------------------------------------------------
+
+lunar_boundaries = Table(
+    "lunar_boundaries",
+    metadata,
+    Column("lunation", Integer, primary_key=True, autoincrement=False),
+    Column("starts_at", String(27), nullable=False),
+)
+
+# Personal data, keyed by the public commitment. Nothing public reads this table; erasing a
+# row (``lunaria erase``) leaves every hash and proof valid.
+private_records = Table(
+    "private_records",
+    metadata,
+    Column("commitment", String(64), primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("seq", BigInteger, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("role", String(12), nullable=False),
+    Column("collective", String(64), nullable=True),
+    Column("member", String(64), nullable=True),
+    Column("label", Text, nullable=False),
+    Column("created_ts", String(27), nullable=False),
+    Column("expires_ts", String(27), nullable=True),
+    Column("revoked_ts", String(27), nullable=True),
+)

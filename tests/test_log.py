@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import threading
 from datetime import timedelta
@@ -46,7 +47,7 @@ def test_appends_chain_and_match_reference_tree(log: Log, signer: Signer) -> Non
         log.append("pool_created", {"slug": f"pool-{i}"}, actor="admin:1")
     all_entries = log.entries(limit=1000)
     assert [e.seq for e in all_entries] == list(range(41))
-    for before, after in zip(all_entries, all_entries[1:], strict=False):
+    for before, after in itertools.pairwise(all_entries):
         assert after.prev == before.hash.hex()
         assert after.ts >= before.ts
     hashes = [e.hash for e in all_entries]

@@ -1,0 +1,102 @@
+"""Currencies, amounts in minor units and double-entry postings.
+
+Amounts are never floats: they travel as digit strings in minor units ("1500" = 15.00 EUR)
+and are added as Python ints. Postings carry signed digit strings and sum to zero per
+currency. Balances are per currency and never converted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.canonical import check_amount
+from ledger.errors import RuleViolation
+
+# ISO 4217 exponents for the fiat currencies collectives use, and crypto assets with the
+# decimals of their usual token contracts.
+CURRENCY_EXPONENTS: Mapping[str, int] = {
+    "ARS": 2, "BRL": 2, "CHF": 2, "COP": 2, "EUR": 2, "GBP": 2, "INR": 2, "JPY": 0,
+    "KES": 2, "MXN": 2, "NGN": 2, "PHP": 2, "PLN": 2, "TRY": 2, "UAH": 2, "USD": 2,
+    "XOF": 0, "ZAR": 2,
+    "BTC": 8, "DAI": 18, "ETH": 18, "USDC": 6, "USDT": 6,
+}  # fmt: skip
+# Integer digits allowed above the minor units: 10^15 EUR or ETH is beyond any micro-grant.
+MAX_MAJOR_DIGITS = 15
+
+
+def check_currency(currency: Any) -> str:
+    if not isinstance(currency, str) or currency not in CURRENCY_EXPONENTS:
+        raise RuleViolation(
+            f"unknown currency {currency!r}; known: {', '.join(sorted(CURRENCY_EXPONENTS))}",
+            code="unknown_currency",
+        )
+    return currency
+
+
+def parse_amount(value: Any, currency: str, field: str = "amount") -> int:
+    """A positive amount of ``currency`` in minor units, from its digit string."""
+    digits = check_amount(value, field)
+    limit = MAX_MAJOR_DIGITS + CURRENCY_EXPONENTS[check_currency(currency)]
+    if len(digits) > limit:
+        raise RuleViolation(
+            f"{field} {digits} has more than {limit} digits for {currency}",
+            code="amount_too_large",
+        )
+    return int(digits)
+
+
+def format_major(amount: int, currency: str) -> str:
+    """Human form, e.g. 1500 EUR -> "15.00"."""
+    exponent = CURRENCY_EXPONENTS[currency]
+    sign = "-" if amount < 0 else ""
+    digits = str(abs(amount)).rjust(exponent + 1, "0")
+    if exponent == 0:
+        return sign + digits
+    return f"{sign}{digits[:-exponent]}.{digits[-exponent:]}"
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One leg of a double-entry movement: ``account`` changes by ``amount`` (signed)."""
+
+    account: str
+    currency: str
+    amount: int
+
+    def to_json(self) -> dict[str, str]:
+        return {"account": self.account, "currency": self.currency, "amount": str(self.amount)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Posting:
+        return cls(str(data["account"]), str(data["currency"]), int(data["amount"]))
+
+
+def account(pool: str, name: str) -> str:
+    """Accounts per pool: ``donations`` (income), ``available``, ``committed``, ``grants``."""
+    return f"{pool}:{name}"
+
+
+def move(pool: str, currency: str, amount: int, source: str, target: str) -> list[Posting]:
+    """Move ``amount`` from one pool account to another (two balancing legs)."""
+    return [
+        Posting(account(pool, source), currency, -amount),
+        Posting(account(pool, target), currency, amount),
+    ]
+
+
+def check_balanced(postings: Iterable[Posting]) -> None:
+    totals: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        totals[posting.currency] += posting.amount
+    unbalanced = {c: t for c, t in totals.items() if t}
+    if unbalanced:
+        raise RuleViolation(f"postings do not balance: {unbalanced}", code="unbalanced_postings")
+
+
+def postings_json(postings: Iterable[Posting]) -> list[dict[str, str]]:
+    postings = list(postings)
+    check_balanced(postings)
+    return [p.to_json() for p in postings]

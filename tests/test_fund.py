@@ -1,0 +1,289 @@
+"""The fund's rules through the domain API, across lunar cycles, on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ledger.clock import ManualClock
+from ledger.errors import IdempotencyConflict, LedgerError, NotFound
+from ledger.fund import Actor, Fund, member_actor
+from ledger.log import Log
+from ledger.notes import Signer
+from ledger.privacy import erase
+from ledger.replay import check_replay
+from ledger.schema import private_records
+from ledger.verify import verify_database
+
+ADMIN = Actor("admin:t1", "admin")
+TREASURER = Actor("treasurer:t2", "treasurer")
+APPLICANT = Actor("applicant:t3", "applicant")
+
+
+def member(collective: str, name: str) -> Actor:
+    return Actor(member_actor(name), "member", collective=collective, member=name)
+
+
+def donation(amount: str, ref: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "amount": amount,
+        "currency": "EUR",
+        "channel": "bank",
+        "external_reference": ref,
+        **extra,
+    }
+
+
+@pytest.fixture
+def fund(log: Log) -> Fund:
+    fund = Fund(log)
+    for slug, names in {"alba": ["a1", "a2", "a3"], "brisa": ["b1", "b2"], "cauce": ["c1"]}.items():
+        fund.register_collective(ADMIN, slug=slug, name=slug.title())
+        for name in names:
+            fund.add_member(ADMIN, slug, member=name)
+    fund.create_pool(
+        ADMIN,
+        slug="food",
+        name="Food bank",
+        currencies=["EUR", "USDC"],
+        fast_lane_cap={"EUR": "5000"},
+        cycle_allowance={"EUR": "8000"},
+    )
+    fund.set_roster(ADMIN, "food", ["alba", "brisa", "cauce"])
+    return fund
+
+
+def grant(fund: Fund, amount: str, urgency: str = "normal", who: Actor = APPLICANT) -> int:
+    proposal = {
+        "amount": amount,
+        "currency": "EUR",
+        "purpose": "Rent support",
+        "urgency": urgency,
+        "recipient": "family-7",
+    }
+    return fund.propose_grant(who, "food", proposal).seq
+
+
+def status(fund: Fund, grant_id: int) -> str:
+    from ledger.fund import grant_row
+
+    with fund.log.engine.connect() as conn:
+        return str(grant_row(conn, grant_id).status)
+
+
+def books(fund: Fund, currency: str = "EUR") -> dict[str, int]:
+    from ledger.fund import balance
+
+    with fund.log.engine.connect() as conn:
+        return {
+            a: balance(conn, "food", currency, a)
+            for a in ("donations", "available", "committed", "grants")
+        }
+
+
+class rule:
+    """Expect a refusal with this stable code."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        assert isinstance(exc, LedgerError), f"expected a refusal {self.code}, got {exc!r}"
+        assert exc.code == self.code, exc.message
+        return True
+
+
+def test_story_across_three_cycles(fund: Fund, clock: ManualClock, signer: Signer) -> None:
+    log = fund.log
+    for i in range(3):
+        fund.record_donation(
+            TREASURER, "food", donation("10000", f"bank-tx-{i}", donor_reference=f"IBAN-{i}")
+        )
+    assert books(fund) == {"donations": -30000, "available": 30000, "committed": 0, "grants": 0}
+
+    # Quorum of alba (3 active members: majority 2).
+    g1 = grant(fund, "20000")
+    fund.cast_vote(member("alba", "a1"), g1, vote="approve")
+    assert status(fund, g1) == "proposed"
+    fund.cast_vote(member("alba", "a2"), g1, vote="approve")
+    assert status(fund, g1) == "approved"
+    assert books(fund)["committed"] == 20000
+
+    # Fast lane: urgent, under the cap, within the allowance, one custodian member.
+    g2 = grant(fund, "5000", "urgent")
+    fund.cast_vote(member("alba", "a3"), g2, vote="approve", fast_lane=True)
+    assert status(fund, g2) == "approved"
+    g3 = grant(fund, "4000", "urgent")
+    with rule("fast_lane_allowance_exceeded"):
+        fund.cast_vote(member("alba", "a3"), g3, vote="approve", fast_lane=True)
+    g4 = grant(fund, "6000", "urgent")
+    with rule("fast_lane_cap_exceeded"):
+        fund.cast_vote(member("alba", "a1"), g4, vote="approve", fast_lane=True)
+    with rule("fast_lane_not_urgent"):
+        fund.cast_vote(member("alba", "a1"), grant(fund, "100"), vote="approve", fast_lane=True)
+
+    # Not custodian, proposer, double vote, overdraw.
+    g5 = grant(fund, "3000")
+    with rule("not_custodian"):
+        fund.cast_vote(member("brisa", "b1"), g5, vote="approve")
+    fund.cast_vote(member("alba", "a1"), g5, vote="approve")
+    with rule("already_voted"):
+        fund.cast_vote(member("alba", "a1"), g5, vote="reject")
+    own = grant(fund, "100", who=member("alba", "a2"))
+    with rule("proposer_cannot_vote"):
+        fund.cast_vote(member("alba", "a2"), own, vote="approve")
+    big = grant(fund, "9000")
+    fund.cast_vote(member("alba", "a1"), big, vote="approve")
+    with rule("insufficient_funds"):
+        fund.cast_vote(member("alba", "a2"), big, vote="approve")
+    with rule("grant_not_approved"):
+        fund.disburse(member("alba", "a1"), g5, payment_reference="PAY-1")
+    size_before_handover = log.head().size
+
+    # The new moon: brisa takes over; alba's votes on undecided proposals are void.
+    clock.advance(timedelta(days=30))
+    handovers = fund.rotate()
+    assert [h.kind for h in handovers] == ["custody_transferred"]
+    handover = handovers[0].data
+    assert (handover["from"], handover["to"]) == ("alba", "brisa")
+    statement = handover["closed"]["statement"]["EUR"]
+    assert statement["opening"] == "0" and statement["donations"] == "30000"
+    assert int(statement["closing"]) == int(statement["available"]) + int(statement["committed"])
+    assert g5 in handover["carried_over"] and big in handover["carried_over"]
+    assert g1 in handover["committed_grants"]
+    assert len(handover["voided_votes"]) == 2  # a1 on g5 and on big
+    assert log.latest_checkpoint().size == size_before_handover + 1  # type: ignore[union-attr]
+    assert fund.rotate() == []  # idempotent: nothing more is due
+
+    # brisa records the disbursement alba approved, and decides g5 afresh (quorum 2 of 2).
+    fund.disburse(member("brisa", "b1"), g1, payment_reference="SEPA-REF-0042")
+    assert status(fund, g1) == "disbursed"
+    with rule("not_custodian"):
+        fund.cast_vote(member("alba", "a2"), g5, vote="approve")
+    fund.cast_vote(member("brisa", "b1"), g5, vote="approve")
+    assert status(fund, g5) == "proposed"  # a1's earlier approval no longer counts
+    fund.cast_vote(member("brisa", "b2"), g5, vote="approve")
+    assert status(fund, g5) == "approved"
+    fund.cast_vote(member("brisa", "b1"), big, vote="reject")
+    assert status(fund, big) == "rejected"
+
+    # A mistaken donation is reversed by a correction entry.
+    mistaken = fund.record_donation(TREASURER, "food", donation("700", "bank-tx-dup")).seq
+    fund.correct(TREASURER, corrects=mistaken, reason="duplicate import")
+    with rule("already_corrected"):
+        fund.correct(TREASURER, corrects=mistaken, reason="again")
+    with rule("not_correctable"):
+        fund.correct(TREASURER, corrects=g1, reason="not money")
+
+    clock.advance(timedelta(days=30))
+    third = fund.rotate()
+    assert (third[0].data["from"], third[0].data["to"]) == ("brisa", "cauce")
+    closed = third[0].data["closed"]["statement"]["EUR"]
+    assert closed["opening"] == statement["closing"]
+    assert closed["donations"] == "700" and closed["corrections"] == "-700"
+    assert closed["disbursements"] == "20000"
+    assert int(closed["closing"]) == int(closed["opening"]) + 700 - 20000 - 700
+    assert books(fund) == {
+        "donations": -30000,
+        "available": 2000,
+        "committed": 8000,
+        "grants": 20000,
+    }
+
+    verify_database(log.engine, [signer.verifier()])
+    report = check_replay(log.engine)
+    assert report.rows["votes"] >= 7
+
+
+def test_writes_append_due_handovers_first(fund: Fund, clock: ManualClock) -> None:
+    clock.advance(timedelta(days=61))
+    outcome = fund.record_donation(TREASURER, "food", donation("100", "x"))
+    kinds = [e.kind for e in fund.log.entries(after=outcome.seq - 3, limit=3)]
+    assert kinds == ["custody_transferred", "custody_transferred", "donation_recorded"]
+
+
+def test_idempotent_commands(fund: Fund) -> None:
+    first = fund.record_donation(TREASURER, "food", donation("100", "r1"), idempotency_key="k")
+    again = fund.record_donation(TREASURER, "food", donation("100", "r1"), idempotency_key="k")
+    assert again.seq == first.seq and again.replayed
+    with pytest.raises(IdempotencyConflict) as caught:
+        fund.record_donation(TREASURER, "food", donation("200", "r1"), idempotency_key="k")
+    assert caught.value.fields == ("donations",)
+    # Keys are scoped per caller: another treasurer may use the same key.
+    other = fund.record_donation(
+        Actor("treasurer:t9", "treasurer"), "food", donation("100", "r1"), idempotency_key="k"
+    )
+    assert other.seq != first.seq
+
+
+@pytest.mark.parametrize(
+    ("item", "code"),
+    [
+        (donation("-5", "r"), "invalid_amount"),
+        (donation("0", "r"), "invalid_amount"),
+        (donation("1.5", "r"), "invalid_amount"),
+        (donation("1e3", "r"), "invalid_amount"),
+        (donation("12345678901234567890", "r"), "amount_too_large"),
+        ({**donation("100", "r"), "currency": "XYZ"}, "unknown_currency"),
+        ({**donation("100", "r"), "currency": "USD"}, "currency_not_accepted"),
+        ({**donation("100", "r"), "channel": "paypal"}, "invalid_channel"),
+    ],
+)
+def test_bad_donations_write_nothing(fund: Fund, item: dict[str, Any], code: str) -> None:
+    size = fund.log.head().size
+    with rule(code):
+        fund.record_donation(TREASURER, "food", item)
+    assert fund.log.head().size == size
+
+
+def test_batch_is_all_or_nothing(fund: Fund) -> None:
+    size = fund.log.head().size
+    batch = [donation("100", f"r{i}") for i in range(5)] + [donation("-1", "bad")]
+    with rule("invalid_amount"):
+        fund.record_donations(TREASURER, "food", batch)
+    assert fund.log.head().size == size
+    outcome = fund.record_donations(TREASURER, "food", batch[:5])
+    assert fund.log.head().size == size + 5 and outcome.seq == size
+
+
+def test_roles_and_unknowns(fund: Fund) -> None:
+    with rule("forbidden"):
+        fund.create_pool(TREASURER, slug="x", name="X", currencies=["EUR"])
+    with rule("forbidden"):
+        fund.record_donation(APPLICANT, "food", donation("100", "r"))
+    with rule("unknown_collective"):
+        fund.set_roster(ADMIN, "food", ["alba", "nobody"])
+    with pytest.raises(NotFound):
+        fund.record_donation(TREASURER, "nowhere", donation("100", "r"))
+    with rule("invalid_pseudonym"):
+        fund.add_member(ADMIN, "alba", member="jane@example.org")
+    with rule("duplicate"):
+        fund.register_collective(ADMIN, slug="alba", name="Again")
+
+
+def test_private_data_stays_private_and_erases(fund: Fund, signer: Signer) -> None:
+    outcome = fund.record_donation(
+        TREASURER,
+        "food",
+        donation("100", "BANK-REF-9931", donor_reference="DE89370400440532013000"),
+    )
+    entry = fund.log.entry(outcome.seq)
+    assert b"DE89370400440532013000" not in entry.raw and b"BANK-REF-9931" not in entry.raw
+    commitment = entry.data["donor"]["commitment"]
+    with fund.log.engine.connect() as conn:
+        salt = conn.execute(
+            select(private_records.c.salt).where(private_records.c.commitment == commitment)
+        ).scalar_one()
+    import hashlib
+
+    assert hashlib.sha256(bytes.fromhex(salt) + b"DE89370400440532013000").hexdigest() == commitment
+    assert erase(fund.log.engine, commitment)
+    assert not erase(fund.log.engine, commitment)
+    verify_database(fund.log.engine, [signer.verifier()])
+    check_replay(fund.log.engine)
