@@ -287,3 +287,62 @@ def test_private_data_stays_private_and_erases(fund: Fund, signer: Signer) -> No
     assert not erase(fund.log.engine, commitment)
     verify_database(fund.log.engine, [signer.verifier()])
     check_replay(fund.log.engine)
+
+
+def _race(calls: list[Any]) -> list[BaseException | None]:
+    """Run the calls at the same instant on separate connections; return each one's error."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+    results: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            calls[i]()
+        except BaseException as exc:  # collected and asserted by the caller
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_race_for_the_last_vote(fund: Fund, db_url: str) -> None:
+    fund.record_donation(TREASURER, "food", donation("10000", "r"))
+    for attempt in range(5):
+        g = grant(fund, "100")
+        fund.cast_vote(member("alba", "a1"), g, vote="approve")
+        errors = _race(
+            [
+                lambda g=g: fund.cast_vote(member("alba", "a2"), g, vote="approve"),
+                lambda g=g: fund.cast_vote(member("alba", "a3"), g, vote="approve"),
+            ]
+        )
+        assert sum(e is None for e in errors) == 1, (attempt, errors)
+        loser = next(e for e in errors if e is not None)
+        assert isinstance(loser, LedgerError) and loser.code == "grant_not_open"
+        assert status(fund, g) == "approved"
+    assert books(fund)["committed"] == 500
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_race_for_the_last_funds(fund: Fund, db_url: str) -> None:
+    fund.record_donation(TREASURER, "food", donation("5000", "r"))
+    first, second = grant(fund, "4000", "urgent"), grant(fund, "4000", "urgent")
+    fund.cast_vote(member("alba", "a1"), first, vote="approve")
+    fund.cast_vote(member("alba", "a1"), second, vote="approve")
+    errors = _race(
+        [
+            lambda: fund.cast_vote(member("alba", "a2"), first, vote="approve"),
+            lambda: fund.cast_vote(member("alba", "a3"), second, vote="approve"),
+        ]
+    )
+    assert sum(e is None for e in errors) == 1, errors
+    loser = next(e for e in errors if e is not None)
+    assert isinstance(loser, LedgerError) and loser.code == "insufficient_funds"
+    assert books(fund)["available"] == 1000
