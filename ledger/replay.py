@@ -44,7 +44,13 @@ def replay_into(live: Connection, scratch: Connection) -> int:
         select(entries.c.body).order_by(entries.c.seq)
     )
     for (body,) in result:
-        apply_entry(scratch, decode_entry(bytes(body)))
+        entry = decode_entry(bytes(body))
+        try:
+            apply_entry(scratch, entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VerificationError(
+                entry.seq, f"{entry.kind} data does not fit its kind ({exc!r})"
+            ) from exc
         count += 1
     return count
 

@@ -9,8 +9,17 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from api import db
+from ledger.fund import Actor, Fund
+from ledger.log import Log
 from ledger.notes import Signer, open_checkpoint
 from tests.conftest import ORIGIN, tamper
+
+
+def add_collectives(log: Log, count: int) -> None:
+    """Real fund entries (projections included), so verify's replay check has work to do."""
+    fund = Fund(log)
+    for i in range(count):
+        fund.register_collective(Actor("admin:t", "admin"), slug=f"c{i}", name=f"Collective {i}")
 
 
 def init(runner: FlaskCliRunner) -> str:
@@ -34,8 +43,7 @@ def test_verify_checkpoint_vkey(runner: FlaskCliRunner, app: Flask) -> None:
     init(runner)
     with app.app_context():
         log = db.get_log()
-        for i in range(5):
-            log.append("pool_created", {"n": i})
+        add_collectives(log, 5)
         root = log.head().root
     result = runner.invoke(args=["verify"])
     assert result.exit_code == 0, result.output
@@ -53,8 +61,7 @@ def test_verify_names_first_bad_seq(runner: FlaskCliRunner, app: Flask) -> None:
     init(runner)
     with app.app_context():
         log = db.get_log()
-        for i in range(5):
-            log.append("pool_created", {"n": i})
+        add_collectives(log, 5)
         tamper(log.engine, "DELETE FROM entries WHERE seq = 3")
     result = runner.invoke(args=["verify"])
     assert result.exit_code == 1
@@ -67,8 +74,7 @@ def test_export_verifies_without_database(
     init(runner)
     with app.app_context():
         log = db.get_log()
-        for i in range(9):
-            log.append("pool_created", {"n": i})
+        add_collectives(log, 9)
         raw = list(log.iter_raw())
     export = tmp_path / "log.jsonl"
     assert runner.invoke(args=["export", str(export)]).exit_code == 0
@@ -89,7 +95,7 @@ def test_export_verifies_without_database(
     assert not (tmp_path / "absent").exists()
 
     lines = export.read_bytes().splitlines(keepends=True)
-    lines[4] = lines[4].replace(b'"n":3', b'"n":4')
+    lines[4] = lines[4].replace(b'"c3"', b'"c9"')
     export.write_bytes(b"".join(lines))
     result = offline_runner.invoke(args=args)
     assert result.exit_code == 1
@@ -107,7 +113,7 @@ def test_export_shorter_than_checkpoint_fails(
     init(runner)
     export, checkpoint = tmp_path / "log.jsonl", tmp_path / "checkpoint"
     with app.app_context():
-        db.get_log().append("pool_created", {"n": 1})
+        add_collectives(db.get_log(), 1)
     runner.invoke(args=["export", str(export)])
     checkpoint.write_text(runner.invoke(args=["checkpoint", "--new"]).output)
     export.write_bytes(export.read_bytes().splitlines(keepends=True)[0])

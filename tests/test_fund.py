@@ -346,3 +346,16 @@ def test_race_for_the_last_funds(fund: Fund, db_url: str) -> None:
     loser = next(e for e in errors if e is not None)
     assert isinstance(loser, LedgerError) and loser.code == "insufficient_funds"
     assert books(fund)["available"] == 1000
+
+
+def test_replay_catches_a_doctored_projection(fund: Fund) -> None:
+    from sqlalchemy import text
+
+    from ledger.errors import VerificationError
+
+    fund.record_donation(TREASURER, "food", donation("100", "r"))
+    check_replay(fund.log.engine)
+    with fund.log.engine.begin() as conn:
+        conn.execute(text("UPDATE balances SET amount = '999999' WHERE account = 'available'"))
+    with pytest.raises(VerificationError, match="projection balances"):
+        check_replay(fund.log.engine)
