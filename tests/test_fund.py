@@ -359,3 +359,13 @@ def test_replay_catches_a_doctored_projection(fund: Fund) -> None:
         conn.execute(text("UPDATE balances SET amount = '999999' WHERE account = 'available'"))
     with pytest.raises(VerificationError, match="projection balances"):
         check_replay(fund.log.engine)
+
+
+def test_rotate_twice_at_once_hands_over_once(fund: Fund, clock: ManualClock) -> None:
+    clock.advance(timedelta(days=30))
+    results: list[Any] = []
+    errors = _race([lambda: results.append(fund.rotate()), lambda: results.append(fund.rotate())])
+    assert errors == [None, None]
+    assert sorted(len(r) for r in results) == [0, 1]
+    kinds = [e.kind for e in fund.log.entries(limit=100)]
+    assert kinds.count("custody_transferred") == 1
