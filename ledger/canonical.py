@@ -15,7 +15,8 @@ from typing import Any
 from ledger.errors import EncodingError, InvalidAmount
 
 MAX_SAFE_INTEGER = 2**53 - 1
-MAX_ENTRY_BYTES = 64 * 1024
+# 64 KiB minus one: tlog-tiles entry bundles prefix each entry with a uint16 length.
+MAX_ENTRY_BYTES = 64 * 1024 - 1
 MAX_AMOUNT_DIGITS = 38
 _AMOUNT = re.compile(r"[1-9][0-9]*\Z")
 

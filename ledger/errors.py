@@ -95,3 +95,9 @@ class VerificationError(LedgerError):
         self.reason = reason
         where = f"seq {seq}: " if seq is not None else ""
         super().__init__(f"{where}{reason}")
+
+
+class NotYetCovered(NotFound):
+    """The entry exists but no signed checkpoint covers it yet (a receipt needs one)."""
+
+    code = "receipt_not_yet_covered"

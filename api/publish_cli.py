@@ -1,0 +1,93 @@
+"""``lunaria`` commands for the public side of the log: tiles, receipts and audits.
+
+``publish DIR``        write the C2SP tlog-tiles of the latest checkpoint to a directory
+``receipt SEQ``        print the receipt of an entry (JSON, or ``--format tlog-proof``)
+``verify-receipt F``   verify a receipt offline (either format) with trusted ``--vkey``s
+``audit SOURCE``       verify a published directory or a running Lunaria from the outside
+
+A tlog-proof written by ``lunaria receipt`` carries the entry's bytes in its ``extra`` line;
+for a proof without one, pass the entry (its exact canonical bytes) with ``--entry FILE``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from api import db
+from api.cli import reports_ledger_errors
+from ledger.audit import audit
+from ledger.notes import Verifier
+from ledger.receipts import build_receipt, parse_receipt, verify_receipt
+from ledger.tiles import publish
+
+FORMATS = ("json", "tlog-proof")
+
+
+def init_app(app: Flask) -> None:
+    for command in (publish_command, receipt_command, verify_receipt_command, audit_command):
+        app.cli.add_command(command)
+
+
+def _verifiers(vkeys: tuple[str, ...]) -> list[Verifier]:
+    if not vkeys:
+        raise click.UsageError("give at least one trusted --vkey")
+    return [Verifier.from_vkey(v) for v in vkeys]
+
+
+@click.command("publish")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@with_appcontext
+@reports_ledger_errors
+def publish_command(directory: Path) -> None:
+    """Write checkpoint, tiles and entry bundles of the latest checkpoint to DIRECTORY."""
+    click.echo(publish(db.get_log(), directory).summary())
+
+
+@click.command("receipt")
+@click.argument("seq", type=click.IntRange(min=0))
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="json")
+@with_appcontext
+@reports_ledger_errors
+def receipt_command(seq: int, output_format: str) -> None:
+    """Print the receipt of entry SEQ against the latest signed checkpoint."""
+    receipt = build_receipt(db.get_log(), seq)
+    if output_format == "json":
+        click.echo(receipt.dumps(), nl=False)
+    else:
+        click.echo(receipt.to_tlog_proof().serialise(), nl=False)
+
+
+@click.command("verify-receipt")
+@click.argument("receipt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--vkey", "vkeys", multiple=True, help="Trusted verifier key (repeatable).")
+@click.option(
+    "--entry",
+    "entry_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The entry's canonical bytes (a trailing newline is ignored, as in `lunaria export` "
+    "lines), for a tlog-proof without an extra line.",
+)
+@click.option("--origin", help="Expected log origin (default: the checkpoint's).")
+@reports_ledger_errors
+def verify_receipt_command(
+    receipt_file: Path, vkeys: tuple[str, ...], entry_file: Path | None, origin: str | None
+) -> None:
+    """Verify a receipt (JSON or c2sp.org/tlog-proof) offline; no database needed."""
+    verifiers = _verifiers(vkeys)
+    receipt = parse_receipt(receipt_file.read_bytes())
+    entry = None if entry_file is None else entry_file.read_bytes().removesuffix(b"\n")
+    click.echo(verify_receipt(receipt, verifiers, entry=entry, origin=origin).summary())
+
+
+@click.command("audit")
+@click.argument("source")
+@click.option("--vkey", "vkeys", multiple=True, help="Trusted verifier key (repeatable).")
+@click.option("--origin", help="Expected log origin (default: the checkpoint's).")
+@reports_ledger_errors
+def audit_command(source: str, vkeys: tuple[str, ...], origin: str | None) -> None:
+    """Audit SOURCE: a `lunaria publish` directory or the base URL of a running Lunaria."""
+    click.echo(audit(source, _verifiers(vkeys), origin=origin).summary())
