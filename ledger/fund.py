@@ -8,6 +8,7 @@ applied to the projections by :func:`ledger.projections.apply_entry`. A broken r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +49,7 @@ MAX_BATCH = 1000
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
 _PSEUDONYM = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?\Z")
 _EMAILISH = re.compile(r"@|\d{6,}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def check_pseudonym(value: Any, field: str) -> str:
 def check_text(value: Any, field: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise RuleViolation(f"{field} must be 1-{limit} characters", code="invalid_text")
+    if _CONTROL.search(value):
+        raise RuleViolation(f"{field} contains control characters", code="invalid_text")
     return value
 
 
@@ -350,7 +354,12 @@ class Fund:
         command: Callable[[FundTransaction], Entry],
     ) -> Outcome:
         with self.transaction() as tx:
-            scoped = f"{actor.id}|{idempotency_key}" if idempotency_key else None
+            # Keys are per caller; hashed so any client key fits the column.
+            scoped = (
+                hashlib.sha256(f"{actor.id}|{idempotency_key}".encode()).hexdigest()
+                if idempotency_key
+                else None
+            )
             if scoped is not None:
                 seq = tx.writer.find_idempotent(scoped, request)
                 if seq is not None:
@@ -509,7 +518,8 @@ class Fund:
         idempotency_key: str | None = None,
     ) -> Outcome:
         """One donation; the receipt's salt is in the private record keyed by its commitment."""
-        return self.record_donations(actor, pool, [donation], idempotency_key)
+        request = {"pool": pool, **donation}  # per field, so a conflict names the field
+        return self._record(actor, pool, [donation], idempotency_key, request, in_batch=False)
 
     def record_donations(
         self,
@@ -519,19 +529,30 @@ class Fund:
         idempotency_key: str | None = None,
     ) -> Outcome:
         """Up to MAX_BATCH donations, all or nothing; the outcome's seq is the first one."""
+        request = {"pool": pool, "donations": [dict(d) for d in batch]}
+        return self._record(actor, pool, batch, idempotency_key, request, in_batch=True)
+
+    def _record(
+        self,
+        actor: Actor,
+        pool: str,
+        batch: Sequence[Mapping[str, Any]],
+        idempotency_key: str | None,
+        request: Mapping[str, Any],
+        in_batch: bool,
+    ) -> Outcome:
         require_role(actor, "treasurer", "admin")
         if not 1 <= len(batch) <= MAX_BATCH:
             raise RuleViolation(
                 f"a batch holds 1 to {MAX_BATCH} donations, not {len(batch)}", "invalid_batch"
             )
-        request = {"pool": pool, "donations": [dict(d) for d in batch]}
 
         def command(tx: FundTransaction) -> Entry:
             row = pool_row(tx.conn, pool)
             accepted = json.loads(row.currencies)
             entries = [
-                self._donation(tx, actor, pool, accepted, item, index)
-                for index, item in enumerate(batch)
+                self._donation(tx, actor, pool, accepted, item, f"donations[{i}]." * in_batch)
+                for i, item in enumerate(batch)
             ]
             return entries[0]
 
@@ -544,9 +565,8 @@ class Fund:
         pool: str,
         accepted: list[str],
         item: Mapping[str, Any],
-        index: int,
+        where: str,
     ) -> Entry:
-        where = f"donations[{index}]." if index else ""
         currency = check_currency(item.get("currency"))
         if currency not in accepted:
             raise RuleViolation(

@@ -10,6 +10,7 @@ many processes therefore never fork the chain or leave a gap.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from ledger import merkle
 from ledger.clock import Clock, SystemClock, format_ts, parse_ts
@@ -72,11 +74,17 @@ def _unpack_frontier(size: int, packed: bytes) -> Frontier:
     return Frontier(size, hashes)
 
 
-def request_fingerprint(request: Mapping[str, Any]) -> dict[str, str]:
-    """Per-field digests of a request, to name differing fields without storing values."""
+def request_fingerprint(key: bytes, request: Mapping[str, Any]) -> dict[str, str]:
+    """Per-field HMACs of a request, to name differing fields without storing values.
+
+    Keyed, because request fields can be personal (an IBAN, an email): an unkeyed hash of a
+    guessable value would let anyone holding the database confirm it, even after erasure.
+    """
     return {
-        name: hashlib.sha256(
-            json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+        name: hmac.new(
+            key,
+            json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode(),
+            hashlib.sha256,
         ).hexdigest()
         for name, value in request.items()
     }
@@ -106,6 +114,37 @@ def read_nodes(conn: Connection, ids: Collection[NodeId]) -> dict[NodeId, bytes]
     return found
 
 
+def _execute(conn: Connection, sql: str, params: Any = (), *, many: bool = False) -> Any:
+    """Run one statement straight on the DBAPI connection, inside ``conn``'s transaction.
+
+    On the append path SQLAlchemy's per-statement machinery (contexts, result objects, events)
+    costs more than the statement itself. Errors are still raised as SQLAlchemy's DBAPIError
+    subclasses, and a lost connection is invalidated, as ``Connection.exec_driver_sql`` does.
+    """
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            params,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            hide_parameters=conn.engine.hide_parameters,
+            connection_invalidated=lost,
+            dialect=conn.dialect,
+            ismulti=many,
+        ) from exc
+    return cursor
+
+
 _HEAD_COLUMNS = "origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts"
 
 
@@ -114,7 +153,9 @@ def load_head(conn: Connection, *, lock: bool = False) -> LogHead:
     query = f"SELECT {_HEAD_COLUMNS} FROM log_head WHERE id = 1"
     if lock and not is_sqlite(conn):
         query += " FOR UPDATE"
-    row = conn.exec_driver_sql(query).one_or_none()
+    cursor = _execute(conn, query)
+    row = cursor.fetchone()
+    cursor.close()
     if row is None:
         raise NotFound("the log has not been created: run `lunaria init`")
     origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts = row
@@ -134,17 +175,52 @@ def load_head(conn: Connection, *, lock: bool = False) -> LogHead:
 
 
 # PostgreSQL: entries, nodes and the new head in one statement (one round trip per commit).
-_PG_WRITE = """
-WITH new_entries AS (
-    INSERT INTO entries (seq, hash, kind, ts, body)
-    SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::text[], %s::text[], %s::bytea[])
-), new_nodes AS (
-    INSERT INTO nodes (key, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])
+# A few rows go as plain parameters (adapting arrays costs psycopg more than the round trip
+# saves); more go as arrays through unnest.
+_PG_UNNEST_ENTRIES = (
+    "new_entries AS (INSERT INTO entries (seq, hash, kind, ts, body) SELECT * FROM "
+    "unnest(%s::bigint[], %s::bytea[], %s::text[], %s::text[], %s::bytea[]))"
 )
-UPDATE log_head SET size = %s, last_hash = %s, last_ts = %s, frontier = %s,
-    checkpoint_size = %s, checkpoint_ts = %s
-WHERE id = 1
-"""
+_PG_UNNEST_NODES = (
+    "new_nodes AS (INSERT INTO nodes (key, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[]))"
+)
+_PG_HEAD = (
+    "UPDATE log_head SET size = %s, last_hash = %s, last_ts = %s, frontier = %s, "
+    "checkpoint_size = %s, checkpoint_ts = %s WHERE id = 1"
+)
+_PG_FEW = 8
+_pg_statements: dict[tuple[int, int], str] = {}
+
+
+def _pg_write(entry_count: int, node_count: int) -> str:
+    """The write statement for this many entries and nodes (at most _PG_FEW means inline)."""
+    key = (min(entry_count, _PG_FEW + 1), min(node_count, _PG_FEW + 1))
+    statement = _pg_statements.get(key)
+    if statement is None:
+        parts = []
+        if key[0] > _PG_FEW:
+            parts.append(_PG_UNNEST_ENTRIES)
+        elif key[0]:
+            rows = ", ".join(["(%s, %s, %s, %s, %s)"] * key[0])
+            parts.append(
+                f"new_entries AS (INSERT INTO entries (seq, hash, kind, ts, body) VALUES {rows})"
+            )
+        if key[1] > _PG_FEW:
+            parts.append(_PG_UNNEST_NODES)
+        elif key[1]:
+            rows = ", ".join(["(%s, %s)"] * key[1])
+            parts.append(f"new_nodes AS (INSERT INTO nodes (key, hash) VALUES {rows})")
+        statement = ("WITH " + ", ".join(parts) + " " if parts else "") + _PG_HEAD
+        _pg_statements[key] = statement
+    return statement
+
+
+def _pg_parameters(rows: list[tuple[Any, ...]]) -> list[Any]:
+    if len(rows) > _PG_FEW:
+        return [list(column) for column in zip(*rows, strict=True)]
+    return [value for row in rows for value in row] if rows else []
+
+
 _SQLITE_ENTRY = "INSERT INTO entries (seq, hash, kind, ts, body) VALUES (?, ?, ?, ?, ?)"
 _SQLITE_NODE = "INSERT INTO nodes (key, hash) VALUES (?, ?)"
 _SQLITE_HEAD = (
@@ -169,15 +245,19 @@ def write_head(
         head.checkpoint_ts,
     )
     if is_sqlite(conn):
-        if new_entries:
-            conn.exec_driver_sql(_SQLITE_ENTRY, new_entries)
-        if new_nodes:
-            conn.exec_driver_sql(_SQLITE_NODE, new_nodes)
-        conn.exec_driver_sql(_SQLITE_HEAD, head_values)
+        for sql, rows in ((_SQLITE_ENTRY, new_entries), (_SQLITE_NODE, new_nodes)):
+            if len(rows) == 1:
+                _execute(conn, sql, rows[0]).close()
+            elif rows:
+                _execute(conn, sql, rows, many=True).close()
+        _execute(conn, _SQLITE_HEAD, head_values).close()
         return
-    columns = [list(column) for column in zip(*new_entries, strict=True)] or [[]] * 5
-    node_columns = [list(column) for column in zip(*new_nodes, strict=True)] or [[]] * 2
-    conn.exec_driver_sql(_PG_WRITE, (*columns, *node_columns, *head_values))
+    parameters = [
+        *_pg_parameters(new_entries),
+        *_pg_parameters(new_nodes),
+        *head_values,
+    ]
+    _execute(conn, _pg_write(len(new_entries), len(new_nodes)), parameters).close()
 
 
 def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
@@ -227,7 +307,7 @@ class LogWriter:
         if row is None:
             return None
         before: dict[str, str] = json.loads(row.fingerprint)
-        now = request_fingerprint(request)
+        now = request_fingerprint(self.log.fingerprint_key, request)
         names = before.keys() | now.keys()
         differing = sorted(name for name in names if before.get(name) != now.get(name))
         if differing:
@@ -238,7 +318,9 @@ class LogWriter:
         """Record that ``key`` produced the entry at ``seq`` (unique index: one per key)."""
         self.conn.execute(
             insert(idempotency_keys).values(
-                key=key, seq=seq, fingerprint=json.dumps(request_fingerprint(request))
+                key=key,
+                seq=seq,
+                fingerprint=json.dumps(request_fingerprint(self.log.fingerprint_key, request)),
             )
         )
 
@@ -283,6 +365,9 @@ class Log:
         self.signer = signer
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or CheckpointPolicy()
+        # Derived from the signing key with its own label, so the key never leaves this log.
+        seed = signer.seed if signer is not None else b""
+        self.fingerprint_key = hashlib.sha256(b"lunaria idempotency fingerprints\n" + seed).digest()
 
     # -- writing ---------------------------------------------------------------------------
 

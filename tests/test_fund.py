@@ -214,7 +214,7 @@ def test_idempotent_commands(fund: Fund) -> None:
     assert again.seq == first.seq and again.replayed
     with pytest.raises(IdempotencyConflict) as caught:
         fund.record_donation(TREASURER, "food", donation("200", "r1"), idempotency_key="k")
-    assert caught.value.fields == ("donations",)
+    assert caught.value.fields == ("amount",)
     # Keys are scoped per caller: another treasurer may use the same key.
     other = fund.record_donation(
         Actor("treasurer:t9", "treasurer"), "food", donation("100", "r1"), idempotency_key="k"
@@ -369,3 +369,32 @@ def test_rotate_twice_at_once_hands_over_once(fund: Fund, clock: ManualClock) ->
     assert sorted(len(r) for r in results) == [0, 1]
     kinds = [e.kind for e in fund.log.entries(limit=100)]
     assert kinds.count("custody_transferred") == 1
+
+
+def test_long_keys_control_characters_and_batch_field_names(fund: Fund) -> None:
+    long_key = "k" * 500
+    first = fund.record_donation(TREASURER, "food", donation("100", "r"), idempotency_key=long_key)
+    again = fund.record_donation(TREASURER, "food", donation("100", "r"), idempotency_key=long_key)
+    assert again == type(first)(first.seq, replayed=True)
+    with rule("invalid_text"):
+        fund.register_collective(ADMIN, slug="nul", name="Y\x00Z")
+    with pytest.raises(LedgerError, match=r"donations\[0\]\.amount"):
+        fund.record_donations(TREASURER, "food", [donation("-1", "r")])
+    with pytest.raises(LedgerError, match=r"^amount"):
+        fund.record_donation(TREASURER, "food", donation("-1", "r"))
+
+
+def test_idempotency_records_hold_no_guessable_digest(fund: Fund) -> None:
+    import hashlib
+    import json as json_
+
+    from ledger.schema import idempotency_keys
+
+    iban = "DE89370400440532013000"
+    fund.record_donation(
+        TREASURER, "food", donation("100", "r", donor_reference=iban), idempotency_key="k"
+    )
+    with fund.log.engine.connect() as conn:
+        stored = conn.execute(select(idempotency_keys.c.fingerprint)).scalars().all()
+    plain = hashlib.sha256(json_.dumps(iban).encode()).hexdigest()
+    assert stored and all(plain not in row and iban not in row for row in stored)
