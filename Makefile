@@ -30,6 +30,26 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# Debian's chromium for the browser tests (Playwright drives it; its own download fails here).
+.PHONY: chromium
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# poppler-utils: the report tests render every PDF page with pdftoppm.
+.PHONY: poppler
+poppler:
+	command -v pdftoppm >/dev/null || (apt-get update && apt-get install -y poppler-utils)
+
+# Web page translations: extract the messages, update the es/uk catalogs, compile them. The .mo
+# files are committed (running Lunaria needs no build step); tests/test_web.py checks they match.
+.PHONY: translations
+translations: $(VENV)/.installed-dev
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location --sort-output -w 100 \
+		--project Lunaria --version 0.1.0 --copyright-holder "Lunaria contributors" -o api/translations/messages.pot .
+	$(BIN)/pybabel update -i api/translations/messages.pot -d api/translations -N -w 100 \
+		--ignore-obsolete
+	$(BIN)/pybabel compile -d api/translations
+
 .PHONY: contracts
 contracts: node_modules/.installed
 	node contracts/compile.mjs
@@ -50,7 +70,7 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-dev node_modules/.installed lint typecheck
+test: $(VENV)/.installed-dev node_modules/.installed chromium poppler lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev

@@ -14,6 +14,11 @@ DEFAULTS: dict[str, Any] = {
     "CHECKPOINT_EVERY": 1000,
     "CHECKPOINT_INTERVAL": 60,  # seconds
     "CLOCK": None,  # a ledger.clock.Clock; tests inject a ManualClock
+    "MAX_CONTENT_LENGTH": 64 * 1024,  # request bodies; a donations batch may send 1 MiB
+    "ANCHOR_RPC_URL": None,  # chain node JSON-RPC URL for `lunaria anchor`
+    "ANCHOR_CONTRACT": None,  # LedgerAnchor address, printed by `lunaria anchor deploy`
+    "ANCHOR_KEY_FILE": None,  # the anchoring account's private key file (mode 0600)
+    "ANCHOR_EVERY_HOURS": None,  # `lunaria anchor --if-due` anchors at most this often
 }
 
 
@@ -26,8 +31,28 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     else:
         app.config.update(test_config)
 
-    from api import cli, db
+    from api import (
+        auth,
+        cli,
+        collectives,
+        corrections,
+        db,
+        docs,
+        donations,
+        errors,
+        grants,
+        pools,
+        tokens,
+        web,
+    )
 
     db.init_app(app)
     cli.init_app(app)
+    api = docs.make_api(app)
+    for module in (pools, collectives, donations, grants, corrections, tokens):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(docs.blp)
+    app.before_request(auth.guard_writes)
+    errors.init_app(app)  # after the Api: its handlers replace flask-smorest's
+    web.init_app(app)  # the public pages, flask-babel, security headers
     return app

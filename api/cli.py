@@ -5,19 +5,22 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn, ParamSpec
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from sqlalchemy import Engine
 
 from api import db
-from ledger import migrate
-from ledger.clock import ManualClock
+from api.reports_cli import report_command
+from ledger import access, migrate
+from ledger.clock import ManualClock, parse_ts
 from ledger.demo import load_demo, start_of_demo
 from ledger.errors import LedgerError, VerificationError
-from ledger.fund import Fund
+from ledger.fund import ROLES, Fund
 from ledger.log import Log
 from ledger.notes import Signer, Verifier
 from ledger.privacy import erase
@@ -32,6 +35,12 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
     for command in (rotate_command, replay_command, erase_command):
         app.cli.add_command(command)
+    app.cli.add_command(token_group)
+    from api import anchor_cli, publish_cli  # they import this module, so not at the top
+
+    publish_cli.init_app(app)
+    app.cli.add_command(anchor_cli.anchor_group)
+    app.cli.add_command(report_command)
 
 
 def _fail(message: str) -> NoReturn:
@@ -201,6 +210,75 @@ def erase_command(commitment: str) -> None:
     else:
         click.echo(f"no private record for {commitment}", err=True)
         raise SystemExit(1)
+
+
+token_group = AppGroup("token", help="API tokens: random, shown once, stored hashed.")
+
+
+def _initialised_engine() -> Engine:
+    engine = db.get_engine()
+    if db.stored_origin(engine) is None:
+        _fail("the log has not been created: run `lunaria init` first")
+    return engine
+
+
+@token_group.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--collective", help="Member tokens: the member's collective.")
+@click.option("--member", help="Member tokens: the member's pseudonym.")
+@click.option("--label", help="A private note on whose token this is.")
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="Default: never.")
+@with_appcontext
+@reports_ledger_errors
+def token_create_command(
+    role: str,
+    collective: str | None,
+    member: str | None,
+    label: str | None,
+    expires_in_days: int | None,
+) -> None:
+    """Create a token and print it (stdout, alone): it is shown only this once."""
+    engine = _initialised_engine()
+    now = db.get_clock().now()
+    expires = None if expires_in_days is None else now + timedelta(days=expires_in_days)
+    token_id, token = access.create_token(
+        engine,
+        role,
+        collective,
+        member,
+        label=label or f"{role} token from the command line",
+        expires=expires,
+        now=now,
+    )
+    click.echo(token)
+    click.echo(f"created {role} token {token_id}; store it now, it is not shown again", err=True)
+
+
+@token_group.command("list")
+@with_appcontext
+@reports_ledger_errors
+def token_list_command() -> None:
+    """List tokens: id, role, member, state and label (never secrets)."""
+    now = db.get_clock().now()
+    for info in access.list_tokens(_initialised_engine()):
+        if info.revoked:
+            state = f"revoked {info.revoked}"
+        elif info.expires and parse_ts(info.expires) <= now:
+            state = f"expired {info.expires}"
+        else:
+            state = "active" + (f" until {info.expires}" if info.expires else "")
+        who = f"{info.member}@{info.collective}" if info.member else "-"
+        click.echo(f"{info.id}  {info.role:<9}  {who}  {state}  {info.label}")
+
+
+@token_group.command("revoke")
+@click.argument("token_id")
+@with_appcontext
+@reports_ledger_errors
+def token_revoke_command(token_id: str) -> None:
+    """Revoke a token by its id (the 16 hex digits after ``lun_``)."""
+    info = access.revoke_token(_initialised_engine(), token_id, db.get_clock().now())
+    click.echo(f"token {info.id} revoked at {info.revoked}")
 
 
 def _create_app() -> Flask:

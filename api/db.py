@@ -12,6 +12,7 @@ from sqlalchemy import Engine, inspect
 from ledger.clock import Clock, SystemClock
 from ledger.db import make_engine, read_transaction
 from ledger.errors import LedgerError, NotFound
+from ledger.fund import Fund
 from ledger.log import CheckpointPolicy, Log, load_head
 from ledger.notes import Signer
 
@@ -96,3 +97,8 @@ def get_log() -> Log:
             ),
         )
     return state.log
+
+
+def get_fund() -> Fund:
+    """The fund's commands over the deployment's log."""
+    return Fund(get_log())

@@ -8,19 +8,65 @@ nodes and head with what the entries imply, because proofs are served from them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from hashlib import sha256
+from itertools import chain
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection, Engine, select
 
-from ledger.entry import GENESIS_PREV, decode_entry
+from ledger.canonical import MAX_ENTRY_BYTES
+from ledger.clock import parse_ts
+from ledger.entry import GENESIS_PREV, KINDS, decode_entry
 from ledger.errors import LedgerError, NoteError, VerificationError
 from ledger.log import StoredCheckpoint, load_head
 from ledger.merkle import Frontier, NodeId, leaf_hash
 from ledger.notes import Verifier, open_checkpoint
-from ledger.schema import checkpoints, entries, node_id, node_key, nodes
+from ledger.schema import checkpoints, node_id, node_key
 
 STREAM_BATCH = 10_000
+
+# -- The fast path of ChainChecker.add ---------------------------------------------------------
+# Decoding an entry strictly (parse, re-serialise, compare, check every field) costs ~40 us in
+# Python. Most entries have a shape that a regular expression can prove canonical: the
+# envelope in its canonical key order, and ``data`` a flat object whose values are strings of
+# printable ASCII without '"' or '\' (which JSON writes as they are), small integers written
+# canonically, true, false or null. For such bytes the canonical encoding is the bytes
+# themselves as long as the keys of ``data`` are strictly increasing, which is checked too.
+# After "prev", everything but the timestamp is known in advance (the previous hash, the seq,
+# fixed punctuation) and is compared as bytes. Every test here accepts a subset of what the
+# strict path accepts; whatever they do not accept (nesting, escapes, non-ASCII text, big
+# numbers, seq 0, a broken chain, any error) goes through the strict path, so results, errors
+# and messages are exactly those of decode_entry.
+_STRING = rb"[ !#-\[\]-~]*"  # printable ASCII except '"' and '\': JSON never escapes these
+_SCALAR = rb'(?:"' + _STRING + rb'"|0|-?[1-9][0-9]{0,14}|true|false|null)'  # ints below 2^53
+_PAIR = rb'"' + _STRING + rb'":' + _SCALAR
+_ACTOR = rb'\{"actor":"[A-Za-z0-9._:-]{1,100}","data":'
+# The head of an entry with any flat data, up to the prev hash: captures data and kind, so
+# that the shape (kind and data keys) can be learnt.
+_ANY_HEAD = re.compile(
+    _ACTOR + rb"(\{(?:" + _PAIR + rb"(?:," + _PAIR + rb')*)?\}),"kind":"([a-z_]{1,40})","prev":"'
+)
+_DATA_KEY = re.compile(rb'"(' + _STRING + rb')":' + _SCALAR)
+_KINDS = frozenset(kind.encode() for kind in KINDS)
+_MAX_SHAPES = 32
+# The time of day is range-checked here, the date by parse_ts once per distinct date.
+_TS = re.compile(
+    rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
+)
+_TS_LENGTH = 27
+_SEQ = b'","seq":'
+_TS_KEY = b',"ts":"'
+_END = b'","v":1}'
+
+
+def _shape_head(kind: bytes, keys: Sequence[bytes]) -> re.Pattern[bytes]:
+    """Heads of ``kind`` entries whose data has exactly ``keys`` (strictly increasing)."""
+    pairs = b",".join(b'"' + re.escape(key) + b'":' + _SCALAR for key in keys)
+    return re.compile(_ACTOR + b"\\{" + pairs + b'\\},"kind":"' + re.escape(kind) + b'","prev":"')
 
 
 @dataclass(frozen=True)
@@ -48,13 +94,97 @@ class ChainChecker:
         self.frontier = Frontier()
         self.last_hash = bytes.fromhex(GENESIS_PREV)
         self.last_ts = ""
+        # For the fast path: last_hash.hex() as bytes, the dates parse_ts accepted, and the
+        # entry shapes (kind and data keys) seen so far, most recently used first.
+        self._last_hex = GENESIS_PREV.encode()
+        self._last_ts_bytes = b""
+        self._valid_dates: set[bytes] = set()
+        self._heads: list[re.Pattern[bytes]] = []
+        self._known_shapes: set[tuple[bytes, tuple[bytes, ...]]] = set()
 
     @property
     def size(self) -> int:
         return self.frontier.size
 
     def add(self, raw: bytes) -> tuple[bytes, list[tuple[NodeId, bytes]]]:
-        """Check the next entry; return its hash and the interior nodes it completed."""
+        """Check the next entry; return its hash and the interior nodes it completed.
+
+        The fast path accepts only what :meth:`_add_strict` accepts, with the same result;
+        anything it is not sure about goes to :meth:`_add_strict`.
+        """
+        frontier = self.frontier
+        size = frontier.size
+        if not size or len(raw) > MAX_ENTRY_BYTES:
+            return self._add_strict(raw)
+        heads = self._heads
+        match = heads[0].match(raw) if heads else None
+        if match is None:
+            match = self._match_head(raw)
+            if match is None:
+                return self._add_strict(raw)
+        # The rest is fixed: "<prev>","seq":<size>,"ts":"<ts>","v":1}
+        middle = self._last_hex + _SEQ + str(size).encode() + _TS_KEY
+        start = match.end()
+        ts_start = start + len(middle)
+        ts_end = ts_start + _TS_LENGTH
+        if (
+            len(raw) != ts_end + len(_END)
+            or not raw.startswith(middle, start)
+            or not raw.endswith(_END)
+        ):
+            return self._add_strict(raw)
+        ts = raw[ts_start:ts_end]
+        if ts != self._last_ts_bytes:  # the same ts as the previous entry is valid
+            if _TS.fullmatch(ts) is None:
+                return self._add_strict(raw)
+            ts_text = ts.decode()
+            if ts_text < self.last_ts:
+                return self._add_strict(raw)
+            if ts[:10] not in self._valid_dates:
+                try:
+                    parse_ts(ts_text)
+                except ValueError:
+                    return self._add_strict(raw)
+                self._valid_dates.add(ts[:10])
+            self.last_ts = ts_text
+            self._last_ts_bytes = ts
+        entry_hash = sha256(b"\x00" + raw).digest()
+        self.last_hash = entry_hash
+        self._last_hex = entry_hash.hex().encode()
+        # Frontier.append, inlined: merge while the new subtree is a right child.
+        hashes = frontier.hashes
+        completed: list[tuple[NodeId, bytes]] = []
+        current = entry_hash
+        level = 0
+        while (size >> level) & 1:
+            current = sha256(b"\x01" + hashes.pop() + current).digest()
+            level += 1
+            completed.append(((level, size >> level), current))
+        hashes.append(current)
+        frontier.size = size + 1
+        return entry_hash, completed
+
+    def _match_head(self, raw: bytes) -> re.Match[bytes] | None:
+        """Match ``raw`` against the other known shapes, or learn its shape."""
+        heads = self._heads
+        for position in range(1, len(heads)):
+            match = heads[position].match(raw)
+            if match is not None:
+                heads.insert(0, heads.pop(position))  # most recently used first
+                return match
+        match = _ANY_HEAD.match(raw)
+        if match is None:
+            return None
+        data, kind = match.group(1, 2)
+        keys = tuple(_DATA_KEY.findall(data))
+        if kind not in _KINDS or list(keys) != sorted(set(keys)):  # sorted, no duplicates
+            return None
+        if len(heads) < _MAX_SHAPES and (kind, keys) not in self._known_shapes:
+            self._known_shapes.add((kind, keys))
+            heads.insert(0, _shape_head(kind, keys))
+        return match
+
+    def _add_strict(self, raw: bytes) -> tuple[bytes, list[tuple[NodeId, bytes]]]:
         seq = self.frontier.size
         try:
             entry = decode_entry(raw)
@@ -76,7 +206,9 @@ class ChainChecker:
             raise VerificationError(0, f"the first entry must be log_created for {self.origin!r}")
         entry_hash = leaf_hash(raw)
         self.last_hash = entry_hash
+        self._last_hex = entry_hash.hex().encode()
         self.last_ts = entry.ts
+        self._last_ts_bytes = b""  # (only used to skip re-checking the same valid ts)
         return entry_hash, self.frontier.append(entry_hash)
 
 
@@ -122,42 +254,13 @@ def _verify_snapshot(conn: Connection, verifiers: Sequence[Verifier]) -> VerifyR
         for r in conn.execute(select(checkpoints).order_by(checkpoints.c.size))
     ]
     checker = ChainChecker(head.origin)
-    streaming = conn.execution_options(yield_per=STREAM_BATCH)
-    stored_nodes: Iterator[tuple[int, bytes]] = (
-        (int(key), bytes(h))
-        for key, h in streaming.execute(select(nodes.c.key, nodes.c.hash).order_by(nodes.c.key))
-    )
-    next_node = next(stored_nodes, None)
-    pending = iter(cps)
-    checkpoint = next(pending, None)
-    if checkpoint is not None and checkpoint.size == 0:
-        check_checkpoint(checkpoint, verifiers, head.origin, 0, checker.frontier.root())
-        checkpoint = next(pending, None)
-    for seq, stored_hash, body in streaming.execute(
-        select(entries.c.seq, entries.c.hash, entries.c.body).order_by(entries.c.seq)
+    with (
+        _rows(conn, "SELECT key, hash FROM nodes ORDER BY key") as stored_nodes,
+        _rows(conn, "SELECT seq, hash, body FROM entries ORDER BY seq") as stored_entries,
     ):
-        if seq != checker.size:
-            raise VerificationError(checker.size, f"entry missing: the next stored seq is {seq}")
-        entry_hash, completed = checker.add(bytes(body))
-        if bytes(stored_hash) != entry_hash:
-            raise VerificationError(checker.size - 1, "stored hash does not match the entry bytes")
-        for (level, index), computed in completed:
-            key = node_key(level, index)
-            if next_node is None or next_node[0] != key:
-                raise VerificationError(
-                    checker.size - 1, f"interior node (level {level}, index {index}) is missing"
-                )
-            if next_node[1] != computed:
-                raise VerificationError(
-                    checker.size - 1,
-                    f"stored interior node (level {level}, index {index}) does not match",
-                )
-            next_node = next(stored_nodes, None)
-        while checkpoint is not None and checkpoint.size == checker.size:
-            check_checkpoint(
-                checkpoint, verifiers, head.origin, checker.size, checker.frontier.root()
-            )
-            checkpoint = next(pending, None)
+        next_node, checkpoint = _check_entries(
+            checker, stored_entries, stored_nodes, cps, verifiers
+        )
     if next_node is not None:
         level, index = node_id(next_node[0])
         raise VerificationError(
@@ -170,6 +273,77 @@ def _verify_snapshot(conn: Connection, verifiers: Sequence[Verifier]) -> VerifyR
         )
     _check_head(head.size, head.last_hash, head.frontier.hashes, checker)
     return _report(head.origin, checker, cps)
+
+
+def _check_entries(
+    checker: ChainChecker,
+    stored_entries: Iterator[Any],
+    stored_nodes: Iterator[Any],
+    cps: Sequence[StoredCheckpoint],
+    verifiers: Sequence[Verifier],
+) -> tuple[tuple[int, bytes] | None, StoredCheckpoint | None]:
+    """Feed the stored entries to ``checker``, comparing stored hashes, nodes and checkpoints.
+
+    Returns the first stored node and the first checkpoint that no entry accounted for.
+    """
+    next_node = next(stored_nodes, None)
+    pending = iter(cps)
+    checkpoint = next(pending, None)
+    if checkpoint is not None and checkpoint.size == 0:
+        check_checkpoint(checkpoint, verifiers, checker.origin, 0, checker.frontier.root())
+        checkpoint = next(pending, None)
+    add = checker.add
+    frontier = checker.frontier
+    checkpoint_size = -1 if checkpoint is None else checkpoint.size
+    for seq, stored_hash, body in stored_entries:
+        if seq != frontier.size:
+            raise VerificationError(frontier.size, f"entry missing: the next stored seq is {seq}")
+        entry_hash, completed = add(bytes(body))
+        if stored_hash != entry_hash:
+            raise VerificationError(frontier.size - 1, "stored hash does not match the entry bytes")
+        for (level, index), computed in completed:
+            if (
+                next_node is None
+                or next_node[0] != node_key(level, index)
+                or next_node[1] != computed
+            ):
+                _node_mismatch(next_node, level, index, frontier.size - 1)
+            next_node = next(stored_nodes, None)
+        if frontier.size == checkpoint_size:
+            while checkpoint is not None and checkpoint.size == frontier.size:
+                check_checkpoint(
+                    checkpoint, verifiers, checker.origin, frontier.size, frontier.root()
+                )
+                checkpoint = next(pending, None)
+            checkpoint_size = -1 if checkpoint is None else checkpoint.size
+    return next_node, checkpoint
+
+
+def _node_mismatch(stored: tuple[int, bytes] | None, level: int, index: int, seq: int) -> NoReturn:
+    if stored is None or stored[0] != node_key(level, index):
+        raise VerificationError(seq, f"interior node (level {level}, index {index}) is missing")
+    raise VerificationError(
+        seq, f"stored interior node (level {level}, index {index}) does not match"
+    )
+
+
+@contextmanager
+def _rows(conn: Connection, sql: str) -> Iterator[Iterator[Any]]:
+    """The rows of ``sql`` as plain tuples, fetched in batches within ``conn``'s transaction.
+
+    Straight from the driver: SQLAlchemy's result rows cost more than the checks themselves.
+    PostgreSQL streams through a server-side (named) cursor, SQLite through its own cursor.
+    """
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        cursor = driver.cursor(name=f"lunaria_verify_{id(sql):x}")
+    else:
+        cursor = driver.cursor()
+    try:
+        cursor.execute(sql)
+        yield chain.from_iterable(iter(lambda: cursor.fetchmany(STREAM_BATCH), []))
+    finally:
+        cursor.close()
 
 
 def _check_head(size: int, last_hash: bytes, frontier: list[bytes], checker: ChainChecker) -> None:

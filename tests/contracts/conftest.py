@@ -6,16 +6,8 @@ it is missing the tests skip, or fail when ``LUNARIA_REQUIRE_ANVIL=1`` (CI).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -24,24 +16,13 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from contracts.anchor import AnchorContract, connect, deploy, load_account
+from contracts.devchain import REPO, AnvilNode, AnvilNotInstalled, DevChainError
+from contracts.devchain import start_anvil as _start_anvil
 
-REPO = Path(__file__).resolve().parents[2]
-NODE_BIN = REPO / "node_modules" / ".bin"
-ANVIL = NODE_BIN / "anvil"
+__all__ = ["ORIGIN", "REPO", "AnvilNode", "missing_tool", "start_anvil", "write_key_file"]
+
 REQUIRE_ANVIL = os.environ.get("LUNARIA_REQUIRE_ANVIL") == "1"
 ORIGIN = "test.lunaria.example/log"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
-
-# The keys anvil derives from its default mnemonic ("test test ... junk"); the fixture checks
-# that the node printed the same ones, so a changed default cannot go unnoticed.
-DEFAULT_DEV_KEYS = (
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-)
-
-_LISTENING = re.compile(r"Listening on 127\.0\.0\.1:(\d+)")
-_PRIVATE_KEY = re.compile(r"^\((\d+)\) (0x[0-9a-fA-F]{64})\s*$", re.MULTILINE)
 
 
 def missing_tool(what: str) -> NoReturn:
@@ -52,91 +33,14 @@ def missing_tool(what: str) -> NoReturn:
     pytest.skip(message)
 
 
-@dataclass(frozen=True)
-class AnvilNode:
-    """A running anvil: its RPC URL and the dev private keys it printed."""
-
-    url: str
-    port: int
-    private_keys: tuple[str, ...]
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        """Stop the node and wait until its port is closed.
-
-        ``node_modules/.bin/anvil`` is a node wrapper that spawns the real binary, so the
-        signal goes to the process group we started (its id is the wrapper's pid): killing only
-        the wrapper would orphan a live anvil.
-        """
-        if self.process.poll() is None:
-            _signal_group(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
-        if not _wait_port_closed(self.port, STOP_TIMEOUT):
-            _signal_group(self.process.pid, signal.SIGKILL)
-            _wait_port_closed(self.port, STOP_TIMEOUT)
-
-    def kill(self) -> None:
-        """Kill the node abruptly, as a crash would."""
-        self.stop(signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _wait_port_closed(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                pass
-        except OSError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def start_anvil(log_path: Path) -> AnvilNode:
-    """Start ``anvil --host 127.0.0.1 --port 0`` and wait until it listens."""
-    if not ANVIL.exists():
-        missing_tool(f"anvil is not installed at {ANVIL}")
-    if shutil.which("node") is None:
-        missing_tool("node is not on PATH (node_modules/.bin/anvil is a node script)")
-    # Output goes to a file, not a pipe: anvil logs every request, and an unread pipe would
-    # fill up and block it.
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        text = log_path.read_text(errors="replace")
-        match = _LISTENING.search(text)
-        if match:
-            break
-        if process.poll() is not None or time.monotonic() > deadline:
-            _signal_group(process.pid, signal.SIGKILL)
-            process.wait(timeout=STOP_TIMEOUT)
-            pytest.fail(f"anvil did not start (exit code {process.returncode}):\n{text[-2000:]}")
-        time.sleep(0.05)
-    port = int(match.group(1))
-    keys = tuple(key for _, key in sorted(_PRIVATE_KEY.findall(text), key=lambda m: int(m[0])))
-    node = AnvilNode(f"http://127.0.0.1:{port}", port, keys, process, log_path)
-    if keys[: len(DEFAULT_DEV_KEYS)] != DEFAULT_DEV_KEYS:
-        node.stop()
-        pytest.fail(f"anvil printed unexpected dev keys {keys[:2]}; see {log_path}")
-    return node
+def start_anvil(log_path: Path, *extra_args: str) -> AnvilNode:
+    """Start anvil (see :mod:`contracts.devchain`); skip when it is missing, fail if it breaks."""
+    try:
+        return _start_anvil(log_path, extra_args)
+    except AnvilNotInstalled as exc:
+        missing_tool(exc.message)
+    except DevChainError as exc:
+        pytest.fail(exc.message)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,556 @@
+"""Strict parsing at the edge: the JSON parser, the Blueprint every API module uses, and the
+marshmallow schemas of requests and responses.
+
+Request schemas check shapes and types only (``unknown = RAISE``; amounts are strings, so a
+JSON number is refused); the ledger checks values and answers with its own stable codes.
+Response schemas dump the read models of :mod:`ledger.views`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar, cast
+
+import flask
+import flask_smorest
+import marshmallow as ma
+from marshmallow import fields
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.routing import BaseConverter
+
+from api.errors import ApiProblem, flatten_messages
+from ledger.canonical import MAX_SAFE_INTEGER
+from ledger.fund import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES
+from ledger.views import GRANT_STATUSES, MAX_PAGE
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        obj[key] = value
+    return obj
+
+
+# Request bodies here nest four levels at most. Refusing deeper ones before parsing keeps the
+# parser safe whatever the interpreter's recursion limit is (py_ecc, imported with web3,
+# raises it to 100000, where json.loads on a deep enough body overflows the C stack).
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def _nests_deeper_than(raw: bytes, limit: int) -> bool:
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, delete=_NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+class JsonParser(FlaskParser):
+    """webargs' parser, stricter: JSON syntax errors (and NaN, duplicate keys, nesting deeper
+    than MAX_JSON_DEPTH) are ``malformed_json``; validation errors are ``invalid_request``."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        raw = req.get_data(cache=True)
+        if not raw:
+            return core.missing
+        if _nests_deeper_than(raw, MAX_JSON_DEPTH):
+            raise ApiProblem(
+                "malformed_json", f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels"
+            )
+        try:
+            return json.loads(
+                raw.decode("utf-8"),
+                object_pairs_hook=_refuse_duplicates,
+                parse_constant=_refuse_constant,
+            )
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            detail = "the body is not valid UTF-8 JSON"
+            if isinstance(exc, ValueError) and not isinstance(exc, UnicodeDecodeError):
+                detail += f": {exc}"
+            raise ApiProblem("malformed_json", detail) from None
+
+    def handle_error(
+        self,
+        error: ma.ValidationError,
+        req: flask.Request,
+        schema: ma.Schema,
+        *,
+        error_status_code: int | None,
+        error_headers: Any,
+    ) -> NoReturn:
+        messages = error.messages
+        if isinstance(messages, dict) and len(messages) == 1:  # drop webargs' location key
+            (messages,) = messages.values()
+        errors = flatten_messages(messages)
+        fields_named = ", ".join(sorted(errors))
+        raise ApiProblem("invalid_request", f"invalid fields: {fields_named}", errors=errors)
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest has no types
+    """flask-smorest's Blueprint with the strict parser and typed decorators."""
+
+    ARGUMENTS_PARSER = JsonParser()
+
+    def route(self, rule: str, **options: Any) -> Callable[[F], F]:
+        return cast(Callable[[F], F], super().route(rule, **options))
+
+    def arguments(self, schema: Any, **kwargs: Any) -> Callable[[F], F]:
+        return cast(Callable[[F], F], super().arguments(schema, **kwargs))
+
+    def response(self, status_code: int, schema: Any = None, **kwargs: Any) -> Callable[[F], F]:
+        return cast(Callable[[F], F], super().response(status_code, schema, **kwargs))
+
+
+def body_limit(limit: int) -> Callable[[F], F]:
+    """Let one endpoint read a body larger than MAX_CONTENT_LENGTH (a donations batch)."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            flask.request.max_content_length = limit
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorator
+
+
+class SlugConverter(BaseConverter):
+    """``<slug:name>``: a pool or collective slug; anything else in the path is a 404."""
+
+    regex = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
+
+    @staticmethod
+    def openapi(converter: BaseConverter) -> dict[str, Any]:
+        return {"type": "string", "pattern": f"^{SlugConverter.regex}$"}
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+def _storable(value: str) -> None:
+    """Refuse what no database column takes: NUL and lone surrogates."""
+    if "\x00" in value:
+        raise ma.ValidationError("NUL characters are not allowed.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ma.ValidationError("Not valid Unicode (a lone surrogate).") from None
+
+
+class Text(fields.String):
+    """A string field that only admits text every database can store."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=_storable, **kwargs)
+
+
+class Flag(fields.Boolean):
+    """A JSON true or false, nothing else (marshmallow's Boolean takes 1, "yes", …)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+def _amount(required: bool = True) -> fields.String:
+    return Text(
+        required=required,
+        metadata={
+            "description": "Minor units as a string of digits (a JSON number is refused)",
+            "pattern": "^[1-9][0-9]*$",
+            "example": "1500",
+        },
+    )
+
+
+def _one_of(values: tuple[str, ...], required: bool = True) -> fields.String:
+    return Text(required=required, metadata={"enum": list(values)})
+
+
+class NewPool(Strict):
+    slug = Text(required=True, metadata={"example": "food-bank"})
+    name = Text(required=True)
+    currencies = fields.List(Text(), required=True, metadata={"example": ["EUR"]})
+    fast_lane_cap = fields.Dict(keys=Text(), values=Text(), metadata={"example": {"EUR": "5000"}})
+    cycle_allowance = fields.Dict(
+        keys=Text(), values=Text(), metadata={"example": {"EUR": "20000"}}
+    )
+
+
+class NewCollective(Strict):
+    slug = Text(required=True)
+    name = Text(required=True)
+    quorum = fields.Integer(
+        strict=True, allow_none=True, metadata={"description": "Default: a majority"}
+    )
+
+
+class NewMember(Strict):
+    member = Text(required=True, metadata={"description": "Public pseudonym"})
+
+
+class Roster(Strict):
+    collectives = fields.List(Text(), required=True, metadata={"description": "Custody order"})
+
+
+class NewDonation(Strict):
+    amount = _amount()
+    currency = Text(required=True, metadata={"example": "EUR"})
+    channel = _one_of(CHANNELS)
+    external_reference = Text(
+        required=True, metadata={"description": "Bank or chain reference; kept private"}
+    )
+    donor_reference = Text(metadata={"description": "Kept private"})
+    display_name = Text(metadata={"description": "Public, only if the donor opts in"})
+    note = Text(metadata={"description": "Kept private"})
+
+
+class DonationBatch(Strict):
+    donations = fields.List(
+        fields.Nested(NewDonation), required=True, metadata={"maxItems": MAX_BATCH}
+    )
+
+
+class NewGrant(Strict):
+    amount = _amount()
+    currency = Text(required=True)
+    purpose = Text(required=True)
+    urgency = _one_of(URGENCIES, required=False)
+    recipient = Text(required=True, metadata={"description": "Public pseudonym"})
+    recipient_details = Text(metadata={"description": "Kept private"})
+
+
+class NewVote(Strict):
+    vote = _one_of(VOTES)
+    note = Text()
+    fast_lane = Flag()
+
+
+class NewDisbursement(Strict):
+    payment_reference = Text(required=True, metadata={"description": "Kept private"})
+
+
+class Cancellation(Strict):
+    reason = Text(required=True)
+
+
+class NewCorrection(Strict):
+    corrects = fields.Integer(
+        strict=True,
+        required=True,
+        validate=ma.validate.Range(min=0, max=MAX_SAFE_INTEGER),
+        metadata={"description": "seq of the donation or disbursement to reverse"},
+    )
+    reason = Text(required=True)
+
+
+class NewToken(Strict):
+    role = _one_of(ROLES)
+    label = Text(required=True, metadata={"description": "Private note for admins"})
+    collective = Text(metadata={"description": "member tokens only"})
+    member = Text(metadata={"description": "member tokens only"})
+    expires = fields.AwareDateTime(metadata={"description": "RFC 3339 instant"})
+
+
+class GrantQuery(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE  # a query string may carry a cache-buster
+
+    status = _one_of(GRANT_STATUSES, required=False)
+    after = fields.Integer(
+        validate=ma.validate.Range(min=0, max=MAX_SAFE_INTEGER),
+        metadata={"description": "Cursor: the last grant id of a page"},
+    )
+    limit = fields.Integer(load_default=50, metadata={"maximum": MAX_PAGE, "minimum": 1})
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+def _data(field: fields.Field[Any], name: str) -> fields.Field[Any]:
+    """A field read from the written entry's data."""
+    field.attribute = f"data.{name}"
+    return field
+
+
+class Posting(ma.Schema):
+    account = fields.String()
+    currency = fields.String()
+    amount = fields.String(metadata={"description": "Signed minor units"})
+
+
+class CycleSpan(ma.Schema):
+    number = fields.Integer(metadata={"description": "Meeus lunation number"})
+    start = fields.String()
+    end = fields.String()
+
+
+class WrittenEntry(ma.Schema):
+    seq = fields.Integer(metadata={"description": "Log sequence number of the entry"})
+    ts = fields.String()
+    entry_hash = fields.String(metadata={"description": "RFC 9162 leaf hash, hex"})
+
+
+class PoolCreated(WrittenEntry):
+    slug = _data(fields.String(), "slug")
+    name = _data(fields.String(), "name")
+    currencies = _data(fields.List(fields.String()), "currencies")
+    fast_lane_cap = _data(
+        fields.Dict(keys=fields.String(), values=fields.String()), "fast_lane_cap"
+    )
+    cycle_allowance = _data(
+        fields.Dict(keys=fields.String(), values=fields.String()), "cycle_allowance"
+    )
+    cycle = _data(fields.Nested(CycleSpan), "cycle")
+
+
+class CollectiveRegistered(WrittenEntry):
+    slug = _data(fields.String(), "slug")
+    name = _data(fields.String(), "name")
+    quorum = _data(fields.Integer(allow_none=True), "quorum")
+
+
+class RosterSet(WrittenEntry):
+    pool = _data(fields.String(), "pool")
+    collectives = _data(fields.List(fields.String()), "collectives")
+    effective_cycle = _data(fields.Integer(), "effective_cycle")
+    custodian_now = _data(fields.String(allow_none=True), "custodian_now")
+
+
+class Token(ma.Schema):
+    id = fields.String()
+    role = fields.String()
+    collective = fields.String(allow_none=True)
+    member = fields.String(allow_none=True)
+    label = fields.String()
+    created = fields.String()
+    expires = fields.String(allow_none=True)
+    revoked = fields.String(allow_none=True)
+
+
+class IssuedToken(ma.Schema):
+    token = fields.String(
+        allow_none=True,
+        metadata={"description": "The bearer token, shown once; null on an idempotent replay"},
+    )
+    id = fields.String(attribute="info.id")
+    role = fields.String(attribute="info.role")
+    collective = fields.String(attribute="info.collective", allow_none=True)
+    member = fields.String(attribute="info.member", allow_none=True)
+    label = fields.String(attribute="info.label")
+    created = fields.String(attribute="info.created")
+    expires = fields.String(attribute="info.expires", allow_none=True)
+
+
+class MemberAdded(ma.Schema):
+    seq = fields.Integer(attribute="entry.seq")
+    ts = fields.String(attribute="entry.ts")
+    entry_hash = fields.String(attribute="entry.entry_hash")
+    collective = fields.String(attribute="entry.data.collective")
+    member = fields.String(attribute="entry.data.member")
+    token = fields.Nested(IssuedToken)
+
+
+class Receipt(ma.Schema):
+    seq = fields.Integer()
+    receipt_id = fields.Integer()
+    entry_hash = fields.String()
+    ts = fields.String()
+    pool = fields.String()
+    amount = fields.String()
+    currency = fields.String()
+    channel = fields.String()
+    cycle = fields.Integer()
+    commitment = fields.String(metadata={"description": "SHA-256(salt || donor reference)"})
+    salt = fields.String(
+        allow_none=True, metadata={"description": "Hex; the donor keeps it to open the commitment"}
+    )
+    display_name = fields.String(allow_none=True)
+
+
+class Receipts(ma.Schema):
+    receipts = fields.List(fields.Nested(Receipt))
+
+
+class GrantProposed(WrittenEntry):
+    id = fields.Method("_grant_id", metadata={"type": "integer", "description": "= seq"})
+    pool = _data(fields.String(), "pool")
+    amount = _data(fields.String(), "amount")
+    currency = _data(fields.String(), "currency")
+    purpose = _data(fields.String(), "purpose")
+    urgency = _data(fields.String(), "urgency")
+    recipient = _data(fields.String(), "recipient")
+    cycle = _data(fields.Integer(), "cycle")
+    status = fields.Constant("proposed")
+
+    def _grant_id(self, written: Any) -> int:
+        grant_id: int = written.seq
+        return grant_id
+
+
+class Decision(ma.Schema):
+    seq = fields.Integer()
+    decision = fields.String()
+    lane = fields.String()
+    cycle = fields.Integer()
+    approvals = fields.List(fields.String())
+    rejections = fields.List(fields.String())
+    quorum = fields.Integer(allow_none=True)
+    allowance_left = fields.String(allow_none=True)
+
+
+class VoteResult(ma.Schema):
+    seq = fields.Integer(attribute="vote.seq")
+    ts = fields.String(attribute="vote.ts")
+    entry_hash = fields.String(attribute="vote.entry_hash")
+    grant = fields.Integer()
+    member = fields.String(attribute="vote.data.member")
+    collective = fields.String(attribute="vote.data.collective")
+    vote = fields.String(attribute="vote.data.vote")
+    fast_lane = fields.Boolean(attribute="vote.data.fast_lane")
+    note = fields.String(attribute="vote.data.note")
+    cycle = fields.Integer(attribute="vote.data.cycle")
+    status = fields.String(metadata={"description": "The grant's status after this vote"})
+    approvals = fields.List(fields.String())
+    rejections = fields.List(fields.String())
+    decision = fields.Nested(Decision, allow_none=True)
+
+
+class _MoneyEntry(WrittenEntry):
+    grant = _data(fields.Integer(), "grant")
+    pool = _data(fields.String(), "pool")
+    amount = _data(fields.String(), "amount")
+    currency = _data(fields.String(), "currency")
+    cycle = _data(fields.Integer(), "cycle")
+    postings = _data(fields.List(fields.Nested(Posting)), "postings")
+
+
+class GrantDisbursed(_MoneyEntry):
+    reference = _data(fields.String(), "reference")  # commits to the private payment reference
+
+
+class GrantCancelled(_MoneyEntry):
+    reason = _data(fields.String(), "reason")
+    was = _data(fields.String(), "was")
+
+
+class CorrectionWritten(_MoneyEntry):
+    corrects = _data(fields.Integer(), "corrects")
+    corrected_kind = _data(fields.String(), "corrected_kind")
+    fund_change = _data(fields.String(), "fund_change")
+    reason = _data(fields.String(), "reason")
+
+
+class CurrencyBooks(ma.Schema):
+    currency = fields.String()
+    donations = fields.String()
+    committed = fields.String()
+    disbursed = fields.String()
+    available = fields.String()
+    fast_lane_cap = fields.String()
+    fast_lane_allowance = fields.String()
+    fast_lane_left = fields.String(metadata={"description": "Left in the current cycle"})
+
+
+class Pool(ma.Schema):
+    slug = fields.String()
+    name = fields.String()
+    currencies = fields.List(fields.String())
+    created_seq = fields.Integer()
+    cycle = fields.Nested(CycleSpan, metadata={"description": "The cycle in force now"})
+    custodian = fields.String(allow_none=True)
+    next_handover = fields.String(metadata={"description": "The next new moon"})
+    roster = fields.List(fields.String())
+    books = fields.List(fields.Nested(CurrencyBooks))
+
+
+class Cycle(ma.Schema):
+    pool = fields.String()
+    number = fields.Integer()
+    start = fields.String()
+    end = fields.String()
+    custodian = fields.String(allow_none=True)
+    opening = fields.Dict(keys=fields.String(), values=fields.String())
+    flows = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String()))
+    statement = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        allow_none=True,
+        metadata={"description": "Roll-forward per currency, once the cycle is closed"},
+    )
+    opened_seq = fields.Integer()
+    closed_seq = fields.Integer(allow_none=True)
+
+
+class Collective(ma.Schema):
+    slug = fields.String()
+    name = fields.String()
+    quorum = fields.Integer()
+    quorum_policy = fields.String(metadata={"enum": ["fixed", "majority"]})
+    members = fields.List(fields.String())
+    created_seq = fields.Integer()
+
+
+class Vote(ma.Schema):
+    seq = fields.Integer()
+    member = fields.String()
+    collective = fields.String()
+    vote = fields.String()
+    note = fields.String(allow_none=True)
+    cycle = fields.Integer()
+    void = fields.Boolean()
+
+
+class GrantSummary(ma.Schema):
+    id = fields.Integer()
+    pool = fields.String()
+    amount = fields.String()
+    currency = fields.String()
+    purpose = fields.String()
+    urgency = fields.String()
+    recipient = fields.String()
+    proposer = fields.String()
+    proposed_at = fields.String()
+    proposed_cycle = fields.Integer()
+    status = fields.String()
+    lane = fields.String(allow_none=True)
+    decided_seq = fields.Integer(allow_none=True)
+    disbursed_seq = fields.Integer(allow_none=True)
+    cancelled_seq = fields.Integer(allow_none=True)
+    approvals = fields.Integer(metadata={"description": "Counted (non-void) approvals"})
+    rejections = fields.Integer()
+
+
+class Grant(GrantSummary):
+    votes = fields.List(fields.Nested(Vote))
+    decision = fields.Nested(Decision, allow_none=True)
+
+
+class GrantPage(ma.Schema):
+    items = fields.List(fields.Nested(GrantSummary))
+    next = fields.Integer(allow_none=True, metadata={"description": "Pass as after="})

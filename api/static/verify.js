@@ -1,0 +1,704 @@
+// Lunaria receipt verifier: everything is checked here, in the browser, with WebCrypto.
+//
+// The server only hands out the page, the latest checkpoint and consistency proofs; it never
+// says whether a receipt is valid. The steps, each of which names exactly what failed:
+//
+//   1. read the receipt: receipt JSON, or c2sp.org/tlog-proof@v1 text (+ the entry);
+//   2. leaf hash = SHA-256(0x00 || entry bytes)          (RFC 9162 §2.1.1), equal to the stated one;
+//   3. the inclusion proof leads from that leaf to the checkpoint's root  (RFC 9162 §2.1.3.2);
+//   4. the checkpoint (C2SP signed note) carries a valid Ed25519 signature by the key to trust;
+//   5. the latest checkpoint (fetched, signed by the same key) is consistent with it
+//      (RFC 9162 §2.1.4.2).
+//
+// Receipt JSON, as ledger/receipts.py writes it (`lunaria receipt N`, /entries/N/receipt.json):
+//   {"entry": {...}, "entry_b64": "<the exact bytes that were hashed, base64>", "seq": 5,
+//    "leaf_hash": "<hex>",
+//    "proof": {"index": 5, "size": 10, "leaf_hash": "<hex>", "hashes": ["<hex>", ...]},
+//    "checkpoint": "<the signed checkpoint note, verbatim>", "vkey": "<verifier key string>"}
+// The entry's bytes are entry_b64 (which must equal the canonical form of "entry"), else the
+// entry re-canonicalised here (or given as text). The vkey is a hint and never trusted: the
+// signature is checked against the key in the page's "key to trust" field.
+// A c2sp.org/tlog-proof@v1 receipt carries the entry's bytes on its `extra` line; one without
+// it verifies when the entry is pasted separately.
+//
+// The algorithms are ported line by line from ledger/merkle.py and ledger/notes.py; tree
+// sizes and indexes are BigInts, so nothing is lost above 2^31 (or 2^53).
+
+const TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1";
+const HASH_SIZE = 32;
+const MAX_SIGNATURES = 100;
+const ALG_ED25519 = 0x01;
+const SIGNATURE_PREFIX = "\u2014 ";
+const CHECKPOINT_URL = "/api/v1/ledger/checkpoint";
+const CONSISTENCY_URL = "/api/v1/ledger/proofs/consistency";
+
+/** A named failure: `key` selects the translated message, `detail` says which values. */
+export class VerifyError extends Error {
+  constructor(key, params = {}, detail = "") {
+    super(`${key}${detail ? ": " + detail : ""}`);
+    this.key = key;
+    this.params = params;
+    this.detail = detail;
+  }
+}
+
+// -- bytes --------------------------------------------------------------------------------------
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+function equalBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+export function toHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function fromHex(text, what) {
+  if (typeof text !== "string" || !/^([0-9a-fA-F]{2})*$/.test(text)) {
+    throw new VerifyError("malformed", {}, `${what} is not hex: ${show(text)}`);
+  }
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.substr(i * 2, 2), 16);
+  return out;
+}
+
+function toBase64(bytes) {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+/** Strict standard padded base64: only the canonical encoding of its bytes, else null. */
+export function fromBase64(text) {
+  if (typeof text !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4) {
+    return null;
+  }
+  let binary;
+  try {
+    binary = atob(text);
+  } catch {
+    return null;
+  }
+  const out = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  return toBase64(out) === text ? out : null;
+}
+
+function show(value) {
+  const text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? JSON.stringify(text.slice(0, 80)) + "…" : JSON.stringify(text);
+}
+
+async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+// -- RFC 9162 Merkle tree (ledger/merkle.py) ------------------------------------------------
+
+export async function leafHash(data) {
+  return sha256(concat(new Uint8Array([0x00]), data));
+}
+
+export async function nodeHash(left, right) {
+  return sha256(concat(new Uint8Array([0x01]), left, right));
+}
+
+export const EMPTY_ROOT_HEX = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+function checkHashes(what, hashes) {
+  hashes.forEach((h, i) => {
+    if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) {
+      throw new VerifyError("proof_shape", {}, `${what} hash ${i} is not ${HASH_SIZE} bytes`);
+    }
+  });
+}
+
+function rightShiftUntilSet(fn, sn) {
+  while (!(fn & 1n) && fn !== 0n) {
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  return [fn, sn];
+}
+
+/** RFC 9162 §2.1.3.2 steps 1-5: the root implied by an inclusion proof. */
+export async function rootFromInclusionProof(index, size, leaf, proof) {
+  if (index < 0n || size < 1n || index >= size) {
+    throw new VerifyError("proof_shape", {}, `index ${index} is not below tree size ${size}`);
+  }
+  checkHashes("leaf", [leaf]);
+  checkHashes("proof", proof);
+  let fn = index;
+  let sn = size - 1n;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0n) {
+      throw new VerifyError(
+        "proof_shape", {}, `inclusion proof has ${proof.length} hashes: too many for this size`);
+    }
+    if (fn & 1n || fn === sn) {
+      r = await nodeHash(p, r);
+      [fn, sn] = rightShiftUntilSet(fn, sn);
+    } else {
+      r = await nodeHash(r, p);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) {
+    throw new VerifyError(
+      "proof_shape", {}, `inclusion proof has ${proof.length} hashes: too few for this size`);
+  }
+  return r;
+}
+
+/** RFC 9162 §2.1.4.2; throws VerifyError("consistency") unless old is a prefix of new. */
+export async function verifyConsistency(oldSize, newSize, proof, oldRoot, newRoot) {
+  const fail = (detail) => new VerifyError("consistency", {}, detail);
+  checkHashes("root", [oldRoot, newRoot]);
+  checkHashes("proof", proof);
+  if (oldSize < 0n || oldSize > newSize) {
+    throw fail(`old size ${oldSize} is larger than new size ${newSize}`);
+  }
+  if (oldSize === 0n && toHex(oldRoot) !== EMPTY_ROOT_HEX) {
+    throw fail(`the root of the empty tree is ${EMPTY_ROOT_HEX}, not ${toHex(oldRoot)}`);
+  }
+  if (oldSize === newSize) {
+    if (proof.length) throw fail("a consistency proof between equal sizes must be empty");
+    if (!equalBytes(oldRoot, newRoot)) throw fail(`different roots for the same size ${oldSize}`);
+    return;
+  }
+  if (oldSize === 0n) {
+    if (proof.length) throw fail("a consistency proof from the empty tree must be empty");
+    return;
+  }
+  if (!proof.length) throw fail("consistency proof is empty");
+  const path = [...proof];
+  if ((oldSize & (oldSize - 1n)) === 0n) path.unshift(oldRoot); // a power of two: a node
+  let fn = oldSize - 1n;
+  let sn = newSize - 1n;
+  while (fn & 1n) {
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0n) throw fail("consistency proof is too long");
+    if (fn & 1n || fn === sn) {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+      [fn, sn] = rightShiftUntilSet(fn, sn);
+    } else {
+      sr = await nodeHash(sr, c);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) throw fail("consistency proof is too short");
+  if (!equalBytes(fr, oldRoot)) {
+    throw fail(`proof gives old root ${toHex(fr)}, expected ${toHex(oldRoot)}`);
+  }
+  if (!equalBytes(sr, newRoot)) {
+    throw fail(`proof gives new root ${toHex(sr)}, expected ${toHex(newRoot)}`);
+  }
+}
+
+// -- C2SP signed notes and checkpoints (ledger/notes.py) ------------------------------------
+
+const CONTROL = /[\x00-\x09\x0b-\x1f]/;
+
+function validName(name) {
+  return Boolean(name) && !name.includes("+") && !/\s/u.test(name) && !CONTROL.test(name);
+}
+
+/** Ed25519 key id: SHA-256(name || 0x0A || 0x01 || public key)[:4]. */
+export async function keyId(name, publicKey) {
+  const digest = await sha256(concat(encoder.encode(name + "\n"), new Uint8Array([ALG_ED25519]),
+    publicKey));
+  return digest.slice(0, 4);
+}
+
+/** Parse `<name>+<8 hex key id>+<base64(0x01 || public key)>`; checks the key id. */
+export async function parseVkey(vkey) {
+  const fail = (detail) => new VerifyError("vkey", {}, detail);
+  if (typeof vkey !== "string" || !vkey.trim()) throw fail("no key given");
+  vkey = vkey.trim();
+  const first = vkey.indexOf("+");
+  const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
+  if (second < 0) throw fail(`not <name>+<key id>+<key>: ${show(vkey)}`);
+  const name = vkey.slice(0, first);
+  const idHex = vkey.slice(first + 1, second);
+  const material = fromBase64(vkey.slice(second + 1));
+  if (!validName(name)) throw fail(`invalid key name ${show(name)}`);
+  if (!/^[0-9a-f]{8}$/.test(idHex)) throw fail(`key id ${show(idHex)} is not 8 hex digits`);
+  if (material === null) throw fail("the key is not canonical padded base64");
+  if (material.length !== 33 || material[0] !== ALG_ED25519) {
+    throw fail("not an Ed25519 (0x01) key of 32 bytes");
+  }
+  const publicKey = material.slice(1);
+  const expected = await keyId(name, publicKey);
+  if (toHex(expected) !== idHex) {
+    throw fail(`key id ${idHex} does not match the key, which has key id ${toHex(expected)}`);
+  }
+  return { name, keyId: expected, publicKey, label: `${name}+${idHex}` };
+}
+
+/** Split a signed note at the LAST blank line into its text and signature lines. */
+export function parseNote(data) {
+  const fail = (detail) => new VerifyError("checkpoint", {}, detail);
+  const control = CONTROL.exec(data);
+  if (control) throw fail(`control character at offset ${control.index}`);
+  const split = data.lastIndexOf("\n\n");
+  if (split < 0) throw fail("no blank line separating text and signatures");
+  const text = data.slice(0, split + 1);
+  const block = data.slice(split + 2);
+  if (!block) throw fail("no signature lines after the last blank line");
+  if (!block.endsWith("\n")) throw fail("the note does not end with a newline");
+  const lines = block.slice(0, -1).split("\n");
+  if (lines.length > MAX_SIGNATURES) throw fail(`${lines.length} signature lines`);
+  const signatures = lines.map((line, i) => {
+    if (!line.startsWith(SIGNATURE_PREFIX)) {
+      throw fail(`signature line ${i + 1} does not start with an em dash and a space`);
+    }
+    const rest = line.slice(SIGNATURE_PREFIX.length);
+    const space = rest.indexOf(" ");
+    const name = space < 0 ? rest : rest.slice(0, space);
+    const blob = space < 0 ? null : fromBase64(rest.slice(space + 1));
+    if (!validName(name)) throw fail(`signature line ${i + 1} has an invalid key name`);
+    if (blob === null) throw fail(`signature line ${i + 1} is not canonical padded base64`);
+    if (blob.length <= 4) throw fail(`signature line ${i + 1} is too short`);
+    return { name, keyId: blob.slice(0, 4), signature: blob.slice(4) };
+  });
+  return { text, signatures };
+}
+
+/** Parse a tlog-checkpoint body: origin, decimal size, base64 root, extension lines. */
+export function parseCheckpointBody(body) {
+  const fail = (detail) => new VerifyError("checkpoint", {}, detail);
+  if (!body.endsWith("\n")) throw fail("the checkpoint does not end with a newline");
+  const lines = body.slice(0, -1).split("\n");
+  if (lines.length < 3) throw fail(`${lines.length} lines; need origin, size and root hash`);
+  const [origin, sizeText, rootText, ...extensions] = lines;
+  if (!origin) throw fail("empty origin");
+  if (extensions.some((line) => !line)) throw fail("an empty extension line");
+  if (!/^(0|[1-9][0-9]*)$/.test(sizeText) || sizeText.length > 19) {
+    throw fail(`tree size ${show(sizeText)} is not a decimal without leading zeros`);
+  }
+  const size = BigInt(sizeText);
+  if (size >= 2n ** 63n) throw fail(`tree size ${sizeText} is too large`);
+  const root = fromBase64(rootText);
+  if (root === null || root.length !== HASH_SIZE) {
+    throw fail(`root hash ${show(rootText)} is not 32 bytes of canonical base64`);
+  }
+  return { origin, size, root };
+}
+
+/** Whether `key` (from parseVkey) validly signed `note`; throws VerifyError("signature"). */
+export async function checkSignature(note, key) {
+  const params = { key: key.label };
+  const mine = note.signatures.filter(
+    (s) => s.name === key.name && equalBytes(s.keyId, key.keyId));
+  if (!mine.length) {
+    const found = note.signatures.map((s) => `${s.name}+${toHex(s.keyId)}`).join(", ");
+    throw new VerifyError("signature", params, `no signature by this key; signed by ${found}`);
+  }
+  let publicKey;
+  try {
+    publicKey = await crypto.subtle.importKey(
+      "raw", key.publicKey, { name: "Ed25519" }, false, ["verify"]);
+  } catch (error) {
+    throw new VerifyError("webcrypto", {}, String(error));
+  }
+  for (const s of mine) {
+    const valid = s.signature.length === 64 && await crypto.subtle.verify(
+      { name: "Ed25519" }, publicKey, s.signature, encoder.encode(note.text));
+    if (!valid) {
+      throw new VerifyError("signature", params, "the Ed25519 signature does not verify");
+    }
+  }
+}
+
+/** Parse, check origin and signature: the checkpoint a signed note commits to. */
+export async function openCheckpoint(noteText, key, origin) {
+  const note = parseNote(noteText);
+  const checkpoint = parseCheckpointBody(note.text);
+  if (origin && checkpoint.origin !== origin) {
+    throw new VerifyError("origin", { got: checkpoint.origin, want: origin });
+  }
+  await checkSignature(note, key);
+  return checkpoint;
+}
+
+// -- receipts -----------------------------------------------------------------------------
+
+/** RFC 8785 for Lunaria's subset (integers, strings, ASCII keys): sorted keys, no spaces. */
+export function canonicalJson(value) {
+  if (value === null || typeof value === "boolean" || typeof value === "string") {
+    return JSON.stringify(value);
+  }
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) {
+      throw new VerifyError("malformed", {}, `the entry holds a non-integer number ${value}`);
+    }
+    return String(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const keys = Object.keys(value).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+}
+
+function parseIndex(value, what) {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) {
+    return BigInt(value);
+  }
+  if (typeof value === "string" && /^(0|[1-9][0-9]{0,18})$/.test(value)) return BigInt(value);
+  throw new VerifyError("malformed", {}, `${what} ${show(value)} is not a non-negative integer`);
+}
+
+function entryBytesFrom(value) {
+  if (value === undefined || value === null) return null;
+  if (typeof value === "string") return encoder.encode(value.replace(/\r?\n$/, ""));
+  if (typeof value === "object") return encoder.encode(canonicalJson(value));
+  throw new VerifyError("malformed", {}, "the entry is neither text nor an object");
+}
+
+/** A receipt from its JSON twin (see the top of this file). */
+export function parseReceiptJson(obj) {
+  const fail = (detail) => new VerifyError("malformed", {}, detail);
+  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
+    throw fail("the receipt JSON is not an object");
+  }
+  if (typeof obj.tlog_proof === "string" && obj.entry === undefined) {
+    return parseTlogProof(obj.tlog_proof);
+  }
+  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  const nested = [obj.proof, obj.inclusion, obj.inclusion_proof].find(isObject) || {};
+  // The first of `names` (top level first, then the nested proof) that passes `accept`.
+  const pick = (accept, ...names) => {
+    for (const source of [obj, nested]) {
+      for (const name of names) {
+        if (source[name] !== undefined && source[name] !== null && accept(source[name])) {
+          return source[name];
+        }
+      }
+    }
+    return undefined;
+  };
+  const any = () => true;
+  const b64 = obj.entry_b64 ?? obj.entry_base64;
+  let entry = null;
+  if (typeof b64 === "string") {
+    entry = fromBase64(b64);
+    if (entry === null) throw fail("entry_b64 is not canonical padded base64");
+    if (isObject(obj.entry) && canonicalJson(obj.entry) !== decoder.decode(entry)) {
+      throw fail("entry_b64 is not the canonical bytes of the entry object beside it");
+    }
+  } else {
+    entry = entryBytesFrom(obj.entry ?? obj.entry_bytes ?? obj.canonical_entry);
+  }
+  const seqOfEntry = isObject(obj.entry) ? obj.entry.seq : undefined;
+  const indexValue = pick(any, "seq", "index", "leaf_index") ?? seqOfEntry;
+  if (indexValue === undefined) throw fail("the receipt has no index");
+  const index = parseIndex(indexValue, "index");
+  const nestedIndex = nested.index ?? nested.leaf_index;
+  if (nestedIndex !== undefined && parseIndex(nestedIndex, "proof index") !== index) {
+    throw fail(`the receipt's seq ${index} differs from its proof index ${nestedIndex}`);
+  }
+  const hashesValue = pick(Array.isArray, "hashes", "proof", "path", "inclusion_proof");
+  if (hashesValue === undefined) throw fail("the receipt has no inclusion proof hashes");
+  let checkpoint = pick(any, "checkpoint", "signed_checkpoint", "checkpoint_note", "note");
+  if (isObject(checkpoint)) checkpoint = checkpoint.note;
+  if (typeof checkpoint !== "string") throw fail("the receipt has no signed checkpoint");
+  const sizeValue = pick(any, "size", "tree_size");
+  const leafHexes = [obj.leaf_hash, obj.entry_hash, nested.leaf_hash].filter(
+    (v) => v !== undefined && v !== null);
+  const leafHashes = leafHexes.map((h) => fromHex(h, "leaf hash"));
+  if (leafHashes.some((h) => !equalBytes(h, leafHashes[0]))) {
+    throw fail("the receipt states two different leaf hashes");
+  }
+  return {
+    format: "json",
+    entry,
+    index,
+    size: sizeValue === undefined ? null : parseIndex(sizeValue, "size"),
+    leafHash: leafHashes.length ? leafHashes[0] : null,
+    proof: hashesValue.map((h, i) => fromHex(h, `proof hash ${i}`)),
+    checkpoint,
+    vkey: typeof obj.vkey === "string" ? obj.vkey : null,
+  };
+}
+
+/** c2sp.org/tlog-proof@v1: header, optional extra, index, base64 hashes, blank, checkpoint. */
+export function parseTlogProof(text) {
+  const fail = (detail) => new VerifyError("malformed", {}, detail);
+  // Forgive what pasting does to text: CRLF line ends, trailing blank lines or spaces.
+  text = text.replace(/\r\n/g, "\n").replace(/\s+$/, "") + "\n";
+  const lines = text.split("\n");
+  if (lines[0] !== TLOG_PROOF_HEADER) throw fail(`the first line is not ${TLOG_PROOF_HEADER}`);
+  let at = 1;
+  let extra = null;
+  if (lines[at]?.startsWith("extra ")) {
+    extra = fromBase64(lines[at].slice(6));
+    if (extra === null) throw fail("the extra line is not canonical base64");
+    at++;
+  }
+  const indexMatch = /^index (0|[1-9][0-9]{0,18})$/.exec(lines[at] ?? "");
+  if (!indexMatch) throw fail(`line ${at + 1} is not "index N": ${show(lines[at] ?? "")}`);
+  at++;
+  const proof = [];
+  while (at < lines.length && lines[at] !== "") {
+    const hash = fromBase64(lines[at]);
+    if (hash === null || hash.length !== HASH_SIZE) {
+      throw fail(`proof line ${proof.length + 1} is not a base64 SHA-256 hash`);
+    }
+    proof.push(hash);
+    at++;
+  }
+  if (at >= lines.length) throw fail("no blank line before the checkpoint");
+  // The entry may travel in `extra` (unauthenticated, but it is hashed and proven below).
+  let entry = null;
+  if (extra !== null) {
+    try {
+      const decoded = decoder.decode(extra);
+      if (decoded.startsWith("{")) entry = extra;
+    } catch {
+      entry = null;
+    }
+  }
+  return {
+    format: "tlog-proof",
+    entry,
+    index: BigInt(indexMatch[1]),
+    size: null,
+    leafHash: null,
+    proof,
+    checkpoint: lines.slice(at + 1).join("\n"),
+    vkey: null,
+  };
+}
+
+/** Receipt JSON or tlog-proof text, told apart by the first character. */
+export function parseReceipt(text) {
+  const trimmed = text.replace(/^\uFEFF/, "").trimStart();
+  if (!trimmed) throw new VerifyError("empty");
+  if (trimmed.startsWith("{")) {
+    let obj;
+    try {
+      obj = JSON.parse(trimmed);
+    } catch (error) {
+      throw new VerifyError("malformed", {}, `not valid JSON: ${error.message}`);
+    }
+    return parseReceiptJson(obj);
+  }
+  if (trimmed.startsWith(TLOG_PROOF_HEADER)) return parseTlogProof(trimmed);
+  throw new VerifyError("format", {}, `it starts with ${show(trimmed.slice(0, 24))}`);
+}
+
+// -- the whole check ------------------------------------------------------------------------
+
+async function fetchOk(url, what) {
+  let response;
+  try {
+    response = await fetch(url, { cache: "no-store", credentials: "omit" });
+  } catch (error) {
+    throw new VerifyError("fetch", { what }, String(error));
+  }
+  if (!response.ok) throw new VerifyError("fetch", { what }, `HTTP ${response.status}`);
+  return response;
+}
+
+async function latestCheckpointNote() {
+  const response = await fetchOk(CHECKPOINT_URL, CHECKPOINT_URL);
+  const type = response.headers.get("Content-Type") || "";
+  if (type.includes("json")) {
+    const body = await response.json();
+    const note = typeof body === "string" ? body : body.note ?? body.checkpoint;
+    if (typeof note !== "string") {
+      throw new VerifyError("fetch", { what: CHECKPOINT_URL }, "no signed note in the answer");
+    }
+    return note;
+  }
+  return response.text();
+}
+
+async function consistencyProof(from, to) {
+  const url = `${CONSISTENCY_URL}?from=${from}&to=${to}`;
+  const body = await (await fetchOk(url, url)).json();
+  if (!body || !Array.isArray(body.hashes) || String(body.from) !== String(from) ||
+      String(body.to) !== String(to)) {
+    throw new VerifyError("fetch", { what: url }, "the answer is not a proof for these sizes");
+  }
+  return body.hashes.map((h, i) => fromHex(h, `consistency hash ${i}`));
+}
+
+/**
+ * Verify a receipt. `options`: `vkey` (the key to trust), `origin` (the expected log),
+ * `entryText` (the entry, when the receipt does not carry it), `onStep(key, params)` (called
+ * as each check passes). Resolves to a summary, or rejects with the VerifyError that failed.
+ */
+export async function verifyReceipt(text, options) {
+  const step = options.onStep || (() => {});
+  const receipt = parseReceipt(text);
+  step("parsed", { format: receipt.format === "json" ? "JSON" : TLOG_PROOF_HEADER });
+  const key = await parseVkey(options.vkey);
+
+  const entry = receipt.entry ?? entryBytesFrom(options.entryText?.trim() || null);
+  if (entry === null) throw new VerifyError("no_entry");
+  const leaf = await leafHash(entry);
+  if (receipt.leafHash !== null && !equalBytes(leaf, receipt.leafHash)) {
+    throw new VerifyError("leaf", {},
+      `the entry hashes to ${toHex(leaf)}, the receipt says ${toHex(receipt.leafHash)}`);
+  }
+  let parsed;
+  try {
+    parsed = JSON.parse(decoder.decode(entry));
+  } catch (error) {
+    throw new VerifyError("malformed", {}, `the entry is not JSON: ${error.message}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || !Number.isSafeInteger(parsed.seq) ||
+      BigInt(parsed.seq) !== receipt.index) {
+    throw new VerifyError("entry_seq", { seq: String(parsed?.seq), index: String(receipt.index) });
+  }
+  step("leaf", { hash: toHex(leaf) });
+
+  const note = parseNote(receipt.checkpoint);
+  const checkpoint = parseCheckpointBody(note.text);
+  if (options.origin && checkpoint.origin !== options.origin) {
+    throw new VerifyError("origin", { got: checkpoint.origin, want: options.origin });
+  }
+  if (receipt.size !== null && receipt.size !== checkpoint.size) {
+    throw new VerifyError("malformed", {},
+      `the receipt's tree size ${receipt.size} is not the checkpoint's ${checkpoint.size}`);
+  }
+  const root = await rootFromInclusionProof(receipt.index, checkpoint.size, leaf, receipt.proof);
+  if (!equalBytes(root, checkpoint.root)) {
+    throw new VerifyError("inclusion", {},
+      `the proof gives root ${toHex(root)}, the checkpoint says ${toHex(checkpoint.root)}`);
+  }
+  step("inclusion", { index: String(receipt.index), size: String(checkpoint.size) });
+
+  await checkSignature(note, key);
+  step("signature", { key: key.label });
+
+  const latest = await openCheckpoint(await latestCheckpointNote(), key, checkpoint.origin);
+  step("latest", { size: String(latest.size), key: key.label });
+  const [older, newer] = latest.size < checkpoint.size ? [latest, checkpoint] : [checkpoint, latest];
+  const proof = older.size === newer.size || older.size === 0n
+    ? [] : await consistencyProof(older.size, newer.size);
+  await verifyConsistency(older.size, newer.size, proof, older.root, newer.root);
+  step("consistency", { from: String(older.size), to: String(newer.size) });
+
+  return {
+    seq: String(parsed.seq),
+    kind: parsed.kind,
+    ts: parsed.ts,
+    data: parsed.data || {},
+    entryHash: toHex(leaf),
+    checkpointSize: String(checkpoint.size),
+    latestSize: String(latest.size),
+  };
+}
+
+// -- the page -----------------------------------------------------------------------------
+
+function message(key, params = {}) {
+  const template = document.querySelector(`#verify-messages [data-key="${key}"]`);
+  const text = template ? template.textContent : key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? params[name] : `{${name}}`));
+}
+
+function addStep(list, ok, text, detail) {
+  const item = document.createElement("li");
+  item.className = ok ? "step ok" : "step fail";
+  const mark = document.createElement("span");
+  mark.className = "mark";
+  mark.textContent = message(ok ? "passed" : "failed");
+  item.append(mark, " ", text);
+  if (detail) {
+    const small = document.createElement("span");
+    small.className = "detail";
+    small.textContent = detail;
+    item.append(" ", small);
+  }
+  list.append(item);
+}
+
+function start() {
+  const form = document.getElementById("verify-form");
+  if (!form) return;
+  const receiptText = document.getElementById("receipt-text");
+  const fileInput = document.getElementById("receipt-file");
+  const entryText = document.getElementById("entry-text");
+  const vkeyInput = document.getElementById("vkey");
+  const result = document.getElementById("result");
+  const verdict = document.getElementById("verdict");
+  const steps = document.getElementById("steps");
+  const submit = form.querySelector("button[type=submit]");
+
+  fileInput.addEventListener("change", async () => {
+    const file = fileInput.files && fileInput.files[0];
+    if (file) receiptText.value = await file.text();
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    steps.replaceChildren();
+    verdict.className = "verdict pending";
+    verdict.textContent = message("checking");
+    result.hidden = false;
+    try {
+      const summary = await verifyReceipt(receiptText.value, {
+        vkey: vkeyInput.value,
+        origin: form.dataset.origin,
+        entryText: entryText.value,
+        onStep: (key, params) => addStep(steps, true, message(`step_${key}`, params)),
+      });
+      verdict.className = "verdict ok";
+      verdict.textContent = message("verified", {
+        seq: summary.seq, size: summary.latestSize,
+      });
+      const link = document.createElement("a");
+      link.href = `/entries/${encodeURIComponent(summary.seq)}`;
+      link.textContent = message("see_entry", { seq: summary.seq });
+      const item = document.createElement("li");
+      item.className = "step see";
+      item.append(link);
+      steps.append(item);
+    } catch (error) {
+      const known = error instanceof VerifyError;
+      const text = known ? message(`error_${error.key}`, error.params) : String(error);
+      addStep(steps, false, text, known ? error.detail : "");
+      verdict.className = "verdict fail";
+      verdict.textContent = `${message("not_verified")}: ${text}`;
+    } finally {
+      submit.disabled = false;
+      verdict.focus();
+    }
+  });
+  submit.disabled = false;
+  form.classList.add("ready");
+}
+
+if (typeof document !== "undefined") {
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+}

@@ -1,0 +1,494 @@
+"""The public web pages: pools, one pool, one entry, and "verify my receipt".
+
+Server-rendered HTML for donors; it works without JavaScript everywhere except ``/verify``,
+where ``static/verify.js`` recomputes the leaf hash, walks the inclusion proof, checks the
+checkpoint signature (WebCrypto Ed25519) and consistency with the latest checkpoint in the
+browser itself. The server only serves the page and the public proofs; it never says whether
+a receipt is valid.
+
+Pages read through :mod:`ledger.views`; the few reads it does not offer yet (a pool's recent
+entries and decisions, the current lunar cycle, the published key) are the private helpers
+below, over public tables only (never ``private_records`` or ``tokens``).
+
+Interface in English, Spanish and Ukrainian (flask-babel): ``?lang=`` (remembered in a
+cookie), else the best match of Accept-Language. Every response carries the security
+headers; HTML gets a strict Content-Security-Policy (no inline script, nothing third-party).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from babel import numbers as babel_numbers
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import (  # type: ignore[import-untyped]
+    Babel,
+    format_datetime,
+    format_timedelta,
+    get_locale,
+    lazy_gettext,
+)
+from markupsafe import Markup
+from sqlalchemy import Engine, and_, select
+
+from api import db
+from api.errors import ApiProblem
+from ledger import views
+from ledger.clock import parse_ts
+from ledger.db import read_transaction
+from ledger.entry import Entry, decode_entry
+from ledger.errors import LedgerError, NotFound, NotYetCovered
+from ledger.fund import load_schedule
+from ledger.log import Log, StoredCheckpoint
+from ledger.lunar import Cycle
+from ledger.money import CURRENCY_EXPONENTS, format_major
+from ledger.receipts import build_receipt
+from ledger.schema import entries, grants
+
+bp = Blueprint("web", __name__)
+# Stop-gap public proof endpoints for the verifier, registered only while the JSON API has
+# none at these paths (see init_app); the JSON API is where they belong.
+ledger_bp = Blueprint("web_ledger", __name__, url_prefix="/api/v1/ledger")
+LEDGER_PATHS = ("/api/v1/ledger/checkpoint", "/api/v1/ledger/proofs/consistency")
+
+LANGUAGES: Mapping[str, str] = {"en": "English", "es": "Español", "uk": "Українська"}
+LANGUAGE_COOKIE = "lang"
+_EXTENSION = "lunaria-web"
+REPORT_FORMATS = ("pdf", "csv", "json", "jsonl", "beancount")
+RECENT_ENTRIES = 20
+RECENT_DECISIONS = 20
+QUEUE_LENGTH = 50
+_SCAN_BATCH = 500
+_SCAN_LIMIT = 5000  # entries looked at, newest first, for a pool's recent entries
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS: Mapping[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+KIND_LABELS: Mapping[str, Any] = {
+    "log_created": lazy_gettext("Log created"),
+    "key_rotated": lazy_gettext("Key rotated"),
+    "pool_created": lazy_gettext("Pool created"),
+    "collective_registered": lazy_gettext("Collective registered"),
+    "member_added": lazy_gettext("Member added"),
+    "member_removed": lazy_gettext("Member removed"),
+    "roster_set": lazy_gettext("Custody roster set"),
+    "custody_transferred": lazy_gettext("Custody handed over"),
+    "donation_recorded": lazy_gettext("Donation"),
+    "grant_proposed": lazy_gettext("Grant proposed"),
+    "vote_cast": lazy_gettext("Vote"),
+    "grant_decided": lazy_gettext("Grant decided"),
+    "grant_disbursed": lazy_gettext("Grant paid out"),
+    "grant_cancelled": lazy_gettext("Grant cancelled"),
+    "correction": lazy_gettext("Correction"),
+    "checkpoint_anchored": lazy_gettext("Checkpoint anchored"),
+}
+STATUS_LABELS: Mapping[str, Any] = {
+    "proposed": lazy_gettext("waiting for votes"),
+    "approved": lazy_gettext("approved"),
+    "rejected": lazy_gettext("rejected"),
+    "disbursed": lazy_gettext("paid out"),
+    "cancelled": lazy_gettext("cancelled"),
+}
+LANE_LABELS: Mapping[str, Any] = {
+    "quorum": lazy_gettext("by quorum"),
+    "fast_lane": lazy_gettext("fast lane"),
+}
+URGENCY_LABELS: Mapping[str, Any] = {
+    "urgent": lazy_gettext("urgent"),
+    "normal": lazy_gettext("normal"),
+}
+
+
+# -- the moon ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoonPhase:
+    """Where ``now`` is in a lunar cycle: a phase name, percent elapsed and an SVG shape."""
+
+    key: str
+    name: Any  # a lazy translated string
+    percent: int
+    lit_path: str  # SVG path (viewBox 0 0 100 100) of the sunlit part, northern hemisphere
+
+
+_PHASES = (
+    ("new", lazy_gettext("New moon")),
+    ("waxing_crescent", lazy_gettext("Waxing crescent")),
+    ("first_quarter", lazy_gettext("First quarter")),
+    ("waxing_gibbous", lazy_gettext("Waxing gibbous")),
+    ("full", lazy_gettext("Full moon")),
+    ("waning_gibbous", lazy_gettext("Waning gibbous")),
+    ("last_quarter", lazy_gettext("Last quarter")),
+    ("waning_crescent", lazy_gettext("Waning crescent")),
+)
+
+
+def _lit_path(fraction: float, r: float = 40.0, c: float = 50.0) -> str:
+    """The sunlit part: the lit limb (a half circle), back along the terminator (a half
+    ellipse of x-radius r·|cos 2πf|) on the limb's side for a crescent, opposite for gibbous."""
+    rx = r * abs(math.cos(2 * math.pi * fraction))
+    waxing = fraction < 0.5
+    crescent = fraction < 0.25 or fraction >= 0.75
+    limb_sweep = 1 if waxing else 0  # top to bottom via the right is clockwise (sweep 1)
+    terminator_sweep = limb_sweep ^ 1 if crescent else limb_sweep
+    top, bottom = f"{c:g} {c - r:g}", f"{c:g} {c + r:g}"
+    return (
+        f"M {top} A {r:g} {r:g} 0 0 {limb_sweep} {bottom} "
+        f"A {rx:.2f} {r:g} 0 0 {terminator_sweep} {top} Z"
+    )
+
+
+def moon_phase(cycle: Cycle, now: datetime) -> MoonPhase:
+    """The phase for ``now`` from the fraction of the current cycle (new moon to new moon)."""
+    fraction = (now - cycle.start) / (cycle.end - cycle.start)
+    fraction = min(max(fraction, 0.0), 0.999999)
+    key, name = _PHASES[int(fraction * 8 + 0.5) % 8]
+    return MoonPhase(key, name, int(fraction * 100), _lit_path(fraction))
+
+
+# -- reads the views do not offer (yet) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LunarNow:
+    cycle: Cycle
+    now: datetime
+    phase: MoonPhase
+
+    @property
+    def until_handover(self) -> timedelta:
+        return self.cycle.end - self.now
+
+
+@dataclass(frozen=True)
+class EntryPlace:
+    """One entry and its place in the chain and the tree."""
+
+    entry: Entry
+    entry_hash: str
+    log_size: int
+    prev_hash_ok: bool | None  # does ``prev`` equal the hash of seq-1 (None at seq 0)
+    next_seq: int | None
+    checkpoint: StoredCheckpoint | None  # the latest checkpoint that covers the entry
+    proof: tuple[str, ...]  # inclusion proof of the entry in that checkpoint's tree
+
+
+def _lunar_now(engine: Engine, now: datetime) -> LunarNow:
+    with read_transaction(engine) as conn:
+        cycle = load_schedule(conn).cycle_at(now)
+    return LunarNow(cycle, now, moon_phase(cycle, now))
+
+
+def _pool_entries(engine: Engine, slug: str, limit: int = RECENT_ENTRIES) -> list[Entry]:
+    """The pool's newest entries (``data.pool`` or ``data.slug`` is the pool), newest first."""
+    found: list[Entry] = []
+    with read_transaction(engine) as conn:
+        before: int | None = None
+        scanned = 0
+        while len(found) < limit and scanned < _SCAN_LIMIT:
+            query = select(entries.c.seq, entries.c.body).order_by(entries.c.seq.desc())
+            if before is not None:
+                query = query.where(entries.c.seq < before)
+            rows = conn.execute(query.limit(_SCAN_BATCH)).all()
+            if not rows:
+                break
+            for _, body in rows:
+                entry = decode_entry(bytes(body))
+                owner = entry.data.get("pool", entry.data.get("slug"))
+                if owner == slug and entry.kind != "collective_registered":
+                    found.append(entry)
+                    if len(found) == limit:
+                        break
+            scanned += len(rows)
+            before = int(rows[-1][0])
+    return found
+
+
+def _recent_decisions(engine: Engine, slug: str, limit: int = RECENT_DECISIONS) -> list[Any]:
+    """The pool's last decided grants, newest decision first, with votes and decision."""
+    with read_transaction(engine) as conn:
+        ids = conn.execute(
+            select(grants.c.id)
+            .where(and_(grants.c.pool == slug, grants.c.decided_seq.is_not(None)))
+            .order_by(grants.c.decided_seq.desc())
+            .limit(limit)
+        ).scalars()
+        grant_ids = [int(i) for i in ids]
+    return [views.grant_detail(engine, grant_id) for grant_id in grant_ids]
+
+
+def _published_vkey(log: Log) -> str | None:
+    """The verifier key the log published in its first entry (``log_created``)."""
+    try:
+        first = log.entry(0)
+    except NotFound:
+        return None
+    vkey = first.data.get("vkey")
+    return vkey if isinstance(vkey, str) else None
+
+
+def _entry_place(log: Log, seq: int) -> EntryPlace:
+    entry = log.entry(seq)
+    size = log.head().size
+    prev_ok = None if seq == 0 else log.entry(seq - 1).hash.hex() == entry.prev
+    checkpoint = log.latest_checkpoint()
+    proof: tuple[str, ...] = ()
+    if checkpoint is not None and seq < checkpoint.size:
+        proof = tuple(h.hex() for h in log.inclusion_proof(seq, checkpoint.size))
+    else:
+        checkpoint = None
+    return EntryPlace(
+        entry=entry,
+        entry_hash=entry.hash.hex(),
+        log_size=size,
+        prev_hash_ok=prev_ok,
+        next_seq=seq + 1 if seq + 1 < size else None,
+        checkpoint=checkpoint,
+        proof=proof,
+    )
+
+
+# -- formatting for templates -----------------------------------------------------------------
+
+
+@bp.app_template_filter("money")
+def money(amount: str | int, currency: str) -> str:
+    """Minor units to the locale's digits, exactly (no floats): "150000" EUR -> "1,500.00"."""
+    value = int(amount)
+    if currency not in CURRENCY_EXPONENTS:
+        return f"{value} {currency}"
+    major = format_major(value, currency)
+    sign = "-" if major.startswith("-") else ""
+    whole, _, fraction = major.lstrip("-").partition(".")
+    locale = get_locale()
+    group = babel_numbers.get_group_symbol(locale)
+    grouped = re.sub(r"\B(?=(\d{3})+$)", lambda _: group, whole)
+    decimal = babel_numbers.get_decimal_symbol(locale)
+    return f"{sign}{grouped}{decimal + fraction if fraction else ''}\u00a0{currency}"
+
+
+@bp.app_template_filter("when")
+def when(ts: str | datetime) -> Markup:
+    """A ``<time>`` element in the reader's language, in UTC."""
+    instant = parse_ts(ts) if isinstance(ts, str) else ts
+    shown = str(format_datetime(instant, "medium"))
+    return Markup('<time datetime="{}">{} UTC</time>').format(instant.isoformat(), shown)
+
+
+@bp.app_template_filter("duration")
+def duration(delta: timedelta) -> str:
+    """A coarse, translated "in 5 days"."""
+    return str(format_timedelta(delta, granularity="minute", add_direction=True))
+
+
+@bp.app_context_processor
+def _page_context() -> dict[str, Any]:
+    def switch_url(code: str) -> str:
+        args = dict(request.view_args or {})
+        args.update({k: v for k, v in request.args.items() if k != "lang"})
+        endpoint = request.endpoint or "web.index"
+        return url_for(endpoint, **args, lang=code)
+
+    return {
+        "languages": LANGUAGES,
+        "locale": str(get_locale() or "en"),
+        "switch_url": switch_url,
+        "kind_labels": KIND_LABELS,
+        "status_labels": STATUS_LABELS,
+        "lane_labels": LANE_LABELS,
+        "urgency_labels": URGENCY_LABELS,
+        "report_formats": REPORT_FORMATS,
+    }
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+@bp.route("/", methods=["GET"])
+def index() -> str:
+    engine = db.get_engine()
+    now = db.get_clock().now()
+    return render_template(
+        "web/index.html",
+        pools=views.list_pools(engine, now),
+        lunar=_lunar_now(engine, now),
+    )
+
+
+@bp.route("/pools/<slug>", methods=["GET"])
+def pool(slug: str) -> str:
+    engine = db.get_engine()
+    now = db.get_clock().now()
+    detail = views.pool_detail(engine, slug, now)
+    quorum = None
+    if detail.custodian is not None:
+        quorum = views.collective_detail(engine, detail.custodian).quorum
+    return render_template(
+        "web/pool.html",
+        pool=detail,
+        quorum=quorum,
+        lunar=_lunar_now(engine, now),
+        cycles=list(reversed(views.pool_cycles(engine, slug))),
+        queue=views.grant_queue(engine, slug, status="proposed", limit=QUEUE_LENGTH).items,
+        decisions=_recent_decisions(engine, slug),
+        recent=_pool_entries(engine, slug),
+    )
+
+
+def _seq(text: str) -> int:
+    """A path's entry number; anything but a plain decimal is a 404, like an unknown seq."""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        abort(404)
+    return int(text)
+
+
+@bp.route("/entries/<seq>", methods=["GET"])
+def entry(seq: str) -> str:
+    place = _entry_place(db.get_log(), _seq(seq))
+    return render_template("web/entry.html", place=place)
+
+
+@bp.route("/entries/<seq>/receipt.json", methods=["GET"])
+def receipt_json(seq: str) -> Response:
+    """The entry's receipt (ledger/receipts.py) against the latest checkpoint, to keep."""
+    receipt = build_receipt(db.get_log(), _seq(seq))
+    return _download(receipt.dumps(), "application/json", f"lunaria-{receipt.seq}.json")
+
+
+@bp.route("/entries/<seq>/receipt.tlog-proof", methods=["GET"])
+def receipt_tlog_proof(seq: str) -> Response:
+    """The same receipt as c2sp.org/tlog-proof@v1 text (the entry on its ``extra`` line)."""
+    receipt = build_receipt(db.get_log(), _seq(seq))
+    text = receipt.to_tlog_proof().serialise()
+    return _download(text, "text/plain", f"lunaria-{receipt.seq}.tlog-proof")
+
+
+def _download(body: str, mimetype: str, filename: str) -> Response:
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.route("/verify", methods=["GET"])
+def verify() -> str:
+    log = db.get_log()
+    return render_template("web/verify.html", origin=log.origin, vkey=_published_vkey(log))
+
+
+@bp.errorhandler(404)
+@bp.errorhandler(NotFound)
+def not_found(exc: Exception) -> tuple[str, int]:
+    not_yet = isinstance(exc, NotYetCovered)
+    return render_template("web/error.html", status=404, not_yet_covered=not_yet), 404
+
+
+@bp.errorhandler(LedgerError)
+def ledger_error(exc: LedgerError) -> tuple[str, int]:
+    current_app.logger.error("web page failed", exc_info=exc)
+    return render_template("web/error.html", status=500), 500
+
+
+@bp.before_request
+def require_log() -> tuple[str, int] | None:
+    """A database without a log (``lunaria init`` not run yet) gets a clear 503 page."""
+    state: dict[str, bool] = current_app.extensions[_EXTENSION]
+    if not state.get("ready"):
+        if db.stored_origin(db.get_engine()) is None:
+            return render_template("web/error.html", status=503), 503
+        state["ready"] = True  # a log, once created, never goes away
+    return None
+
+
+# -- stop-gap proof endpoints (until the JSON API serves them) -------------------------------
+
+
+@ledger_bp.route("/checkpoint", methods=["GET"])
+def latest_checkpoint() -> Response:
+    """The latest signed checkpoint, verbatim (text/plain, as tlog-tiles serves it)."""
+    stored = db.get_log().latest_checkpoint()
+    if stored is None:
+        raise NotFound("the log has no signed checkpoint yet")
+    response = current_app.response_class(stored.note, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _size_arg(name: str) -> int:
+    value = request.args.get(name, "")
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise ApiProblem("invalid_request", f"{name} must be a tree size (a decimal integer)")
+    return int(value)
+
+
+@ledger_bp.route("/proofs/consistency", methods=["GET"])
+def consistency() -> dict[str, Any]:
+    """RFC 9162 consistency proof between two tree sizes: {"from", "to", "hashes": [hex]}."""
+    old, new = _size_arg("from"), _size_arg("to")
+    log = db.get_log()
+    size = log.head().size
+    if not 0 <= old <= new <= size:
+        raise ApiProblem("invalid_request", f"need 0 <= from <= to <= {size} (the log's size)")
+    return {"from": old, "to": new, "hashes": [h.hex() for h in log.consistency_proof(old, new)]}
+
+
+# -- wiring -----------------------------------------------------------------------------------
+
+
+def select_locale() -> str:
+    """``?lang=``, then the language cookie, then the best Accept-Language match; else en."""
+    for wanted in (request.args.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
+        if wanted in LANGUAGES:
+            return str(wanted)
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+
+
+def security_headers(response: Response) -> Response:
+    """nosniff and no-referrer everywhere; the strict CSP on HTML unless a page set its own."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.vary.update(("Accept-Language", "Cookie"))
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES and request.blueprint == bp.name:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            str(chosen),
+            max_age=365 * 24 * 3600,
+            secure=request.is_secure,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the pages, flask-babel (en, es, uk) and the security headers."""
+    Babel(app, locale_selector=select_locale)
+    app.extensions[_EXTENSION] = {}
+    app.register_blueprint(bp)
+    served = {rule.rule for rule in app.url_map.iter_rules()}
+    if not served.intersection(LEDGER_PATHS):  # call init_app after the JSON API's blueprints
+        app.register_blueprint(ledger_bp)
+    app.after_request(security_headers)

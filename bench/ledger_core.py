@@ -1,0 +1,703 @@
+"""Throughput and latency of the log core, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/ledger_core.py              # full sizes (1M-entry proof log)
+    .venv/bin/python bench/ledger_core.py --quick      # small sizes, a smoke run
+    .venv/bin/python bench/ledger_core.py --sqlite-only | --postgres-only
+
+What is measured, per engine, each in a fresh database (a SQLite file in a temporary directory,
+or a PostgreSQL schema of its own, dropped at the end):
+
+1. durable single appends per second: ``Log.append``, one commit per entry, next to a bare
+   baseline in the same run and the same database: INSERT + COMMIT of rows of the same shape and
+   size into a plain table through the engine's own DBAPI connection (so SQLite runs with the
+   engine's pragmas, WAL and ``synchronous=FULL``; PostgreSQL writes a normal, logged table).
+   The rounds alternate between the two so that both see the same background load.
+2. appends per second in batches of 1,000 (one ``Log.writer()`` transaction per batch), next
+   to a bare ``executemany`` of 1,000 rows in one transaction.
+3. ``verify_database`` over the whole log at 100,000 entries, in entries per second, next to
+   the raw cost of SHA-256 over the same bytes.
+4. ``Log.inclusion_proof`` and ``Log.consistency_proof`` latency (median, p99) over random
+   queries at 1,000,000 entries; the log is built in batches of 10,000 through ``Log.writer()``
+   and the build time is reported.
+
+Entries are realistic ``donation_recorded`` entries of ~370 bytes. The machine is shared: every
+figure is the median of several rounds, and the spread (min-max over rounds) is printed too.
+Progress goes to stderr, the results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy
+from sqlalchemy import Engine, create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ledger import merkle, migrate
+from ledger.db import make_engine, normalise_url
+from ledger.entry import encode_entry
+from ledger.log import Log
+from ledger.notes import Signer
+from ledger.verify import verify_database
+
+ORIGIN = "bench.lunaria.example/log"
+ACTOR = "treasurer:7f3a9c2e"
+KIND = "donation_recorded"
+DEFAULT_POSTGRES_URL = os.environ.get(
+    "LUNARIA_BENCH_POSTGRES_URL",
+    os.environ.get("LUNARIA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+)
+
+TARGET_SINGLE_RATIO = 0.50
+TARGET_VERIFY_RATE = 150_000
+TARGET_PROOF_SECONDS = 0.002
+
+
+@dataclass(frozen=True)
+class Sizes:
+    single_entries: int  # entries per round of single appends
+    single_rounds: int
+    batch_entries: int  # entries per batch (1,000)
+    batch_rounds: int  # batches timed
+    verify_size: int
+    verify_rounds: int
+    proof_size: int
+    proof_queries: int
+    build_batch: int  # entries per writer transaction while building the big log
+
+
+FULL = Sizes(
+    single_entries=1_000,
+    single_rounds=7,
+    batch_entries=1_000,
+    batch_rounds=15,
+    verify_size=100_000,
+    verify_rounds=5,
+    proof_size=1_000_000,
+    proof_queries=1_000,
+    build_batch=10_000,
+)
+QUICK = Sizes(
+    single_entries=100,
+    single_rounds=3,
+    batch_entries=1_000,
+    batch_rounds=3,
+    verify_size=10_000,
+    verify_rounds=2,
+    proof_size=30_000,
+    proof_queries=200,
+    build_batch=10_000,
+)
+
+
+# -- entries ----------------------------------------------------------------------------------
+
+POOLS = ("community-garden-fund", "night-shelter-heating", "school-meals-north", "repair-cafe")
+CURRENCIES = (("EUR", 2), ("EUR", 2), ("EUR", 2), ("USD", 2), ("ETH", 18))
+CHANNELS = ("bank", "bank", "card", "crypto")
+
+
+def make_data(rng: random.Random) -> dict[str, Any]:
+    currency, exponent = rng.choice(CURRENCIES)
+    whole = rng.choice((5, 10, 15, 20, 25, 50, 100, 250, 1000))
+    return {
+        "pool": rng.choice(POOLS),
+        "amount": str(whole * 10**exponent),
+        "currency": currency,
+        "channel": rng.choice(CHANNELS),
+        "donor": rng.randbytes(32).hex(),
+        "receipt": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+    }
+
+
+@dataclass
+class Workload:
+    """A fixed pool of entry data, cycled, so generating data costs nothing in the timings."""
+
+    data: list[dict[str, Any]]
+    next: int = 0
+
+    @classmethod
+    def make(cls, count: int = 10_000, seed: int = 9162) -> Workload:
+        rng = random.Random(seed)
+        return cls([make_data(rng) for _ in range(count)])
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        out = []
+        for _ in range(n):
+            out.append(self.data[self.next])
+            self.next = (self.next + 1) % len(self.data)
+        return out
+
+    def bare_rows(self, start_seq: int, n: int) -> list[tuple[int, bytes, str, str, bytes]]:
+        """Rows shaped like ``entries`` rows (same columns, same body size) for the baseline."""
+        rows = []
+        prev = "0" * 64
+        ts = "2026-11-23T10:00:00.000000Z"
+        for offset, data in enumerate(self.take(n)):
+            seq = start_seq + offset
+            raw = encode_entry(seq, ts, KIND, prev, ACTOR, data).raw
+            digest = merkle.leaf_hash(raw)
+            rows.append((seq, digest, KIND, ts, raw))
+            prev = digest.hex()
+        return rows
+
+
+# -- statistics and printing ------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """Samples of one measurement; ``median`` is what the table shows."""
+
+    samples: list[float] = field(default_factory=list)
+
+    def add(self, value: float) -> None:
+        self.samples.append(value)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else float("nan")
+
+    def spread(self) -> str:
+        if len(self.samples) < 2:
+            return ""
+        low, high = min(self.samples), max(self.samples)
+        median = self.median
+        if not median:
+            return ""
+        return f"±{max(median - low, high - median) / median:.0%}"
+
+
+def p99(samples: Sequence[float]) -> float:
+    if len(samples) < 2:
+        return samples[0] if samples else float("nan")
+    return statistics.quantiles(samples, n=100, method="inclusive")[98]
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def human_rate(value: float) -> str:
+    return f"{value:,.0f}/s"
+
+
+def human_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f} ms"
+
+
+def progress(message: str) -> None:
+    print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+# -- databases --------------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    name: str  # "SQLite" or "PostgreSQL"
+    url: str
+    engine: Engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+
+# The bare table is a plain copy of ``entries`` (same column types, same primary key, no
+# triggers). On SQLite a BIGINT primary key is a separate index next to the rowid table, as in
+# ``entries``; ``bench_rowid`` is the cheapest possible table (INTEGER PRIMARY KEY = the rowid),
+# measured too so that the choice of baseline is visible.
+BARE_TABLES = {
+    "sqlite": {
+        "bench_bare": "CREATE TABLE bench_bare (seq BIGINT NOT NULL PRIMARY KEY, "
+        "hash BLOB NOT NULL, kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, "
+        "body BLOB NOT NULL)",
+        "bench_rowid": "CREATE TABLE bench_rowid (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, "
+        "kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, body BLOB NOT NULL)",
+    },
+    "postgresql": {
+        "bench_bare": "CREATE TABLE bench_bare (seq BIGINT NOT NULL PRIMARY KEY, "
+        "hash BYTEA NOT NULL, kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, "
+        "body BYTEA NOT NULL)",
+    },
+}
+
+
+@contextmanager
+def sqlite_database() -> Iterator[Database]:
+    with tempfile.TemporaryDirectory(prefix="lunaria-bench-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        engine = make_engine(url)
+        try:
+            yield Database("SQLite", url, engine)
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def postgres_database(base_url: str) -> Iterator[Database]:
+    admin = create_engine(normalise_url(base_url), isolation_level="AUTOCOMMIT")
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        separator = "&" if "?" in base_url else "?"
+        url = normalise_url(base_url) + f"{separator}options=-csearch_path%3D{schema}"
+        engine = make_engine(url)
+        try:
+            yield Database("PostgreSQL", url, engine)
+        finally:
+            engine.dispose()
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    finally:
+        admin.dispose()
+
+
+def postgres_version(base_url: str) -> str | None:
+    engine = create_engine(normalise_url(base_url))
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar())
+    except Exception as exc:  # reported, and PostgreSQL is skipped
+        print(f"PostgreSQL is not reachable at {base_url}: {exc}", file=sys.stderr)
+        return None
+    finally:
+        engine.dispose()
+
+
+# -- the measurements -------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    entry_bytes: float = 0.0
+    single_ours: Figure = field(default_factory=Figure)
+    single_bare: Figure = field(default_factory=Figure)
+    single_rowid: Figure = field(default_factory=Figure)
+    single_rowid_ratio: Figure = field(default_factory=Figure)
+    single_ratio: Figure = field(default_factory=Figure)
+    batch_ours: Figure = field(default_factory=Figure)
+    batch_bare: Figure = field(default_factory=Figure)
+    verify_size: int = 0
+    verify_ours: Figure = field(default_factory=Figure)
+    verify_sha: Figure = field(default_factory=Figure)
+    build_size: int = 0
+    build_seconds: float = 0.0
+    build_from: int = 0
+    proof_size: int = 0
+    inclusion: list[float] = field(default_factory=list)
+    consistency: list[float] = field(default_factory=list)
+
+
+class Bare:
+    """INSERT + COMMIT straight through the engine's DBAPI connection (same pragmas/settings)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.fairy = db.engine.raw_connection()
+        self.raw: Any = self.fairy.driver_connection
+        self.sqlite = db.is_sqlite
+        self.tables = BARE_TABLES[db.engine.dialect.name]
+        marker = "?" if self.sqlite else "%s"
+        self.inserts = {
+            table: f"INSERT INTO {table} VALUES ({', '.join([marker] * 5)})"
+            for table in self.tables
+        }
+        cursor = self.raw.cursor()
+        for ddl in self.tables.values():
+            cursor.execute(ddl)
+        if not self.sqlite:
+            self.raw.commit()
+        cursor.close()
+        self.next_seq = 0
+
+    def close(self) -> None:
+        self.fairy.close()
+
+    def single(self, rows: Sequence[tuple[Any, ...]], table: str = "bench_bare") -> float:
+        """One transaction per row; returns the elapsed seconds."""
+        raw, insert = self.raw, self.inserts[table]
+        if self.sqlite:
+            # isolation_level is None on the engine's connections: we issue BEGIN ourselves.
+            start = time.perf_counter()
+            for row in rows:
+                raw.execute("BEGIN")
+                raw.execute(insert, row)
+                raw.execute("COMMIT")
+            return time.perf_counter() - start
+        start = time.perf_counter()
+        for row in rows:
+            raw.execute(insert, row)  # psycopg opens the transaction (BEGIN) itself
+            raw.commit()
+        return time.perf_counter() - start
+
+    def batch(self, rows: Sequence[tuple[Any, ...]]) -> float:
+        raw, insert = self.raw, self.inserts["bench_bare"]
+        start = time.perf_counter()
+        if self.sqlite:
+            raw.execute("BEGIN")
+            raw.executemany(insert, rows)
+            raw.execute("COMMIT")
+        else:
+            with raw.cursor() as cursor:
+                cursor.executemany(insert, rows)
+            raw.commit()
+        return time.perf_counter() - start
+
+
+def fill(log: Log, workload: Workload, target: int, batch: int) -> float:
+    """Append in ``batch``-sized writer transactions until the log holds ``target`` entries."""
+    size = log.head().size
+    elapsed = 0.0
+    while size < target:
+        n = min(batch, target - size)
+        items = workload.take(n)
+        start = time.perf_counter()
+        with log.writer() as writer:
+            for data in items:
+                writer.append(KIND, data, ACTOR)
+        elapsed += time.perf_counter() - start
+        size += n
+    return elapsed
+
+
+def measure_single(
+    db: Database, log: Log, bare: Bare, workload: Workload, sizes: Sizes, out: Results
+) -> None:
+    n = sizes.single_entries
+    # Warm-up: connections, statement caches, the first pages of both tables.
+    bare.single(workload.bare_rows(bare.next_seq, 20))
+    bare.next_seq += 20
+    for data in workload.take(20):
+        log.append(KIND, data, ACTOR)
+    for round_ in range(sizes.single_rounds):
+        rows = workload.bare_rows(bare.next_seq, n)
+        bare.next_seq += n
+        items = workload.take(n)
+        # Alternate which goes first, so a burst of outside load does not favour one.
+        order = ["bare", "ours", "rowid"] if round_ % 2 == 0 else ["rowid", "ours", "bare"]
+        timings: dict[str, float] = {}
+        for which in order:
+            if which == "bare":
+                timings[which] = bare.single(rows)
+            elif which == "rowid":
+                if "bench_rowid" in bare.tables:
+                    timings[which] = bare.single(rows, "bench_rowid")
+            else:
+                start = time.perf_counter()
+                for data in items:
+                    log.append(KIND, data, ACTOR)
+                timings[which] = time.perf_counter() - start
+        ours, base = rate(n, timings["ours"]), rate(n, timings["bare"])
+        out.single_ours.add(ours)
+        out.single_bare.add(base)
+        out.single_ratio.add(ours / base)
+        if "rowid" in timings:
+            rowid = rate(n, timings["rowid"])
+            out.single_rowid.add(rowid)
+            out.single_rowid_ratio.add(ours / rowid)
+        progress(
+            f"{db.name} single round {round_ + 1}: ours {ours:,.0f}/s, "
+            f"bare {base:,.0f}/s ({ours / base:.0%})"
+        )
+
+
+def measure_batches(
+    db: Database, log: Log, bare: Bare, workload: Workload, sizes: Sizes, out: Results
+) -> None:
+    n = sizes.batch_entries
+    fill(log, workload, log.head().size + n, n)  # warm-up
+    bare.batch(workload.bare_rows(bare.next_seq, n))
+    bare.next_seq += n
+    for _ in range(sizes.batch_rounds):
+        rows = workload.bare_rows(bare.next_seq, n)
+        bare.next_seq += n
+        out.batch_bare.add(rate(n, bare.batch(rows)))
+        items = workload.take(n)
+        start = time.perf_counter()
+        with log.writer() as writer:
+            for data in items:
+                writer.append(KIND, data, ACTOR)
+        out.batch_ours.add(rate(n, time.perf_counter() - start))
+    progress(
+        f"{db.name} batches of {n:,}: median {out.batch_ours.median:,.0f}/s "
+        f"(bare {out.batch_bare.median:,.0f}/s)"
+    )
+
+
+def measure_verify(db: Database, log: Log, workload: Workload, sizes: Sizes, out: Results) -> None:
+    fill(log, workload, sizes.verify_size, sizes.build_batch)
+    verifiers = [log.signer.verifier()] if log.signer else []
+    bodies = list(log.iter_raw())
+    out.verify_size = len(bodies)
+    out.entry_bytes = sum(map(len, bodies)) / len(bodies)
+    sha256 = hashlib.sha256
+    for round_ in range(sizes.verify_rounds):
+        start = time.perf_counter()
+        report = verify_database(db.engine, verifiers)
+        elapsed = time.perf_counter() - start
+        assert report.size == out.verify_size, (report.size, out.verify_size)
+        out.verify_ours.add(rate(report.size, elapsed))
+        start = time.perf_counter()
+        for body in bodies:
+            sha256(b"\x00" + body).digest()
+        out.verify_sha.add(rate(len(bodies), time.perf_counter() - start))
+        progress(
+            f"{db.name} verify round {round_ + 1}: {out.verify_ours.samples[-1]:,.0f} entries/s "
+            f"(sha256 alone {out.verify_sha.samples[-1]:,.0f}/s)"
+        )
+    del bodies
+
+
+def measure_proofs(db: Database, log: Log, workload: Workload, sizes: Sizes, out: Results) -> None:
+    out.build_from = log.head().size
+    start = time.perf_counter()
+    last_report = start
+    size = out.build_from
+    while size < sizes.proof_size:
+        fill(log, workload, min(size + 100_000, sizes.proof_size), sizes.build_batch)
+        size = log.head().size
+        if time.perf_counter() - last_report > 10:
+            last_report = time.perf_counter()
+            progress(f"{db.name} building: {size:,} entries")
+    out.build_seconds = time.perf_counter() - start
+    out.build_size = size
+    out.proof_size = size
+    progress(
+        f"{db.name} built {size - out.build_from:,} entries in {out.build_seconds:.1f} s; "
+        f"{sizes.proof_queries} proofs of each kind"
+    )
+    rng = random.Random(6962)
+    queries = []
+    for _ in range(sizes.proof_queries):
+        tree = rng.randint(1, size)
+        queries.append((rng.randrange(tree), tree))
+    pairs = []
+    for _ in range(sizes.proof_queries):
+        new = rng.randint(2, size)
+        pairs.append((rng.randint(1, new - 1), new))
+    for _ in range(20):  # warm-up
+        log.inclusion_proof(*queries[0])
+    timer = time.perf_counter
+    for index, tree in queries:
+        start = timer()
+        log.inclusion_proof(index, tree)
+        out.inclusion.append(timer() - start)
+    for old, new in pairs:
+        start = timer()
+        log.consistency_proof(old, new)
+        out.consistency.append(timer() - start)
+    # The proofs must also be right (checked outside the timings, on a sample).
+    for index, tree in queries[:10]:
+        proof = log.inclusion_proof(index, tree)
+        merkle.verify_inclusion(index, tree, log.entry(index).hash, proof, log.root_at(tree))
+    for old, new in pairs[:10]:
+        proof = log.consistency_proof(old, new)
+        merkle.verify_consistency(old, new, proof, log.root_at(old), log.root_at(new))
+
+
+def run_engine(db: Database, sizes: Sizes) -> Results:
+    out = Results()
+    migrate.upgrade(db.engine)
+    log = Log(db.engine, ORIGIN, signer=Signer.generate(ORIGIN))
+    log.create()
+    workload = Workload.make()
+    bare = Bare(db)
+    try:
+        measure_single(db, log, bare, workload, sizes, out)
+        measure_batches(db, log, bare, workload, sizes, out)
+    finally:
+        bare.close()
+    measure_verify(db, log, workload, sizes, out)
+    measure_proofs(db, log, workload, sizes, out)
+    return out
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def cell(figure: Figure, show: Callable[[float], str] = human_rate) -> str:
+    spread = figure.spread()
+    return f"{show(figure.median)} {spread}".rstrip()
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for number, row in enumerate(rows):
+        lines.append(
+            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True))
+        )
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report(results: dict[str, Results], sizes: Sizes) -> str:
+    names = list(results)
+    header = ["measurement", *names, "target"]
+    rows: list[list[str]] = [header]
+
+    def row(label: str, values: list[str], target: str = "") -> None:
+        rows.append([label, *values, target])
+
+    def each(fn: Callable[[Results], str]) -> list[str]:
+        return [fn(results[name]) for name in names]
+
+    row("entry size (bytes, mean)", each(lambda r: f"{r.entry_bytes:.0f}"))
+    row(
+        f"1. single appends, Log.append (x{sizes.single_entries})",
+        each(lambda r: cell(r.single_ours)),
+    )
+    row("   bare INSERT+COMMIT, same db table", each(lambda r: cell(r.single_bare)))
+    row(
+        "   ours / bare (median of rounds)",
+        each(
+            lambda r: (
+                f"{r.single_ratio.median:.0%} {r.single_ratio.spread()} "
+                f"{verdict(r.single_ratio.median >= TARGET_SINGLE_RATIO)}"
+            )
+        ),
+        f">= {TARGET_SINGLE_RATIO:.0%}",
+    )
+    row(
+        "   (SQLite rowid table; ours / it)",
+        each(
+            lambda r: (
+                f"{cell(r.single_rowid)}; {r.single_rowid_ratio.median:.0%}"
+                if r.single_rowid.samples
+                else "-"
+            )
+        ),
+    )
+    row(
+        f"2. batches of {sizes.batch_entries:,}, Log.writer()",
+        each(lambda r: cell(r.batch_ours)),
+    )
+    row(
+        f"   bare executemany {sizes.batch_entries:,} + COMMIT",
+        each(lambda r: cell(r.batch_bare)),
+    )
+    row(
+        "   ours / bare",
+        each(lambda r: f"{r.batch_ours.median / r.batch_bare.median:.0%}"),
+    )
+    row(
+        "3. verify_database, entries/s",
+        each(
+            lambda r: f"{cell(r.verify_ours)} {verdict(r.verify_ours.median >= TARGET_VERIFY_RATE)}"
+        ),
+        f">= {TARGET_VERIFY_RATE:,}/s",
+    )
+    row("   at size", each(lambda r: f"{r.verify_size:,}"))
+    row("   sha256 over the same bytes", each(lambda r: cell(r.verify_sha)))
+    row(
+        "   verify / sha256",
+        each(lambda r: f"{r.verify_ours.median / r.verify_sha.median:.0%}"),
+    )
+    row(
+        "4. build, batches of 10,000",
+        each(
+            lambda r: (
+                f"{r.build_size - r.build_from:,} in {r.build_seconds:.1f} s "
+                f"({human_rate(rate(r.build_size - r.build_from, r.build_seconds))})"
+            )
+        ),
+    )
+    for label, pick in (
+        ("inclusion_proof", lambda r: r.inclusion),
+        ("consistency_proof", lambda r: r.consistency),
+    ):
+        row(
+            f"   {label} median / p99",
+            each(
+                lambda r, pick=pick: (
+                    f"{human_ms(statistics.median(pick(r)))} / "
+                    f"{human_ms(p99(pick(r)))} "
+                    f"{verdict(p99(pick(r)) < TARGET_PROOF_SECONDS)}"
+                )
+            ),
+            f"< {TARGET_PROOF_SECONDS * 1000:g} ms",
+        )
+    row(
+        "   at size / queries",
+        each(lambda r: f"{r.proof_size:,} / {len(r.inclusion):,}"),
+    )
+    return table(rows)
+
+
+def machine_facts(pg_version: str | None) -> str:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return "\n".join(
+        [
+            f"machine: {platform.machine()} {platform.processor() or ''}".rstrip()
+            + f", {os.cpu_count()} CPUs, load average {load}",
+            f"python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
+            f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__})",
+            f"sqlite {sqlite3.sqlite_version} (WAL, synchronous=FULL)",
+            f"postgresql {pg_version or 'not measured'}",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    engines = parser.add_mutually_exclusive_group()
+    engines.add_argument("--sqlite-only", action="store_true")
+    engines.add_argument("--postgres-only", action="store_true")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+
+    pg_version = None if args.sqlite_only else postgres_version(args.postgres_url)
+    if args.postgres_only and pg_version is None:
+        return 2
+    print(machine_facts(pg_version), flush=True)
+
+    results: dict[str, Results] = {}
+    began = time.perf_counter()
+    if not args.postgres_only:
+        progress("SQLite")
+        with sqlite_database() as db:
+            results[db.name] = run_engine(db, sizes)
+    if pg_version is not None:
+        progress("PostgreSQL")
+        with postgres_database(args.postgres_url) as db:
+            results[db.name] = run_engine(db, sizes)
+    print()
+    print(report(results, sizes))
+    print()
+    print(
+        f"{'quick' if args.quick else 'full'} run in {time.perf_counter() - began:.0f} s; "
+        "figures are medians over rounds, ±x% is the largest distance of a round from the median"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,280 @@
+"""End to end in a real browser: Debian's chromium, driven by Playwright, against the real app.
+
+The receipt checks run in the page's own JavaScript (WebCrypto SHA-256 and Ed25519); the
+tests only feed it receipts (real ones from the running server, and tampered copies) and read
+what the page says.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from api import db
+from ledger import merkle
+from ledger.fund import Actor
+from ledger.merkle import Frontier, NodeId
+from ledger.notes import Checkpoint, Signer, parse_checkpoint, sign_checkpoint
+from tests.conftest import ORIGIN
+from tests.e2e.conftest import LiveServer
+
+VERDICT = "#verdict.ok, #verdict.fail"
+
+
+class Watched:
+    """A page whose console errors, failed requests and off-site requests are recorded."""
+
+    def __init__(self, context: BrowserContext, base: str) -> None:
+        self.context = context
+        self.page = context.new_page()
+        self.base = base
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def check_clean(self) -> None:
+        assert self.errors == [], "console errors (CSP violations would show here)"
+        offsite = [u for u in self.requests if not u.startswith(self.base + "/")]
+        assert offsite == [], "the page made requests to another origin"
+
+
+@pytest.fixture
+def watched(browser: Browser, live_server: LiveServer) -> Iterator[Watched]:
+    context = browser.new_context(locale="en-GB")
+    watched = Watched(context, live_server.url)
+    yield watched
+    context.close()
+    watched.check_clean()
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body: bytes = response.read()
+    return body.decode("utf-8")
+
+
+def covered_donation(server: LiveServer, below: int | None = None) -> int:
+    """The newest donation that the latest signed checkpoint covers (and below ``below``)."""
+    with server.app.app_context():
+        log = db.get_log()
+        checkpoint = log.latest_checkpoint()
+        assert checkpoint is not None
+        for seq in range(min(checkpoint.size, below or checkpoint.size) - 1, 0, -1):
+            if log.entry(seq).kind == "donation_recorded":
+                return seq
+    raise AssertionError("the demo has no donation")
+
+
+def key_label(vkey: str) -> str:
+    """``<name>+<key id>`` of a verifier key string (its base64 may hold "+" too)."""
+    return "+".join(vkey.split("+")[:2])
+
+
+def receipt_json(server: LiveServer, seq: int) -> dict[str, Any]:
+    receipt: dict[str, Any] = json.loads(fetch(f"{server.url}/entries/{seq}/receipt.json"))
+    return receipt
+
+
+def verify(page: Page, base: str, receipt: str, vkey: str | None = None) -> tuple[str, str]:
+    """Paste ``receipt`` into /verify and press the button with the keyboard."""
+    page.goto(f"{base}/verify")
+    page.wait_for_selector("#verify-form.ready")
+    page.fill("#receipt-text", receipt)
+    if vkey is not None:
+        page.fill("#vkey", vkey)
+    page.focus("#vkey")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.type") == "submit"
+    page.keyboard.press("Enter")
+    page.wait_for_selector(VERDICT, timeout=20_000)
+    return page.inner_text("#verdict"), page.inner_text("#steps")
+
+
+def append_and_checkpoint(server: LiveServer) -> int:
+    """A new donation and a new signed checkpoint: the log grows after a receipt was issued."""
+    server.clock.advance(timedelta(minutes=5))
+    with server.app.app_context():
+        db.get_fund().record_donation(
+            Actor("treasurer:e2e", "treasurer"),
+            "food-bank",
+            {
+                "amount": "2500",
+                "currency": "EUR",
+                "channel": "bank",
+                "external_reference": f"e2e-{server.clock.now().timestamp()}",
+                "donor_reference": "donor-e2e",
+            },
+        )
+        return db.get_log().checkpoint_now().size
+
+
+def test_real_receipt_verifies_and_log_grew_consistently(
+    watched: Watched, live_server: LiveServer, output_dir: Path
+) -> None:
+    seq = covered_donation(live_server)
+    receipt = receipt_json(live_server, seq)
+    issued_at = receipt["proof"]["size"]
+    grown_to = append_and_checkpoint(live_server)
+    assert grown_to > issued_at
+
+    verdict, steps = verify(watched.page, live_server.url, json.dumps(receipt, indent=2))
+
+    assert verdict.startswith("Verified"), steps
+    assert f"entry {seq} is in the log" in verdict
+    assert receipt["leaf_hash"] in steps
+    assert f"signed by {key_label(receipt['vkey'])}." in steps
+    assert f"(size {issued_at} to {grown_to})" in steps  # a real consistency proof was walked
+    consistency = f"/api/v1/ledger/proofs/consistency?from={issued_at}&to={grown_to}"
+    assert live_server.url + consistency in watched.requests
+    watched.page.screenshot(path=str(output_dir / "verify-verified.png"), full_page=True)
+
+
+def test_tlog_proof_file_verifies(
+    watched: Watched, live_server: LiveServer, tmp_path: Path
+) -> None:
+    seq = covered_donation(live_server)
+    proof = tmp_path / f"lunaria-{seq}.tlog-proof"
+    proof.write_text(fetch(f"{live_server.url}/entries/{seq}/receipt.tlog-proof"))
+    page = watched.page
+    page.goto(f"{live_server.url}/verify")
+    page.wait_for_selector("#verify-form.ready")
+    page.set_input_files("#receipt-file", str(proof))
+    # (not wait_for_function: its polling evals strings, which the page's CSP rightly forbids)
+    expect(page.locator("#receipt-text")).to_have_value(re.compile("^c2sp.org/tlog-proof@v1\n"))
+    page.click("button[type=submit]")
+    page.wait_for_selector(VERDICT)
+    assert page.inner_text("#verdict").startswith("Verified"), page.inner_text("#steps")
+    assert "c2sp.org/tlog-proof@v1" in page.inner_text("#steps")
+
+
+def flip_hex(value: str) -> str:
+    """Flip the lowest bit of the first byte of a hex string."""
+    return f"{int(value[:2], 16) ^ 0x01:02x}{value[2:]}"
+
+
+def test_flipped_proof_byte_is_named(watched: Watched, live_server: LiveServer) -> None:
+    receipt = receipt_json(live_server, covered_donation(live_server))
+    receipt["proof"]["hashes"][0] = flip_hex(receipt["proof"]["hashes"][0])
+    verdict, steps = verify(watched.page, live_server.url, json.dumps(receipt))
+    assert verdict == "Not verified: inclusion proof does not lead to the checkpoint root"
+    assert "the proof gives root" in steps
+
+
+def test_flipped_byte_in_tlog_proof_is_named(watched: Watched, live_server: LiveServer) -> None:
+    text = fetch(f"{live_server.url}/entries/{covered_donation(live_server)}/receipt.tlog-proof")
+    lines = text.split("\n")
+    index = next(i for i, line in enumerate(lines) if line.startswith("index ")) + 1
+    lines[index] = ("B" if lines[index][0] == "A" else "A") + lines[index][1:]
+    verdict, _ = verify(watched.page, live_server.url, "\n".join(lines))
+    assert verdict == "Not verified: inclusion proof does not lead to the checkpoint root"
+
+
+def test_checkpoint_signed_by_another_key_is_named(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    receipt = receipt_json(live_server, covered_donation(live_server))
+    body = receipt["checkpoint"][: receipt["checkpoint"].rindex("\n\n") + 1]
+    impostor = Signer.generate(ORIGIN)  # same name, another key
+    receipt["checkpoint"] = sign_checkpoint(parse_checkpoint(body), [impostor]).serialise()
+    receipt["vkey"] = impostor.verifier().vkey()  # a receipt may claim any key: never trusted
+    key = key_label(receipt_json(live_server, 0)["vkey"])  # the key the log published
+
+    verdict, steps = verify(watched.page, live_server.url, json.dumps(receipt))
+
+    assert verdict == f"Not verified: checkpoint signature is not valid for key {key}"
+    assert f"signed by {ORIGIN}+{impostor.key_id.hex()}" in steps
+
+
+def test_tampered_entry_is_named(watched: Watched, live_server: LiveServer) -> None:
+    receipt = receipt_json(live_server, covered_donation(live_server))
+    entry = receipt["entry"]
+    entry["data"]["amount"] = str(int(entry["data"]["amount"]) * 100)
+    raw = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    receipt["entry_b64"] = base64.b64encode(raw.encode()).decode("ascii")
+    verdict, _ = verify(watched.page, live_server.url, json.dumps(receipt))
+    assert verdict == "Not verified: leaf hash does not match the entry"
+
+
+def test_forked_log_is_not_consistent(watched: Watched, live_server: LiveServer) -> None:
+    """A checkpoint the log's own key signed, over a tree that rewrote history (entry 0):
+    inclusion and signature hold, but the latest checkpoint shows the fork."""
+    with live_server.app.app_context():
+        log = db.get_log()
+        latest = log.latest_checkpoint()
+        assert latest is not None and log.signer is not None
+        size = latest.size - 3
+        leaves = [merkle.leaf_hash(raw) for raw in list(log.iter_raw())[:size]]
+        signer = log.signer
+    leaves[0] = merkle.leaf_hash(b'{"rewritten":"history"}')
+    store: dict[NodeId, bytes] = {}
+    frontier = Frontier()
+    for index, leaf in enumerate(leaves):
+        store[(0, index)] = leaf
+        store.update(frontier.append(leaf))
+    seq = covered_donation(live_server, below=size)
+    hashes = merkle.inclusion_proof(seq, size, lambda ids: {i: store[i] for i in ids})
+    receipt = receipt_json(live_server, seq)
+    receipt["proof"].update(size=size, hashes=[h.hex() for h in hashes])
+    receipt["checkpoint"] = sign_checkpoint(
+        Checkpoint(ORIGIN, size, frontier.root()), [signer]
+    ).serialise()
+
+    verdict, steps = verify(watched.page, live_server.url, json.dumps(receipt))
+
+    assert verdict == "Not verified: checkpoint is not consistent with the latest checkpoint"
+    assert "The checkpoint is signed by" in steps  # it failed at the last step only
+
+
+def test_spanish_verifier_and_no_javascript(browser: Browser, live_server: LiveServer) -> None:
+    context = browser.new_context(locale="es-ES")
+    try:
+        watched = Watched(context, live_server.url)
+        receipt = receipt_json(live_server, covered_donation(live_server))
+        verdict, _ = verify(watched.page, live_server.url, json.dumps(receipt))
+        assert watched.page.get_attribute("html", "lang") == "es"
+        assert verdict.startswith("Verificado"), verdict
+        watched.check_clean()
+    finally:
+        context.close()
+    context = browser.new_context(java_script_enabled=False, locale="uk-UA")
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/pools/food-bank")
+        assert page.get_attribute("html", "lang") == "uk"
+        assert page.locator("table").count() >= 3  # every table renders without JavaScript
+        page.goto(f"{live_server.url}/verify")
+        assert page.locator("noscript").count() == 1
+        assert page.locator("button[type=submit]").is_disabled()
+    finally:
+        context.close()
+
+
+def test_pool_page_screenshots(browser: Browser, live_server: LiveServer, output_dir: Path) -> None:
+    for name, viewport in (("pool-page", (1280, 900)), ("pool-page-phone", (390, 844))):
+        context = browser.new_context(
+            locale="en-GB", viewport={"width": viewport[0], "height": viewport[1]}
+        )
+        try:
+            watched = Watched(context, live_server.url)
+            page = watched.page
+            page.goto(f"{live_server.url}/pools/food-bank")
+            assert page.inner_text("h1") == "Neighbourhood food bank"
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= viewport[0], "the page scrolls sideways (tables scroll inside)"
+            path = output_dir / f"{name}.png"
+            page.screenshot(path=str(path), full_page=True)
+            assert path.stat().st_size > 10_000
+            watched.check_clean()
+        finally:
+            context.close()

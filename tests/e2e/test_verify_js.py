@@ -1,0 +1,151 @@
+"""The browser's verifier (api/static/verify.js) against the same vectors as ledger/: the RFC
+9162 inclusion and consistency probes of tests/testdata/merkle, and signed notes made and
+mutated by ledger/notes.py. Run in chromium, with the page's own WebCrypto."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from ledger.errors import LedgerError
+from ledger.notes import Checkpoint, Signer, open_checkpoint, sign_checkpoint
+from tests.conftest import ORIGIN
+from tests.e2e.conftest import LiveServer
+
+DATA = Path(__file__).parent.parent / "testdata" / "merkle"
+
+RUN_PROBES = """async ({inclusion, consistency}) => {
+  const m = await import("/static/verify.js");
+  const outcome = async (check) => {
+    try {
+      return (await check()) ? "verifies" : "fails";
+    } catch (error) {
+      if (!(error instanceof m.VerifyError)) throw error;
+      return "fails";
+    }
+  };
+  const hex = (h) => m.fromHex(h, "hash");
+  const wrong = [];
+  for (const p of inclusion) {
+    const got = await outcome(async () => {
+      const root = await m.rootFromInclusionProof(
+        BigInt(p.index), BigInt(p.size), hex(p.leaf_hash), p.hashes.map(hex));
+      return m.toHex(root) === p.root;
+    });
+    if (got !== p.want) wrong.push(`${p.name}: ${got}`);
+  }
+  for (const p of consistency) {
+    const got = await outcome(async () => {
+      await m.verifyConsistency(BigInt(p.from), BigInt(p.to), p.hashes.map(hex),
+        hex(p.old_root), hex(p.new_root));
+      return true;
+    });
+    if (got !== p.want) wrong.push(`${p.name}: ${got}`);
+  }
+  return {wrong, count: inclusion.length + consistency.length};
+}"""
+
+OPEN_NOTES = """async ({notes, vkey, origin}) => {
+  const m = await import("/static/verify.js");
+  const key = await m.parseVkey(vkey);
+  const results = [];
+  for (const note of notes) {
+    try {
+      const checkpoint = await m.openCheckpoint(note, key, origin);
+      results.push(`ok ${checkpoint.size} ${m.toHex(checkpoint.root)}`);
+    } catch (error) {
+      if (!(error instanceof m.VerifyError)) throw error;
+      results.push(`${error.key}: ${error.detail}`);
+    }
+  }
+  return results;
+}"""
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+    yield page
+    context.close()
+
+
+def probes(name: str) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads((DATA / name).read_text())["probes"]
+    return data
+
+
+def test_merkle_probes_give_the_same_outcome_as_ledger_merkle(page: Page) -> None:
+    inclusion, consistency = probes("inclusion_probes.json"), probes("consistency_probes.json")
+    result = page.evaluate(RUN_PROBES, {"inclusion": inclusion, "consistency": consistency})
+    assert result["count"] == len(inclusion) + len(consistency) > 400
+    assert result["wrong"] == []
+
+
+def _python_outcome(note: str, signer: Signer) -> str:
+    try:
+        checkpoint = open_checkpoint(note, [signer.verifier()], ORIGIN)
+    except LedgerError:
+        return "fails"
+    return f"ok {checkpoint.size} {checkpoint.root.hex()}"
+
+
+def test_signed_notes_agree_with_ledger_notes(page: Page) -> None:
+    signer = Signer.generate(ORIGIN)
+    other = Signer.generate("witness.example/w1")
+    impostor = Signer.generate(ORIGIN)  # the log's name, another key
+    checkpoint = Checkpoint(ORIGIN, 1234567, bytes(range(32)))
+    good = sign_checkpoint(checkpoint, [signer]).serialise()
+    cosigned = sign_checkpoint(checkpoint, [other, signer]).serialise()
+    body, signatures = good[: good.rindex("\n\n") + 1], good[good.rindex("\n\n") + 2 :]
+    name, blob = signatures[2:].split(" ")
+    notes = {
+        "good": good,
+        "an unknown key signed first (ignored)": cosigned,
+        "only an impostor signed": sign_checkpoint(checkpoint, [impostor]).serialise(),
+        "flipped signature": body + "\n" + f"— {name} {_flip_b64(blob.strip())}\n",
+        "no trailing newline": good[:-1],
+        "no blank line": good.replace("\n\n", "\n"),
+        "a hyphen for the em dash": good.replace("— ", "- "),
+        "another origin": sign_checkpoint(
+            Checkpoint("other.example/log", 1, bytes(32)), [signer]
+        ).serialise(),
+        "size with a leading zero": good.replace("\n1234567\n", "\n01234567\n"),
+        "size too large": sign_checkpoint(Checkpoint(ORIGIN, 0, bytes(32)), [signer])
+        .serialise()
+        .replace("\n0\n", "\n9223372036854775808\n"),
+        "a tab in the text": good.replace(ORIGIN, ORIGIN + "\t"),
+        "an empty extension line": sign_checkpoint(Checkpoint(ORIGIN, 5, bytes(32)), [signer])
+        .serialise()
+        .replace("\n\n", "\n\n\n", 1),
+        "with an extension line": sign_checkpoint(
+            Checkpoint(ORIGIN, 5, bytes(32), ("anchor 0xabc",)), [signer]
+        ).serialise(),
+    }
+    got = page.evaluate(
+        OPEN_NOTES,
+        {"notes": list(notes.values()), "vkey": signer.verifier().vkey(), "origin": ORIGIN},
+    )
+    for (label, note), result in zip(notes.items(), got, strict=True):
+        expected = _python_outcome(note, signer)
+        assert (result.startswith("ok") and result == expected) or (
+            not result.startswith("ok") and expected == "fails"
+        ), f"{label}: browser says {result!r}, ledger/notes.py {expected!r}"
+    assert got[0] == f"ok 1234567 {bytes(range(32)).hex()}"
+    assert got[2].startswith("signature: no signature by this key; signed by")
+    assert got[3] == "signature: the Ed25519 signature does not verify"
+    assert got[7].startswith("origin")
+
+
+def _flip_b64(blob: str) -> str:
+    """Change the last signature byte (keeps the base64 canonical)."""
+    raw = bytearray(base64.b64decode(blob))
+    raw[-1] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
