@@ -18,12 +18,15 @@ MAX_SAFE_INTEGER = 2**53 - 1
 # 64 KiB minus one: tlog-tiles entry bundles prefix each entry with a uint16 length.
 MAX_ENTRY_BYTES = 64 * 1024 - 1
 MAX_AMOUNT_DIGITS = 38
+MAX_DEPTH = 32
 _AMOUNT = re.compile(r"[1-9][0-9]*\Z")
 
 JSONValue = None | bool | int | str | list["JSONValue"] | dict[str, "JSONValue"]
 
 
-def _check(value: Any, path: str) -> None:
+def _check(value: Any, path: str, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise EncodingError(f"{path}: nested deeper than {MAX_DEPTH} levels (or contains itself)")
     # bool is a subclass of int: test it first.
     if value is None or isinstance(value, bool | str):
         if isinstance(value, str):
@@ -39,7 +42,7 @@ def _check(value: Any, path: str) -> None:
         raise EncodingError(f"{path}: floats are not allowed in entries (got {value!r})")
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            _check(item, f"{path}[{i}]")
+            _check(item, f"{path}[{i}]", depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
@@ -47,7 +50,7 @@ def _check(value: Any, path: str) -> None:
                 raise EncodingError(f"{path}: object key {key!r} is not a string")
             if not key.isascii():
                 raise EncodingError(f"{path}: object key {key!r} is not ASCII")
-            _check(item, f"{path}.{key}")
+            _check(item, f"{path}.{key}", depth + 1)
         return
     raise EncodingError(f"{path}: {type(value).__name__} cannot be encoded in an entry")
 
@@ -61,18 +64,42 @@ def _check_string(value: str, path: str) -> None:
 
 def canonical_bytes(value: Any) -> bytes:
     """Return the canonical (JCS) UTF-8 bytes of ``value``, refusing what JCS cannot carry."""
-    try:
-        _check(value, "$")
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    except RecursionError as exc:  # deep nesting (or a cycle) must not escape as a crash
-        raise EncodingError("value is nested too deeply (or contains itself)") from exc
+    _check(value, "$")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """The deepest array/object nesting in JSON text, without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def parse_canonical(raw: bytes) -> dict[str, Any]:
     """Parse entry bytes and insist they are exactly canonical (so the hash is unambiguous)."""
+    # Refuse deep nesting before the parser sees it: its recursion must never be the limit
+    # (a library may raise Python's recursion limit far beyond what the C stack holds).
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > MAX_DEPTH and _nesting_depth(raw) > MAX_DEPTH:
+        raise EncodingError(f"nested deeper than {MAX_DEPTH} levels")
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EncodingError(f"not valid UTF-8 JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise EncodingError("an entry must be a JSON object")
