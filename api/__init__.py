@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "ANCHOR_CONTRACT": None,  # LedgerAnchor address, printed by `lunaria anchor deploy`
     "ANCHOR_KEY_FILE": None,  # the anchoring account's private key file (mode 0600)
     "ANCHOR_EVERY_HOURS": None,  # `lunaria anchor --if-due` anchors at most this often
+    "ANCHOR_AT_HANDOVER": False,  # `lunaria rotate` anchors the checkpoint of each handover
 }
 
 
@@ -40,8 +41,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         docs,
         donations,
         errors,
+        feeds,
         grants,
+        ledger_api,
         pools,
+        tlog,
         tokens,
         web,
     )
@@ -51,6 +55,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api = docs.make_api(app)
     for module in (pools, collectives, donations, grants, corrections, tokens):
         api.register_blueprint(module.blp)
+    for public in (ledger_api, feeds):  # the public reads of the log
+        api.register_blueprint(public.blp)
+    app.register_blueprint(tlog.bp)  # the log as C2SP tlog-tiles under /tlog/
     app.register_blueprint(docs.blp)
     app.before_request(auth.guard_writes)
     errors.init_app(app)  # after the Api: its handlers replace flask-smorest's

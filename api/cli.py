@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NoReturn, ParamSpec
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import Engine
 
@@ -188,6 +188,10 @@ def rotate_command() -> None:
         )
     if not handovers:
         click.echo("no handover due")
+    elif current_app.config["ANCHOR_AT_HANDOVER"]:
+        from api.anchor_cli import anchor_after_rotation  # web3 loads only when anchoring
+
+        click.echo(anchor_after_rotation())
 
 
 @click.command("replay")

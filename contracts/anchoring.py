@@ -15,7 +15,9 @@ raises an :class:`~contracts.anchor.AnchorError` before anything is written; the
 retries.
 
 :func:`verify_anchors` reads every on-chain anchor and checks it against the log: same origin,
-each root equal to the log's root at that size, successive anchors consistent (RFC 9162).
+each root equal to the log's root at that size, successive anchors consistent (RFC 9162). The
+anchors are read as of one block in JSON-RPC batches (:func:`read_anchors`), and the log's
+subtrees for many anchors in one query, so 1,000 anchors verify in a fraction of a second.
 
 Schedules: :func:`anchor_due` answers "every N hours"; :func:`anchor_after_handover` is the
 hook for the handover path (call it after the handover's transaction commits).
@@ -385,6 +387,9 @@ def _not_on_chain(
     recorded = _recorded_entry(log, record_key(chain_id, contract.address, cp.size))
     if recorded is not None:
         raise _recorded_but_missing(recorded, contract, cp.size)
+    problem = _other_origin(log, contract)
+    if problem is not None:
+        raise AnchorConflict(f"refusing to anchor {log.origin!r} there: {problem}")
     try:
         receipt = contract.anchor(account, cp.root, cp.size, timeout=timeout)
     except TreeSizeNotIncreasing:
@@ -441,16 +446,22 @@ def anchor_after_handover(
 # --- verifying --------------------------------------------------------------------------------
 
 
-def _check_origin(log: Log, contract: AnchorContract) -> None:
+def _other_origin(log: Log, contract: AnchorContract) -> str | None:
+    """Why ``contract`` belongs to another log than ``log``, or None if it is this log's."""
     expected = origin_hash(log.origin)
     stored = contract.origin_hash()
-    if stored != expected:
-        raise AnchorVerificationFailed(
-            None,
-            None,
-            f"LedgerAnchor {contract.address} anchors another log: its origin hash is "
-            f"{stored.hex()}, SHA-256 of {log.origin!r} is {expected.hex()}",
-        )
+    if stored == expected:
+        return None
+    return (
+        f"LedgerAnchor {contract.address} anchors another log: its origin hash is "
+        f"{stored.hex()}, SHA-256 of {log.origin!r} is {expected.hex()}"
+    )
+
+
+def _check_origin(log: Log, contract: AnchorContract) -> None:
+    problem = _other_origin(log, contract)
+    if problem is not None:
+        raise AnchorVerificationFailed(None, None, problem)
 
 
 def _anchor_at_call(contract: AnchorContract, index: int, block: int) -> tuple[RPCEndpoint, Any]:

@@ -399,6 +399,17 @@ def test_a_conflicting_root_at_the_same_size_is_refused(
     assert anchored_entries(log) == []
 
 
+def test_a_contract_of_another_log_is_refused_before_sending(
+    log: Log, w3: Web3, owner: LocalAccount
+) -> None:
+    other = AnchorContract(w3, deploy(w3, owner, "elsewhere.example/log", timeout=10.0))
+    grow(log, 2)
+    sent = nonce(w3, owner)
+    with pytest.raises(AnchorConflict, match="anchors another log"):
+        anchor(log, other, owner)
+    assert (nonce(w3, owner), other.count(), anchored_entries(log)) == (sent, 0, [])
+
+
 def test_anchoring_needs_the_signing_key(
     log: Log, contract: AnchorContract, owner: LocalAccount, w3: Web3
 ) -> None:
@@ -752,3 +763,33 @@ def test_read_anchors_from_a_node_that_is_down(contract: AnchorContract) -> None
     down = AnchorContract(connect(closed_port_url(), timeout=2.0), contract.address)
     with pytest.raises(ChainUnavailable, match="connection refused"):
         read_anchors(down)
+
+
+def test_cli_rotate_anchors_each_handover_when_configured(
+    anchor_app: Flask, runner: FlaskCliRunner, w3: Web3, clock: ManualClock
+) -> None:
+    from ledger.fund import Actor, Fund
+
+    address = deployed(anchor_app, runner)
+    log = app_log(anchor_app)
+    fund, admin = Fund(log), Actor("admin:t", "admin")
+    fund.register_collective(admin, slug="alba", name="Alba")
+    fund.create_pool(admin, slug="food", name="Food", currencies=["EUR"])
+    fund.set_roster(admin, "food", ["alba"])
+    anchor_app.config["ANCHOR_AT_HANDOVER"] = True
+    clock.advance(timedelta(days=30))
+    code, out, err = cli(runner, "rotate")
+    assert code == 0, err
+    assert "custody" not in err and "anchored checkpoint size" in out
+    checkpoint = log.latest_checkpoint()
+    assert checkpoint is not None
+    (recorded,) = anchored_entries(log)
+    assert recorded.data["size"] == checkpoint.size and recorded.data["contract"] == address
+    assert AnchorContract(w3, address).count() == 1
+
+    anchor_app.config["ANCHOR_RPC_URL"] = closed_port_url()  # the node is down: rotate stands
+    clock.advance(timedelta(days=30))
+    code, out, err = cli(runner, "rotate")
+    assert code == 0, err
+    assert "not anchored (the next run retries)" in out
+    assert len(anchored_entries(log)) == 1
