@@ -46,24 +46,19 @@ from markupsafe import Markup
 from sqlalchemy import Engine, and_, select
 
 from api import db
-from api.errors import ApiProblem
+from api.ledger_api import log_keys
 from ledger import views
 from ledger.clock import parse_ts
 from ledger.db import read_transaction
 from ledger.entry import Entry, decode_entry
-from ledger.errors import LedgerError, NotFound, NotYetCovered
+from ledger.errors import LedgerError, NotFound
 from ledger.fund import load_schedule
 from ledger.log import Log, StoredCheckpoint
 from ledger.lunar import Cycle
 from ledger.money import CURRENCY_EXPONENTS, format_major
-from ledger.receipts import build_receipt
 from ledger.schema import entries, grants
 
 bp = Blueprint("web", __name__)
-# Stop-gap public proof endpoints for the verifier, registered only while the JSON API has
-# none at these paths (see init_app); the JSON API is where they belong.
-ledger_bp = Blueprint("web_ledger", __name__, url_prefix="/api/v1/ledger")
-LEDGER_PATHS = ("/api/v1/ledger/checkpoint", "/api/v1/ledger/proofs/consistency")
 
 LANGUAGES: Mapping[str, str] = {"en": "English", "es": "Español", "uk": "Українська"}
 LANGUAGE_COOKIE = "lang"
@@ -188,7 +183,6 @@ class EntryPlace:
     entry: Entry
     entry_hash: str
     log_size: int
-    prev_hash_ok: bool | None  # does ``prev`` equal the hash of seq-1 (None at seq 0)
     next_seq: int | None
     checkpoint: StoredCheckpoint | None  # the latest checkpoint that covers the entry
     proof: tuple[str, ...]  # inclusion proof of the entry in that checkpoint's tree
@@ -238,20 +232,15 @@ def _recent_decisions(engine: Engine, slug: str, limit: int = RECENT_DECISIONS) 
     return [views.grant_detail(engine, grant_id) for grant_id in grant_ids]
 
 
-def _published_vkey(log: Log) -> str | None:
-    """The verifier key the log published in its first entry (``log_created``)."""
-    try:
-        first = log.entry(0)
-    except NotFound:
-        return None
-    vkey = first.data.get("vkey")
-    return vkey if isinstance(vkey, str) else None
+def _published_vkey(engine: Engine) -> str | None:
+    """The current verifier key as the log published it (``log_created``, ``key_rotated``)."""
+    current = [key.vkey for key in log_keys(engine).keys if key.current]
+    return current[-1] if current else None
 
 
 def _entry_place(log: Log, seq: int) -> EntryPlace:
     entry = log.entry(seq)
     size = log.head().size
-    prev_ok = None if seq == 0 else log.entry(seq - 1).hash.hex() == entry.prev
     checkpoint = log.latest_checkpoint()
     proof: tuple[str, ...] = ()
     if checkpoint is not None and seq < checkpoint.size:
@@ -262,7 +251,6 @@ def _entry_place(log: Log, seq: int) -> EntryPlace:
         entry=entry,
         entry_hash=entry.hash.hex(),
         log_size=size,
-        prev_hash_ok=prev_ok,
         next_seq=seq + 1 if seq + 1 < size else None,
         checkpoint=checkpoint,
         proof=proof,
@@ -369,38 +357,17 @@ def entry(seq: str) -> str:
     return render_template("web/entry.html", place=place)
 
 
-@bp.route("/entries/<seq>/receipt.json", methods=["GET"])
-def receipt_json(seq: str) -> Response:
-    """The entry's receipt (ledger/receipts.py) against the latest checkpoint, to keep."""
-    receipt = build_receipt(db.get_log(), _seq(seq))
-    return _download(receipt.dumps(), "application/json", f"lunaria-{receipt.seq}.json")
-
-
-@bp.route("/entries/<seq>/receipt.tlog-proof", methods=["GET"])
-def receipt_tlog_proof(seq: str) -> Response:
-    """The same receipt as c2sp.org/tlog-proof@v1 text (the entry on its ``extra`` line)."""
-    receipt = build_receipt(db.get_log(), _seq(seq))
-    text = receipt.to_tlog_proof().serialise()
-    return _download(text, "text/plain", f"lunaria-{receipt.seq}.tlog-proof")
-
-
-def _download(body: str, mimetype: str, filename: str) -> Response:
-    response = current_app.response_class(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 @bp.route("/verify", methods=["GET"])
 def verify() -> str:
     log = db.get_log()
-    return render_template("web/verify.html", origin=log.origin, vkey=_published_vkey(log))
+    vkey = _published_vkey(log.engine)
+    return render_template("web/verify.html", origin=log.origin, vkey=vkey)
 
 
 @bp.errorhandler(404)
 @bp.errorhandler(NotFound)
 def not_found(exc: Exception) -> tuple[str, int]:
-    not_yet = isinstance(exc, NotYetCovered)
-    return render_template("web/error.html", status=404, not_yet_covered=not_yet), 404
+    return render_template("web/error.html", status=404), 404
 
 
 @bp.errorhandler(LedgerError)
@@ -418,38 +385,6 @@ def require_log() -> tuple[str, int] | None:
             return render_template("web/error.html", status=503), 503
         state["ready"] = True  # a log, once created, never goes away
     return None
-
-
-# -- stop-gap proof endpoints (until the JSON API serves them) -------------------------------
-
-
-@ledger_bp.route("/checkpoint", methods=["GET"])
-def latest_checkpoint() -> Response:
-    """The latest signed checkpoint, verbatim (text/plain, as tlog-tiles serves it)."""
-    stored = db.get_log().latest_checkpoint()
-    if stored is None:
-        raise NotFound("the log has no signed checkpoint yet")
-    response = current_app.response_class(stored.note, mimetype="text/plain")
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _size_arg(name: str) -> int:
-    value = request.args.get(name, "")
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise ApiProblem("invalid_request", f"{name} must be a tree size (a decimal integer)")
-    return int(value)
-
-
-@ledger_bp.route("/proofs/consistency", methods=["GET"])
-def consistency() -> dict[str, Any]:
-    """RFC 9162 consistency proof between two tree sizes: {"from", "to", "hashes": [hex]}."""
-    old, new = _size_arg("from"), _size_arg("to")
-    log = db.get_log()
-    size = log.head().size
-    if not 0 <= old <= new <= size:
-        raise ApiProblem("invalid_request", f"need 0 <= from <= to <= {size} (the log's size)")
-    return {"from": old, "to": new, "hashes": [h.hex() for h in log.consistency_proof(old, new)]}
 
 
 # -- wiring -----------------------------------------------------------------------------------
@@ -488,7 +423,4 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.extensions[_EXTENSION] = {}
     app.register_blueprint(bp)
-    served = {rule.rule for rule in app.url_map.iter_rules()}
-    if not served.intersection(LEDGER_PATHS):  # call init_app after the JSON API's blueprints
-        app.register_blueprint(ledger_bp)
     app.after_request(security_headers)

@@ -327,7 +327,7 @@ def test_idempotent_replay_and_conflict(story: Story) -> None:
     problem = refuse_donation(
         story, {**body, "amount": "2600"}, 409, "idempotency_conflict", key="don-1"
     )
-    assert problem["fields"] == ["donations"]
+    assert problem["fields"] == ["amount"]  # the field that differs, not the envelope
     http.post(
         "/collectives", {"slug": "cauce", "name": "Cauce"}, token=story.admin, key="c-1", status=201
     )

@@ -192,7 +192,7 @@ def test_entry_page_hash_chain_and_proof(site: Site) -> None:
     assert f'href="/entries/{seq - 1}"' in html and f'href="/entries/{seq + 1}"' in html
     assert all(h.hex() in page for h in proof)
     assert str(escape(entry.raw.decode())) in html  # the exact bytes, escaped
-    assert f'href="/entries/{seq}/receipt.json"' in html
+    assert f'href="/api/v1/receipts/{seq}" download="lunaria-{seq}.json"' in html
     first = text_of(site.html("/entries/0"))
     assert "the first entry has none" in first and "0" * 64 in first
 
@@ -208,7 +208,7 @@ def test_unknown_pool_or_entry_is_a_404_page(site: Site, path: str) -> None:
     assert "No encontrado" in spanish
 
 
-def test_receipt_not_yet_covered_is_a_404_page(site: Site) -> None:
+def test_entry_not_yet_covered_has_no_receipt_links(site: Site) -> None:
     with site.ctx():
         log = db.get_log()
         # one more entry, at the same instant: no checkpoint is due for it yet
@@ -216,9 +216,9 @@ def test_receipt_not_yet_covered_is_a_404_page(site: Site) -> None:
         checkpoint = log.latest_checkpoint()
         size = log.head().size
     assert checkpoint is not None and checkpoint.size < size
-    page = text_of(site.html(f"/entries/{size - 1}/receipt.json", status=404))
-    assert "No signed checkpoint covers this entry yet" in page
-    assert "No checkpoint covers this entry yet" in text_of(site.html(f"/entries/{size - 1}"))
+    html = site.html(f"/entries/{size - 1}")
+    assert "No checkpoint covers this entry yet" in text_of(html)
+    assert "/api/v1/receipts/" not in html
 
 
 # -- languages ------------------------------------------------------------------------------
@@ -347,23 +347,24 @@ def test_verify_page_offers_the_published_key_and_labels_every_field(site: Site)
 # -- receipts and proofs the verifier uses --------------------------------------------------
 
 
-def test_receipt_downloads_verify_offline(site: Site) -> None:
+def test_receipt_links_serve_receipts_that_verify_offline(site: Site) -> None:
     with site.ctx():
-        log = db.get_log()
-        checkpoint = log.latest_checkpoint()
+        checkpoint = db.get_log().latest_checkpoint()
         signer = db.load_signer()
     assert checkpoint is not None and signer is not None
     seq = checkpoint.size - 1
-    for suffix, mimetype in (("json", "application/json"), ("tlog-proof", "text/plain")):
-        response = site.get(f"/entries/{seq}/receipt.{suffix}")
-        assert response.status_code == 200 and response.mimetype == mimetype
-        disposition = response.headers["Content-Disposition"]
-        assert disposition == f'attachment; filename="lunaria-{seq}.{suffix}"'
+    links = [a["href"] for a in Markup(site.html(f"/entries/{seq}")).all("a") if "download" in a]
+    assert links == [f"/api/v1/receipts/{seq}", f"/api/v1/receipts/{seq}.tlog-proof"]
+    for link in links:
+        response = site.get(str(link))
+        assert response.status_code == 200
         verified = verify_receipt(parse_receipt(response.get_data()), [signer.verifier()])
         assert verified.entry.seq == seq and verified.checkpoint.size == checkpoint.size
 
 
-def test_checkpoint_and_consistency_endpoints(site: Site) -> None:
+def test_the_endpoints_the_verifier_fetches(site: Site) -> None:
+    """verify.js reads /api/v1/ledger/checkpoint (a signed note) and
+    /api/v1/ledger/proofs/consistency?from=M&to=N ({"from", "to", "hashes": [hex]})."""
     with site.ctx():
         log = db.get_log()
         checkpoints = log.checkpoints()

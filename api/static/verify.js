@@ -10,7 +10,7 @@
 //   5. the latest checkpoint (fetched, signed by the same key) is consistent with it
 //      (RFC 9162 §2.1.4.2).
 //
-// Receipt JSON, as ledger/receipts.py writes it (`lunaria receipt N`, /entries/N/receipt.json):
+// Receipt JSON, as ledger/receipts.py writes it (`lunaria receipt N`, /api/v1/receipts/N):
 //   {"entry": {...}, "entry_b64": "<the exact bytes that were hashed, base64>", "seq": 5,
 //    "leaf_hash": "<hex>",
 //    "proof": {"index": 5, "size": 10, "leaf_hash": "<hex>", "hashes": ["<hex>", ...]},

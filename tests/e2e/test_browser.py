@@ -82,8 +82,18 @@ def key_label(vkey: str) -> str:
 
 
 def receipt_json(server: LiveServer, seq: int) -> dict[str, Any]:
-    receipt: dict[str, Any] = json.loads(fetch(f"{server.url}/entries/{seq}/receipt.json"))
+    receipt: dict[str, Any] = json.loads(fetch(f"{server.url}/api/v1/receipts/{seq}"))
     return receipt
+
+
+def download(page: Page, url: str, which: str) -> str:
+    """Keep a receipt as a donor would: the entry page's download link."""
+    page.goto(url)
+    with page.expect_download() as info:
+        page.get_by_role("link", name=f"Receipt ({which})").click()
+    saved = info.value
+    assert saved.suggested_filename.startswith("lunaria-")
+    return Path(saved.path()).read_text(encoding="utf-8")
 
 
 def verify(page: Page, base: str, receipt: str, vkey: str | None = None) -> tuple[str, str]:
@@ -123,7 +133,7 @@ def test_real_receipt_verifies_and_log_grew_consistently(
     watched: Watched, live_server: LiveServer, output_dir: Path
 ) -> None:
     seq = covered_donation(live_server)
-    receipt = receipt_json(live_server, seq)
+    receipt = json.loads(download(watched.page, f"{live_server.url}/entries/{seq}", "JSON"))
     issued_at = receipt["proof"]["size"]
     grown_to = append_and_checkpoint(live_server)
     assert grown_to > issued_at
@@ -144,9 +154,9 @@ def test_tlog_proof_file_verifies(
     watched: Watched, live_server: LiveServer, tmp_path: Path
 ) -> None:
     seq = covered_donation(live_server)
-    proof = tmp_path / f"lunaria-{seq}.tlog-proof"
-    proof.write_text(fetch(f"{live_server.url}/entries/{seq}/receipt.tlog-proof"))
     page = watched.page
+    proof = tmp_path / f"lunaria-{seq}.tlog-proof"
+    proof.write_text(download(page, f"{live_server.url}/entries/{seq}", ".tlog-proof"))
     page.goto(f"{live_server.url}/verify")
     page.wait_for_selector("#verify-form.ready")
     page.set_input_files("#receipt-file", str(proof))
@@ -172,7 +182,7 @@ def test_flipped_proof_byte_is_named(watched: Watched, live_server: LiveServer) 
 
 
 def test_flipped_byte_in_tlog_proof_is_named(watched: Watched, live_server: LiveServer) -> None:
-    text = fetch(f"{live_server.url}/entries/{covered_donation(live_server)}/receipt.tlog-proof")
+    text = fetch(f"{live_server.url}/api/v1/receipts/{covered_donation(live_server)}.tlog-proof")
     lines = text.split("\n")
     index = next(i for i, line in enumerate(lines) if line.startswith("index ")) + 1
     lines[index] = ("B" if lines[index][0] == "A" else "A") + lines[index][1:]
@@ -261,7 +271,7 @@ def test_spanish_verifier_and_no_javascript(browser: Browser, live_server: LiveS
 
 
 def test_pool_page_screenshots(browser: Browser, live_server: LiveServer, output_dir: Path) -> None:
-    for name, viewport in (("pool-page", (1280, 900)), ("pool-page-phone", (390, 844))):
+    for suffix, viewport in (("", (1280, 900)), ("-phone", (390, 844))):
         context = browser.new_context(
             locale="en-GB", viewport={"width": viewport[0], "height": viewport[1]}
         )
@@ -270,11 +280,16 @@ def test_pool_page_screenshots(browser: Browser, live_server: LiveServer, output
             page = watched.page
             page.goto(f"{live_server.url}/pools/food-bank")
             assert page.inner_text("h1") == "Neighbourhood food bank"
+            expect(page.get_by_role("img", name="Full moon")).to_be_visible()  # 47% through
+            expect(page.get_by_role("table", name="Balance per currency")).to_be_visible()
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= viewport[0], "the page scrolls sideways (tables scroll inside)"
-            path = output_dir / f"{name}.png"
+            path = output_dir / f"pool-page{suffix}.png"
             page.screenshot(path=str(path), full_page=True)
             assert path.stat().st_size > 10_000
+            for other, url in (("home", "/"), ("entry", "/entries/1000")):
+                page.goto(live_server.url + url)
+                page.screenshot(path=str(output_dir / f"{other}{suffix}.png"), full_page=True)
             watched.check_clean()
         finally:
             context.close()
