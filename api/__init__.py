@@ -45,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         grants,
         ledger_api,
         pools,
+        reports,
         tlog,
         tokens,
         web,
@@ -55,7 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api = docs.make_api(app)
     for module in (pools, collectives, donations, grants, corrections, tokens):
         api.register_blueprint(module.blp)
-    for public in (ledger_api, feeds):  # the public reads of the log
+    for public in (ledger_api, feeds, reports):  # the public reads of the log
         api.register_blueprint(public.blp)
     app.register_blueprint(tlog.bp)  # the log as C2SP tlog-tiles under /tlog/
     app.register_blueprint(docs.blp)
