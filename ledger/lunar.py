@@ -21,6 +21,7 @@ ephem may move a computed boundary slightly: :class:`LunarSchedule` keeps the pe
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -194,7 +195,11 @@ class LunarSchedule:
         the persisted boundary for it belongs to the cycle the persisted boundary says.
         """
         instant = _require_aware(instant)
-        number = _lunation_at(instant)
+        # Where the boundaries are persisted, a mean-motion guess settled on them needs no
+        # ephem at all: the write path then never computes a new moon.
+        number = math.floor((instant - LUNATION_0) / timedelta(days=SYNODIC_MONTH_DAYS))
+        if not {number, number + 1} <= self._known.keys():
+            number = _lunation_at(instant)
         while instant < self.start_of(number):
             number -= 1
         while instant >= self.start_of(number + 1):
