@@ -49,7 +49,6 @@ PROBLEMS: Mapping[str, tuple[int, str]] = {
     "unknown_format": (404, "Unknown report format"),
     "invalid_cycle": (400, "The cycle must be a lunation number or 'latest'"),
     "invalid_fields": (400, "Unknown or repeated fields"),
-    "invalid_range": (400, "The date range is invalid"),
     "method_not_allowed": (405, "Method not allowed"),
     "idempotency_conflict": (409, "The Idempotency-Key was used with another request"),
     "duplicate": (409, "It exists already"),
@@ -90,7 +89,7 @@ PROBLEMS: Mapping[str, tuple[int, str]] = {
     "invalid_query": (422, "Invalid query parameters"),
     "invalid_index": (422, "The index is not below the tree size"),
     "size_beyond_log": (422, "The tree size is beyond the log"),
-    "invalid_range": (422, "The range of tree sizes is reversed"),
+    "invalid_range": (422, "The range is invalid (reversed tree sizes or dates)"),
     "inconsistent_log": (500, "The log does not add up; run lunaria verify"),
     "internal_error": (500, "Internal server error"),
     "unbalanced_postings": (500, "Internal server error"),  # an invariant, never the client's

@@ -19,13 +19,11 @@ blp = Blueprint(
 
 
 @blp.route("/pools/<slug:slug>/reports/<cycle>.<fmt>", methods=["GET"])
-@blp.doc(
-    parameters=[
-        {"in": "query", "name": "fields", "schema": {"type": "string"}},
-        {"in": "query", "name": "since", "schema": {"type": "string"}},
-        {"in": "query", "name": "until", "schema": {"type": "string"}},
-    ],
-    responses={"200": {"description": "The report (pdf, csv, json, jsonl or beancount)"}},
+@blp.response(
+    200,
+    {"type": "string", "format": "binary"},
+    content_type="application/octet-stream",
+    description="The report as pdf, csv, json, jsonl or beancount (query: fields, since, until)",
 )
 def report(slug: str, cycle: str, fmt: str) -> Response:
     """One cycle's report (``latest`` for the newest); a cycle in progress is marked interim."""

@@ -307,6 +307,8 @@ class Results:
     proof_size: int = 0
     inclusion: list[float] = field(default_factory=list)
     consistency: list[float] = field(default_factory=list)
+    load_before: float = 0.0
+    load_after: float = 0.0
 
 
 class Bare:
@@ -516,8 +518,9 @@ def measure_proofs(db: Database, log: Log, workload: Workload, sizes: Sizes, out
         merkle.verify_consistency(old, new, proof, log.root_at(old), log.root_at(new))
 
 
-def run_engine(db: Database, sizes: Sizes) -> Results:
+def run_engine(db: Database, sizes: Sizes, *, proofs: bool = True) -> Results:
     out = Results()
+    out.load_before = os.getloadavg()[0]
     migrate.upgrade(db.engine)
     log = Log(db.engine, ORIGIN, signer=Signer.generate(ORIGIN))
     log.create()
@@ -529,7 +532,9 @@ def run_engine(db: Database, sizes: Sizes) -> Results:
     finally:
         bare.close()
     measure_verify(db, log, workload, sizes, out)
-    measure_proofs(db, log, workload, sizes, out)
+    if proofs:
+        measure_proofs(db, log, workload, sizes, out)
+    out.load_after = os.getloadavg()[0]
     return out
 
 
@@ -619,6 +624,19 @@ def report(results: dict[str, Results], sizes: Sizes) -> str:
         "   verify / sha256",
         each(lambda r: f"{r.verify_ours.median / r.verify_sha.median:.0%}"),
     )
+    if any(r.inclusion for r in results.values()):
+        _proof_rows(results, names, row)
+    row(
+        "load average (1 min) before / after",
+        each(lambda r: f"{r.load_before:.2f} / {r.load_after:.2f}"),
+    )
+    return table(rows)
+
+
+def _proof_rows(results: dict[str, Results], names: list[str], row: Callable[..., None]) -> None:
+    def each(fn: Callable[[Results], str]) -> list[str]:
+        return [fn(results[name]) if results[name].inclusion else "-" for name in names]
+
     row(
         "4. build, batches of 10,000",
         each(
@@ -643,11 +661,7 @@ def report(results: dict[str, Results], sizes: Sizes) -> str:
             ),
             f"< {TARGET_PROOF_SECONDS * 1000:g} ms",
         )
-    row(
-        "   at size / queries",
-        each(lambda r: f"{r.proof_size:,} / {len(r.inclusion):,}"),
-    )
-    return table(rows)
+    row("   at size / queries", each(lambda r: f"{r.proof_size:,} / {len(r.inclusion):,}"))
 
 
 def machine_facts(pg_version: str | None) -> str:
@@ -671,6 +685,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines.add_argument("--sqlite-only", action="store_true")
     engines.add_argument("--postgres-only", action="store_true")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument(
+        "--skip-proofs", action="store_true", help="leave out 4. (the big log and the proofs)"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
 
@@ -684,11 +701,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.postgres_only:
         progress("SQLite")
         with sqlite_database() as db:
-            results[db.name] = run_engine(db, sizes)
+            results[db.name] = run_engine(db, sizes, proofs=not args.skip_proofs)
     if pg_version is not None:
         progress("PostgreSQL")
         with postgres_database(args.postgres_url) as db:
-            results[db.name] = run_engine(db, sizes)
+            results[db.name] = run_engine(db, sizes, proofs=not args.skip_proofs)
     print()
     print(report(results, sizes))
     print()

@@ -1,0 +1,19 @@
+"""Auditor reports of one pool and lunar cycle: PDF, CSV, JSON, JSONL and beancount.
+
+Reads ``ledger/`` (the public log and the projections as an index), never writes it, and never
+reads ``private_records`` or ``tokens``.
+
+``data``              :func:`~exports.data.gather` builds the frozen ``CycleReport`` once;
+                      every format renders from it
+``pdf``               the deterministic PDF (reportlab, fonts in ``fonts/``)
+``csv_export``        one row per entry; ``fields=`` and a ``since``/``until`` range
+``json_export``       the report as typed JSON; JSONL of the raw entries with inclusion proofs
+``beancount_export``  the postings, with exact balance assertions at the handover
+``formats``           the entry point for the CLI and the HTTP routes:
+                      ``make_options`` (checks lang, fields, range), ``write_report`` (streams
+                      to a file, returns size, SHA-256, media type, file name), ``render_report``
+``verify``            ``python -m exports.verify cycle.jsonl --vkey VKEY``: the offline check
+``i18n``              the report's strings in en, es and uk, and the language choice
+``errors``            not_found (ledger), cycle_not_started, cycle_before_pool, invalid_cycle,
+                      unknown_format, invalid_fields, invalid_range, inconsistent_log
+"""

@@ -157,9 +157,22 @@ class _Builder:
 
     def build(self) -> bytes:
         out = io.BytesIO()
-        r = self.report
-        cp = r.checkpoint
+        doc = self._document(out)
+        doc._doSave = 0  # we save, after the page-count form is drawn
+        doc.build(self._story())
+        canvas = doc.canv
+        canvas.beginForm(PAGES_FORM)
+        canvas.setFont(SANS, 7)
+        canvas.drawString(0, 0, str(self.pages))
+        canvas.endForm()
+        canvas.save()
+        return out.getvalue()
+
+    def _document(self, out: io.BytesIO) -> BaseDocTemplate:
+        """A4 pages with header and footer; title, subject, keywords and language set."""
+        r, cp = self.report, self.report.checkpoint
         values = {"pool": r.pool, "pool_name": r.pool_name, "cycle": r.cycle}
+        status = "interim" if r.interim else "closed"
         doc = BaseDocTemplate(
             out,
             pagesize=A4,
@@ -169,16 +182,8 @@ class _Builder:
             bottomMargin=MARGIN + 4 * mm,
             title=self.t["doc_title"].format(**values),
             subject=self.t["doc_subject"].format(**values, size=cp.size, origin=cp.origin),
-            keywords=", ".join(
-                (
-                    "Lunaria",
-                    r.pool,
-                    f"cycle {r.cycle}",
-                    f"checkpoint {cp.size}",
-                    "interim" if r.interim else "closed",
-                    "transparency log",
-                )
-            ),
+            keywords=f"Lunaria, {r.pool}, cycle {r.cycle}, checkpoint {cp.size}, {status}, "
+            "transparency log",
             author="Lunaria",
             creator="Lunaria exports",
             lang=self.lang,
@@ -189,15 +194,7 @@ class _Builder:
         )
         frame = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="body")
         doc.addPageTemplates([PageTemplate(id="page", frames=[frame], onPage=self._decorate)])
-        doc._doSave = 0  # we save, after the page-count form is drawn
-        doc.build(self._story())
-        canvas = doc.canv
-        canvas.beginForm(PAGES_FORM)
-        canvas.setFont(SANS, 7)
-        canvas.drawString(0, 0, str(self.pages))
-        canvas.endForm()
-        canvas.save()
-        return out.getvalue()
+        return doc
 
     def _decorate(self, canvas: Any, doc: Any) -> None:
         """Header and footer of every page: what this is, and page x of y."""
@@ -218,7 +215,7 @@ class _Builder:
             MARGIN, MARGIN, f"{r.checkpoint.origin} · {r.checkpoint.size} · {root[:16]}…"
         )
         prefix = self.t["page"].format(page=page, pages="")
-        x = PAGE_WIDTH - MARGIN - 70
+        x = PAGE_WIDTH - MARGIN - 95
         canvas.drawString(x, MARGIN, prefix)
         canvas.translate(x + pdfmetrics.stringWidth(prefix, SANS, 7), MARGIN)
         canvas.doForm(PAGES_FORM)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
@@ -31,6 +32,7 @@ from ledger.notes import Checkpoint, Signer, sign_checkpoint
 from ledger.schema import checkpoints, entries, idempotency_keys, log_head, node_key, nodes
 
 SYSTEM_ACTOR = "system"
+_Proven = TypeVar("_Proven")
 ENTRY_FORMAT = "lunaria-entry/1"
 
 
@@ -72,6 +74,12 @@ def _pack_frontier(frontier: Frontier) -> bytes:
 def _unpack_frontier(size: int, packed: bytes) -> Frontier:
     hashes = [packed[i : i + merkle.HASH_SIZE] for i in range(0, len(packed), merkle.HASH_SIZE)]
     return Frontier(size, hashes)
+
+
+@lru_cache(maxsize=16)
+def _parse_ts_cached(text: str) -> datetime:
+    """parse_ts for the checkpoint time, which every append looks at and rarely changes."""
+    return parse_ts(text)
 
 
 def request_fingerprint(key: bytes, request: Mapping[str, Any]) -> dict[str, str]:
@@ -156,6 +164,16 @@ def load_head(conn: Connection, *, lock: bool = False) -> LogHead:
     cursor = _execute(conn, query)
     row = cursor.fetchone()
     cursor.close()
+    return _head_from_row(row)
+
+
+def _check_sizes(size: int, requested: Collection[int]) -> None:
+    for tree_size in requested:
+        if tree_size > size:
+            raise ProofError(f"tree size {tree_size} is beyond the log's size {size}")
+
+
+def _head_from_row(row: Any) -> LogHead:
     if row is None:
         raise NotFound("the log has not been created: run `lunaria init`")
     origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts = row
@@ -172,6 +190,48 @@ def load_head(conn: Connection, *, lock: bool = False) -> LogHead:
         checkpoint_size=checkpoint_size,
         checkpoint_ts=checkpoint_ts,
     )
+
+
+# A proof in one statement: the head, then the leaf hashes and interior nodes it needs, told
+# apart by the first column.
+_PROOF_HEAD = f"SELECT 0, {_HEAD_COLUMNS} FROM log_head WHERE id = 1"
+_PROOF_LEAVES = (
+    " UNION ALL SELECT 1, NULL, seq, hash, NULL, NULL, NULL, NULL FROM entries WHERE seq"
+)
+_PROOF_NODES = " UNION ALL SELECT 2, NULL, key, hash, NULL, NULL, NULL, NULL FROM nodes WHERE key"
+_PROOF_PG = f"{_PROOF_HEAD}{_PROOF_LEAVES} = ANY(%s::bigint[]){_PROOF_NODES} = ANY(%s::bigint[])"
+
+
+def _read_head_and_nodes(
+    conn: Connection, ids: Collection[NodeId]
+) -> tuple[Any, dict[NodeId, bytes]]:
+    """The head row and the hashes of the perfect subtrees ``ids``, from one statement."""
+    leaves = [index for level, index in ids if level == 0]
+    keyed = {node_key(level, index): (level, index) for level, index in ids if level > 0}
+    if is_sqlite(conn):
+        sql = _PROOF_HEAD
+        if leaves:
+            marks = ", ".join("?" * len(leaves))
+            sql += f"{_PROOF_LEAVES} IN ({marks})"
+        if keyed:
+            marks = ", ".join("?" * len(keyed))
+            sql += f"{_PROOF_NODES} IN ({marks})"
+        params: Any = (*leaves, *keyed)
+    else:
+        sql, params = _PROOF_PG, (leaves, list(keyed))
+    cursor = _execute(conn, sql, params)
+    rows = cursor.fetchall()
+    cursor.close()
+    head = None
+    found: dict[NodeId, bytes] = {}
+    for which, *columns in rows:
+        if which == 0:
+            head = columns
+        elif which == 1:
+            found[(0, columns[1])] = bytes(columns[2])
+        else:
+            found[keyed[columns[1]]] = bytes(columns[2])
+    return head, found
 
 
 # PostgreSQL: entries, nodes and the new head in one statement (one round trip per commit).
@@ -279,12 +339,16 @@ class LogWriter:
         self._new_entries: list[tuple[int, bytes, str, str, bytes]] = []
         self._new_nodes: list[tuple[int, bytes]] = []
         self._checkpoint_requested = False
+        self._now_formatted = (self.now, format_ts(self.now))
 
     def append(self, kind: str, data: dict[str, Any], actor: str = SYSTEM_ACTOR) -> Entry:
         """Append one entry; it becomes durable when the transaction commits."""
         head = self.head
+        now, now_ts = self._now_formatted
+        if now is not self.now:  # (a caller replaced it)
+            now, now_ts = self._now_formatted = (self.now, format_ts(self.now))
         # ts never goes backwards, even if the clock does.
-        ts = max(format_ts(self.now), head.last_ts)
+        ts = max(now_ts, head.last_ts)
         prev = head.last_hash.hex() if head.size else GENESIS_PREV
         entry = encode_entry(head.size, ts, kind, prev, actor, data)
         entry_hash = entry.hash
@@ -345,7 +409,7 @@ class LogWriter:
             self._checkpoint_requested
             or head.checkpoint_size == 0
             or head.size - head.checkpoint_size >= policy.every_entries
-            or self.now - parse_ts(head.checkpoint_ts) >= policy.interval
+            or self.now - _parse_ts_cached(head.checkpoint_ts) >= policy.interval
         )
 
 
@@ -522,22 +586,58 @@ class Log:
                 yield bytes(body)
 
     def _size_check(self, conn: Connection, *sizes: int) -> None:
-        size = load_head(conn).size
-        for requested in sizes:
-            if requested > size:
-                raise ProofError(f"tree size {requested} is beyond the log's size {size}")
+        _check_sizes(load_head(conn).size, sizes)
+
+    @contextmanager
+    def _one_read(self) -> Iterator[Connection]:
+        """A connection for one statement: no transaction needed on PostgreSQL (one round
+        trip instead of three); SQLite reads in-process, in a read transaction as usual."""
+        if is_sqlite(self.engine):
+            with read_transaction(self.engine) as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    def _proof(
+        self,
+        sizes: tuple[int, ...],
+        plan: Callable[[], Collection[Collection[NodeId]]],
+        prove: Callable[[merkle.NodeReader], _Proven],
+    ) -> _Proven:
+        """Check ``sizes`` against the log, read what ``plan`` needs in one statement, prove.
+
+        Errors come in the same order as ever: no log or a corrupt head, then a size beyond
+        the log, then invalid arguments (from ``plan``), then missing subtrees.
+        """
+        try:
+            wanted = {node for step in plan() for node in step}
+        except ProofError:
+            with read_transaction(self.engine) as conn:
+                self._size_check(conn, *sizes)
+            raise
+        with self._one_read() as conn:
+            row, found = _read_head_and_nodes(conn, wanted)
+        _check_sizes(_head_from_row(row).size, sizes)
+        return prove(lambda ids: found)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        with read_transaction(self.engine) as conn:
-            self._size_check(conn, size)
-            return merkle.inclusion_proof(index, size, lambda ids: read_nodes(conn, ids))
+        return self._proof(
+            (size,),
+            lambda: merkle.inclusion_plan(index, size),
+            lambda read: merkle.inclusion_proof(index, size, read),
+        )
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        with read_transaction(self.engine) as conn:
-            self._size_check(conn, new_size)
-            return merkle.consistency_proof(old_size, new_size, lambda ids: read_nodes(conn, ids))
+        return self._proof(
+            (new_size,),
+            lambda: merkle.consistency_plan(old_size, new_size),
+            lambda read: merkle.consistency_proof(old_size, new_size, read),
+        )
 
     def root_at(self, size: int) -> bytes:
-        with read_transaction(self.engine) as conn:
-            self._size_check(conn, size)
-            return merkle.root_at(size, lambda ids: read_nodes(conn, ids))
+        return self._proof(
+            (size,),
+            lambda: [merkle.decompose(0, size)] if size else [],
+            lambda read: merkle.root_at(size, read),
+        )

@@ -9,6 +9,7 @@ nodes and head with what the entries imply, because proofs are served from them.
 from __future__ import annotations
 
 import re
+from binascii import hexlify
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,8 +59,7 @@ _TS = re.compile(
     rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
 )
 _TS_LENGTH = 27
-_SEQ = b'","seq":'
-_TS_KEY = b',"ts":"'
+_SEQ_TS = b'","seq":%d,"ts":"'
 _END = b'","v":1}'
 
 
@@ -114,7 +114,7 @@ class ChainChecker:
         """
         frontier = self.frontier
         size = frontier.size
-        if not size or len(raw) > MAX_ENTRY_BYTES:
+        if not size or type(raw) is not bytes or len(raw) > MAX_ENTRY_BYTES:
             return self._add_strict(raw)
         heads = self._heads
         match = heads[0].match(raw) if heads else None
@@ -123,13 +123,14 @@ class ChainChecker:
             if match is None:
                 return self._add_strict(raw)
         # The rest is fixed: "<prev>","seq":<size>,"ts":"<ts>","v":1}
-        middle = self._last_hex + _SEQ + str(size).encode() + _TS_KEY
-        start = match.end()
-        ts_start = start + len(middle)
+        start = match.end() + 64
+        seq = _SEQ_TS % size
+        ts_start = start + len(seq)
         ts_end = ts_start + _TS_LENGTH
         if (
             len(raw) != ts_end + len(_END)
-            or not raw.startswith(middle, start)
+            or not raw.startswith(self._last_hex, start - 64)
+            or not raw.startswith(seq, start)
             or not raw.endswith(_END)
         ):
             return self._add_strict(raw)
@@ -150,7 +151,7 @@ class ChainChecker:
             self._last_ts_bytes = ts
         entry_hash = sha256(b"\x00" + raw).digest()
         self.last_hash = entry_hash
-        self._last_hex = entry_hash.hex().encode()
+        self._last_hex = hexlify(entry_hash)
         # Frontier.append, inlined: merge while the new subtree is a right child.
         hashes = frontier.hashes
         completed: list[tuple[NodeId, bytes]] = []
@@ -336,7 +337,7 @@ def _rows(conn: Connection, sql: str) -> Iterator[Iterator[Any]]:
     """
     driver: Any = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        cursor = driver.cursor(name=f"lunaria_verify_{id(sql):x}")
+        cursor = driver.cursor(name=f"lunaria_verify_{id(sql):x}", binary=True)
     else:
         cursor = driver.cursor()
     try:

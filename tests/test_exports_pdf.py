@@ -19,7 +19,14 @@ from exports.data import gather
 from exports.pdf import render_pdf
 from ledger.money import format_major
 from ledger.schema import checkpoints, cycles, donations
-from tests.test_exports import NOW, History, history, projected_statement, render
+from tests.test_exports import (
+    NOW,
+    TREASURER,
+    History,
+    history,
+    projected_statement,
+    render,
+)
 
 __all__ = ["history"]  # the fixture, shared with test_exports.py
 
@@ -94,15 +101,17 @@ def test_pdf_shows_the_projections_numbers_counts_and_checkpoint(history: Histor
 def test_pdf_fonts_are_embedded_and_cover_cyrillic_and_greek(history: History) -> None:
     content = render(history.fund.log.engine, history.first, "pdf", lang="uk")
     reader = PdfReader(io.BytesIO(content))
-    fonts = {}
+    fonts: dict[str, Any] = {}
     for page in reader.pages:
-        for font in page["/Resources"]["/Font"].values():
-            font = font.get_object()
+        resources: Any = page["/Resources"]
+        for reference in resources["/Font"].values():
+            font = reference.get_object()
             fonts[str(font["/BaseFont"])] = font
     assert fonts and all("/FontFile2" in _descriptor(f) for f in fonts.values()), list(fonts)
     text = "\n".join(pages_text(content))
     assert "Звіт за цикл" in text and "Ана Ωmega" in text and "Banco de alimentos Ωmega" in text
-    assert reader.trailer["/Root"]["/Lang"] == "uk"
+    catalog: Any = reader.trailer["/Root"]
+    assert catalog["/Lang"] == "uk"
     spanish = "\n".join(pages_text(render(history.fund.log.engine, history.first, "pdf",
                                           lang="es")))  # fmt: skip
     assert "Informe del ciclo" in spanish and "Página 1 de" in spanish
@@ -170,6 +179,20 @@ def test_pdf_is_deterministic_across_runs_and_processes(history: History, db_url
     assert done.stdout.split() == [first, first]
 
 
+def test_closed_cycle_report_does_not_change_as_the_log_grows(history: History) -> None:
+    """A closed cycle is covered by a fixed checkpoint: later entries change nothing."""
+    engine = history.fund.log.engine
+    before = {fmt: render(engine, history.first, fmt) for fmt in ("pdf", "csv", "jsonl")}
+    interim = render(engine, history.second, "csv")
+    history.fund.record_donation(
+        TREASURER, "food", {"amount": "700", "currency": "EUR", "channel": "cash",
+                            "external_reference": "BANK-TX-LATER"}
+    )  # fmt: skip
+    history.fund.log.checkpoint_now()
+    assert {fmt: render(engine, history.first, fmt) for fmt in before} == before
+    assert render(engine, history.second, "csv") != interim  # the interim one grew
+
+
 def test_every_page_renders_with_pdftoppm(
     history: History, tmp_path: Path, output_dir: Path, db_url: str
 ) -> None:
@@ -202,11 +225,9 @@ def test_every_page_renders_with_pdftoppm(
 def test_many_rows_paginate_with_repeated_headers(history: History) -> None:
     """Rows beyond one page: every donations page repeats the header; no row is lost."""
     report = gather(history.fund.log.engine, "food", history.first, NOW)
-    many = tuple(report.entries) + tuple(
-        type(row)(**{**{s: getattr(row, s) for s in row.__slots__}, "seq": 100_000 + i})
-        for i, row in enumerate(r for r in report.entries if r.kind == "donation_recorded")
-        for _ in range(60)
-    )
+    donated = [r for r in report.entries if r.kind == "donation_recorded"]
+    many = (*report.entries, *(row._replace(seq=100_000 + i) for i, row in
+                               enumerate(donated * 60)))  # fmt: skip
     bigger = type(report)(**{**report.__dict__, "entries": many})
     pages = pages_text(render_pdf(bigger, "en"))
     donation_pages = [p for p in pages if ROW.search(p)]

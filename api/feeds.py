@@ -1,0 +1,242 @@
+"""Atom feeds (RFC 4287) of each pool's entries, for people who follow by feed reader.
+
+``/api/v1/pools/<slug>/feed.atom``: the pool's latest entries, newest first, each titled in
+plain words ("Donation of 15.00 EUR (bank)") and linked to its page ``/entries/<seq>``. Ids
+are tag URIs (RFC 4151) made of the log's origin and the entry's seq, so they never change
+and never collide with another log's. Only what the public log says is shown.
+
+The XML is built with ``xml.etree`` (which escapes text); characters XML 1.0 cannot carry at
+all are replaced, so the feed is well formed whatever a logged string holds.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urljoin
+
+from flask import Response, request
+from sqlalchemy import Engine, and_, select
+
+from api import db
+from api.ledger_api import Blueprint, belongs_to_pool, mentions_pool, revalidate
+from ledger.db import read_transaction
+from ledger.entry import Entry, decode_entry
+from ledger.fund import pool_row
+from ledger.log import load_head
+from ledger.money import CURRENCY_EXPONENTS, format_major
+from ledger.schema import entries
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+FEED_LENGTH = 50
+FEED_WINDOW = 50_000
+"""The feed shows the pool's entries among the log's latest FEED_WINDOW entries."""
+FEED_CACHE = "public, max-age=60"
+
+blp = Blueprint(
+    "feeds",
+    __name__,
+    url_prefix="/api/v1",
+    description="Atom feeds of each pool's entries, newest first.",
+)
+blp.after_request(revalidate)
+
+
+@blp.route("/pools/<slug:slug>/feed.atom", methods=["GET"])
+@blp.response(200, {"type": "string"}, content_type="application/atom+xml", description="Atom")
+def pool_feed(slug: str) -> Response:
+    """The pool's latest 50 entries, newest first, as an Atom 1.0 feed (RFC 4287)."""
+    feed = read_pool_feed(db.get_engine(), slug)
+    body = render_feed(feed, site=request.host_url, self_url=request.base_url)
+    return Response(body, content_type=ATOM_TYPE, headers={"Cache-Control": FEED_CACHE})
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolFeed:
+    origin: str
+    log_created: str  # ts of the log_created entry: the date in every tag URI
+    last_ts: str  # the log's newest entry
+    slug: str
+    name: str
+    entries: tuple[Entry, ...]  # newest first
+
+
+def read_pool_feed(
+    engine: Engine, slug: str, limit: int = FEED_LENGTH, window: int = FEED_WINDOW
+) -> PoolFeed:
+    """The pool's newest ``limit`` entries among the log's newest ``window``."""
+    with read_transaction(engine) as conn:
+        head = load_head(conn)
+        pool = pool_row(conn, slug)
+        created = conn.execute(select(entries.c.ts).where(entries.c.seq == 0)).scalar_one()
+        first = max(int(pool.created_seq), head.size - window)
+        rows = conn.execute(
+            select(entries.c.body)
+            .where(and_(entries.c.seq >= first, mentions_pool(conn, slug)))
+            .order_by(entries.c.seq.desc())
+            .limit(limit)
+        ).all()
+    found = (decode_entry(bytes(body)) for (body,) in rows)
+    mine = tuple(e for e in found if belongs_to_pool(e.data, e.kind, slug))
+    return PoolFeed(head.origin, created, head.last_ts, slug, pool.name, mine)
+
+
+# -- words --------------------------------------------------------------------------------------
+
+
+def money(amount: Any, currency: Any) -> str:
+    """``"1500", "EUR"`` -> ``15.00 EUR``; anything unexpected is shown as it is."""
+    text = str(amount)
+    if currency in CURRENCY_EXPONENTS and re.fullmatch(r"-?[0-9]{1,80}", text):
+        return f"{format_major(int(text), str(currency))} {currency}"
+    return f"{text} {currency}"
+
+
+def _who(name: Any) -> str:
+    return str(name) if name else "no one"
+
+
+def _donation(d: Mapping[str, Any]) -> tuple[str, str]:
+    title = f"Donation of {money(d['amount'], d['currency'])} ({d['channel']})"
+    donor = d.get("donor") or {}
+    by = f"from {donor['name']}" if donor.get("name") else "from a donor who stays private"
+    return title, f"{title}, {by}, in lunar cycle {d['cycle']}."
+
+
+def _proposal(d: Mapping[str, Any]) -> tuple[str, str]:
+    urgent = " (urgent)" if d.get("urgency") == "urgent" else ""
+    title = f"Grant proposed: {money(d['amount'], d['currency'])} for {d['recipient']}{urgent}"
+    return title, f"{title}. Purpose: {d['purpose']}"
+
+
+def _vote(d: Mapping[str, Any]) -> tuple[str, str]:
+    lane = " in the fast lane" if d.get("fast_lane") else ""
+    title = f"{d['member']} of {d['collective']} voted to {d['vote']} grant {d['grant']}{lane}"
+    note = d.get("note")
+    return title, f"{title}. Note: {note}" if note else f"{title}."
+
+
+def _decision(d: Mapping[str, Any]) -> tuple[str, str]:
+    lane = "in the fast lane" if d.get("lane") == "fast_lane" else "by quorum"
+    title = f"Grant {d['grant']} {d['decision']} {lane}"
+    approvals = ", ".join(d.get("approvals") or []) or "no one"
+    rejections = ", ".join(d.get("rejections") or []) or "no one"
+    amount = money(d["amount"], d["currency"])
+    return title, f"{title}: {amount}. Approved by {approvals}; rejected by {rejections}."
+
+
+def _disbursed(d: Mapping[str, Any]) -> tuple[str, str]:
+    title = f"Grant {d['grant']} paid out: {money(d['amount'], d['currency'])}"
+    return title, f"{title}."
+
+
+def _cancelled(d: Mapping[str, Any]) -> tuple[str, str]:
+    title = f"Grant {d['grant']} cancelled ({money(d['amount'], d['currency'])})"
+    return title, f"{title}. Reason: {d['reason']}"
+
+
+def _correction(d: Mapping[str, Any]) -> tuple[str, str]:
+    change = money(d["fund_change"], d["currency"])
+    title = f"Correction of entry {d['corrects']}: the fund changes by {change}"
+    return title, f"{title}. Reason: {d['reason']}"
+
+
+def _handover(d: Mapping[str, Any]) -> tuple[str, str]:
+    title = f"Custody passed from {_who(d.get('from'))} to {_who(d.get('to'))}"
+    cycle = d["cycle"]
+    return title, f"{title} at the new moon of {cycle['start']} (lunar cycle {cycle['number']})."
+
+
+def _roster(d: Mapping[str, Any]) -> tuple[str, str]:
+    title = f"Custody order set: {', '.join(d['collectives'])}"
+    return title, f"{title}, from lunar cycle {d['effective_cycle']}."
+
+
+def _pool(d: Mapping[str, Any]) -> tuple[str, str]:
+    title = f"Pool created: {d['name']}"
+    return title, f"{title}, taking {', '.join(d['currencies'])}."
+
+
+DESCRIBE: Mapping[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
+    "donation_recorded": _donation,
+    "grant_proposed": _proposal,
+    "vote_cast": _vote,
+    "grant_decided": _decision,
+    "grant_disbursed": _disbursed,
+    "grant_cancelled": _cancelled,
+    "correction": _correction,
+    "custody_transferred": _handover,
+    "roster_set": _roster,
+    "pool_created": _pool,
+}
+
+
+def describe(entry: Entry) -> tuple[str, str]:
+    """A title and a one-line summary in plain words."""
+    fallback = f"{entry.kind.replace('_', ' ').capitalize()} (entry {entry.seq})"
+    words = DESCRIBE.get(entry.kind)
+    if words is None:
+        return fallback, fallback
+    try:
+        return words(entry.data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return fallback, fallback
+
+
+# -- XML ----------------------------------------------------------------------------------------
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(value: str) -> str:
+    """XML 1.0 cannot carry most control characters even escaped: replace them."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
+def tag_uri(origin: str, created: str, path: str) -> str:
+    """``tag:<host>,<YYYY-MM-DD>:<origin path>/<path>`` (RFC 4151), the date being the log's
+    creation: the same origin and path give the same id forever."""
+    authority, _, rest = origin.partition("/")
+    host = authority.rsplit(":", 1)[0].lower() if ":" in authority else authority.lower()
+    specific = f"{rest}/{path}" if rest else path
+    return f"tag:{quote(host, safe='.-')},{created[:10]}:{quote(specific, safe='/-._~')}"
+
+
+def _add(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attributes)
+    if text is not None:
+        element.text = _xml_text(text)
+    return element
+
+
+def render_feed(feed: PoolFeed, site: str, self_url: str) -> bytes:
+    """The feed document; ``site`` is the base URL links are made absolute against."""
+    root = ET.Element("feed", xmlns=ATOM_NS)  # every element below is in the Atom namespace
+    _add(root, "id", tag_uri(feed.origin, feed.log_created, f"pools/{feed.slug}"))
+    _add(root, "title", f"{feed.name} — Lunaria")
+    _add(root, "subtitle", f"Every entry of the pool {feed.slug} in the log {feed.origin}")
+    _add(root, "updated", feed.entries[0].ts if feed.entries else feed.last_ts)
+    _add(root, "link", rel="self", type="application/atom+xml", href=_xml_text(self_url))
+    _add(root, "link", rel="alternate", type="text/html", href=urljoin(site, f"/pools/{feed.slug}"))
+    author = _add(root, "author")
+    _add(author, "name", f"Lunaria log {feed.origin}")
+    _add(root, "generator", "Lunaria")
+    for entry in feed.entries:
+        title, summary = describe(entry)
+        item = _add(root, "entry")
+        _add(item, "id", tag_uri(feed.origin, feed.log_created, f"entries/{entry.seq}"))
+        _add(item, "title", title)
+        _add(item, "updated", entry.ts)
+        _add(item, "published", entry.ts)
+        _add(item, "link", rel="alternate", href=urljoin(site, f"/entries/{entry.seq}"))
+        _add(item, "category", term=entry.kind)
+        _add(item, "summary", summary)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document

@@ -1,0 +1,662 @@
+"""Donations over HTTP, against the real server, beside the core append rate of the same run.
+
+    .venv/bin/python bench/api_write.py              # full sizes
+    .venv/bin/python bench/api_write.py --quick      # small sizes, a smoke run
+    .venv/bin/python bench/api_write.py --sqlite-only | --postgres-only
+
+Per engine, in a fresh database (a SQLite file in a temporary directory, or a PostgreSQL
+schema of its own, dropped at the end), as an operator would run it:
+
+* ``lunaria init`` and ``lunaria token create --role admin`` (subprocesses) set it up, and
+  ``gunicorn --workers 2 wsgi:app`` serves it (the Makefile's ``run``, without the access log);
+* over HTTP, the admin token registers a collective, creates a pool, sets its roster and issues
+  a treasurer token;
+* a load generator in a separate process (``--clients`` threads, each with its own
+  ``http.client`` connection, kept alive where the server allows it: gunicorn's sync workers
+  close after each response, so the client reconnects) POSTs donations as the treasurer, each
+  with a unique Idempotency-Key, and checks every answer is a fresh 201:
+  single donations (``POST /pools/{slug}/donations``) and batches of 1,000
+  (``POST /pools/{slug}/donations:batch``). donations/s is over the wall time of a round, from
+  the first request sent to the last answer read; latency is per request.
+
+The core of the same run, in another fresh database of the same engine and in this process
+(the server is idle meanwhile), with the server's checkpoint policy:
+
+* ``Log.append``: durable single appends of ``donation_recorded`` entries, one commit each (the
+  core rate of ``bench/ledger_core.py``, against which the target is set);
+* ``Fund.record_donation``: the same command the API runs, with an idempotency key, one commit
+  each, without HTTP, JSON or a second process: the fairer core;
+* the same two in batches of 1,000 (``Log.writer()``, ``Fund.record_donations``).
+
+Rounds alternate core and HTTP so both see the same background load; rates are medians over
+rounds (±x% the largest distance of a round from the median); latencies pool every request.
+Targets: single donations over HTTP >= 50% of the core durable append rate (``Log.append``);
+batches over HTTP >= 10,000 donations/s. Progress goes to stderr, the results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import multiprocessing
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.ledger_core import (
+    ACTOR,
+    DEFAULT_POSTGRES_URL,
+    KIND,
+    ORIGIN,
+    Database,
+    Figure,
+    Workload,
+    human_ms,
+    human_rate,
+    machine_facts,
+    p99,
+    postgres_database,
+    postgres_version,
+    progress,
+    rate,
+    sqlite_database,
+    table,
+    verdict,
+)
+from ledger import migrate
+from ledger.fund import Actor, Fund
+from ledger.log import CheckpointPolicy, Log
+from ledger.notes import Signer
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_SINGLE_RATIO = 0.50
+TARGET_BATCH_RATE = 10_000
+BIN = Path(sys.executable).parent
+POOL = "bench-pool"
+COLLECTIVE = "bench-collective"
+TOKEN = re.compile(r"lun_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    http_singles: int  # single donations over HTTP per round
+    http_batches: int  # batches of batch_size over HTTP per round
+    core_singles: int  # single appends per round, for each of Log.append and Fund
+    core_batches: int  # batches per round, for each of Log.writer and Fund
+    batch_size: int = 1_000
+    warmup_singles: int = 40
+
+
+FULL = Sizes(rounds=5, http_singles=400, http_batches=10, core_singles=400, core_batches=3)
+QUICK = Sizes(rounds=3, http_singles=100, http_batches=4, core_singles=100, core_batches=1)
+
+
+# -- the load generator (runs in its own process) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    port: int
+    token: str
+    path: str
+    requests: int  # POSTs in all
+    per_request: int  # donations per POST: 1 (single) or the batch size
+    clients: int
+    seed: str  # makes references and keys unique across rounds
+
+
+@dataclass
+class LoadResult:
+    seconds: float  # wall time: first request sent to last answer read
+    latencies: list[float]  # of the requests answered with a fresh 201
+    errors: list[str]  # one line per request that was not
+
+    def rate(self, per_request: int) -> float:
+        """Donations accepted per second."""
+        return rate(len(self.latencies) * per_request, self.seconds)
+
+
+def donation_body(reference: str, index: int) -> dict[str, Any]:
+    amounts = ("500", "1000", "2500", "5000", "10000", "25000")
+    return {
+        "amount": amounts[index % len(amounts)],
+        "currency": "EUR",
+        "channel": ("bank", "bank", "cash", "crypto")[index % 4],
+        "external_reference": f"bank-{reference}",
+    }
+
+
+def _bodies(load: Load) -> list[bytes]:
+    """Every request body, made before the clock starts."""
+    out = []
+    for request in range(load.requests):
+        items = [
+            donation_body(f"{load.seed}-{request}-{i}", request + i)
+            for i in range(load.per_request)
+        ]
+        body: Any = items[0] if load.per_request == 1 else {"donations": items}
+        out.append(json.dumps(body, separators=(",", ":")).encode())
+    return out
+
+
+def drive(load: Load) -> LoadResult:
+    """POST every body with ``load.clients`` threads; a fresh 201 counts, anything else is an
+    error (reported, not retried)."""
+    bodies = _bodies(load)
+    keys = [f"{load.seed}-{i}" for i in range(len(bodies))]
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    next_index = iter(range(len(bodies)))
+    start_gate = threading.Barrier(load.clients + 1)
+    timer = time.perf_counter
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", load.port, timeout=300)
+        mine: list[float] = []
+        failed: list[str] = []
+        start_gate.wait()
+        while True:
+            with lock:
+                index = next(next_index, None)
+            if index is None:
+                break
+            headers = {
+                "Authorization": f"Bearer {load.token}",
+                "Idempotency-Key": keys[index],
+                "Content-Type": "application/json",
+            }
+            began = timer()
+            try:
+                conn.request("POST", load.path, bodies[index], headers)
+                response = conn.getresponse()
+                answer = response.read()
+            except (OSError, http.client.HTTPException) as exc:  # counted; a new connection
+                failed.append(f"{type(exc).__name__}: {exc}")
+                conn.close()
+                continue
+            replayed = response.getheader("Idempotent-Replayed")
+            if response.status == 201 and replayed == "false":
+                mine.append(timer() - began)
+            else:
+                failed.append(f"{response.status} after {timer() - began:.1f} s: {answer[:200]!r}")
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors.extend(failed)
+
+    threads = [threading.Thread(target=client) for _ in range(load.clients)]
+    for thread in threads:
+        thread.start()
+    start_gate.wait()
+    began = timer()
+    for thread in threads:
+        thread.join()
+    return LoadResult(timer() - began, latencies, errors)
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if method in ("POST", "PUT"):
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+    try:
+        conn.request(method, path, None if body is None else json.dumps(body), headers)
+        response = conn.getresponse()
+        raw = response.read()
+        return response.status, json.loads(raw) if raw else None
+    finally:
+        conn.close()
+
+
+def expect(port: int, method: str, path: str, status: int, **kwargs: Any) -> Any:
+    got, answer = call(port, method, path, **kwargs)
+    if got != status:
+        raise RuntimeError(f"{method} {path}: {got} {answer}")
+    return answer
+
+
+@dataclass
+class Server:
+    port: int
+    admin: str
+    treasurer: str = ""
+
+
+def lunaria(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(BIN / "lunaria"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"lunaria {' '.join(args)}: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+@contextmanager
+def gunicorn_server(url: str, workers: int, worker_class: str, timeout: int) -> Iterator[Server]:
+    """``lunaria init``, the first admin token, and gunicorn serving the database at ``url``."""
+    with tempfile.TemporaryDirectory(prefix="lunaria-api-bench-") as tmp:
+        env = {
+            **os.environ,
+            "LUNARIA_DATABASE_URL": url,
+            "LUNARIA_KEY_FILE": str(Path(tmp) / "log.key"),
+            "LUNARIA_ORIGIN": ORIGIN,
+        }
+        lunaria(env, "init")
+        match = TOKEN.fullmatch(lunaria(env, "token", "create", "--role", "admin").strip())
+        if match is None:
+            raise RuntimeError("`lunaria token create` printed no token")
+        port = free_port()
+        log_path = Path(tmp) / "gunicorn.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "--workers",
+                    str(workers),
+                    "--worker-class",
+                    worker_class,
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--timeout",
+                    str(timeout),
+                    "--log-level",
+                    "warning",
+                    "wsgi:app",
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                _wait_until_serving(process, port, log_path)
+                yield Server(port, match.group(0))
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                server_log = log_path.read_text(errors="replace")
+                if "Traceback" in server_log or "[ERROR]" in server_log:
+                    print(f"gunicorn's log has errors:\n{server_log[-4000:]}", file=sys.stderr)
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log_path.read_text(errors='replace')}")
+        try:
+            if call(port, "GET", "/api/v1/pools")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer in 60 s:\n{log_path.read_text(errors='replace')}")
+
+
+def set_up_books(server: Server) -> None:
+    """A collective, a pool with its roster, and a treasurer token, all over HTTP."""
+    port, admin = server.port, server.admin
+    api = "/api/v1"
+    body: dict[str, Any] = {"slug": COLLECTIVE, "name": "Bench collective"}
+    expect(port, "POST", f"{api}/collectives", 201, body=body, token=admin)
+    body = {"member": "bench-member"}
+    expect(port, "POST", f"{api}/collectives/{COLLECTIVE}/members", 201, body=body, token=admin)
+    body = {"slug": POOL, "name": "Bench pool", "currencies": ["EUR"]}
+    expect(port, "POST", f"{api}/pools", 201, body=body, token=admin)
+    body = {"collectives": [COLLECTIVE]}
+    expect(port, "PUT", f"{api}/pools/{POOL}/roster", 200, body=body, token=admin)
+    body = {"role": "treasurer", "label": "bench treasurer"}
+    issued = expect(port, "POST", f"{api}/tokens", 201, body=body, token=admin)
+    server.treasurer = issued["token"]
+
+
+# -- the core, in this process ----------------------------------------------------------------
+
+
+class Core:
+    """``Log.append`` and ``Fund.record_donation(s)`` on a fresh database of the same engine."""
+
+    ADMIN = Actor(id="admin:bench", role="admin")
+    TREASURER = Actor(id="treasurer:bench", role="treasurer")
+
+    def __init__(self, db: Database) -> None:
+        migrate.upgrade(db.engine)
+        self.log = Log(db.engine, ORIGIN, signer=Signer.generate(ORIGIN), policy=CheckpointPolicy())
+        self.log.create()
+        self.fund = Fund(self.log)
+        self.fund.register_collective(self.ADMIN, slug=COLLECTIVE, name="Bench collective")
+        self.fund.create_pool(self.ADMIN, slug=POOL, name="Bench pool", currencies=["EUR"])
+        self.fund.set_roster(self.ADMIN, POOL, [COLLECTIVE])
+        self.workload = Workload.make()
+        self.count = 0
+
+    def _donations(self, n: int) -> list[dict[str, Any]]:
+        self.count += n
+        return [donation_body(f"core-{self.count}-{i}", i) for i in range(n)]
+
+    def appends(self, n: int, latencies: list[float]) -> float:
+        items = self.workload.take(n)
+        timer, append = time.perf_counter, self.log.append
+        start = timer()
+        for data in items:
+            began = timer()
+            append(KIND, data, ACTOR)
+            latencies.append(timer() - began)
+        return rate(n, timer() - start)
+
+    def donations(self, n: int, latencies: list[float]) -> float:
+        items = self._donations(n)
+        keys = [uuid.uuid4().hex for _ in items]
+        timer, record, actor = time.perf_counter, self.fund.record_donation, self.TREASURER
+        start = timer()
+        for item, key in zip(items, keys, strict=True):
+            began = timer()
+            record(actor, POOL, item, key)
+            latencies.append(timer() - began)
+        return rate(n, timer() - start)
+
+    def append_batches(self, batches: int, size: int) -> float:
+        elapsed = 0.0
+        for _ in range(batches):
+            items = self.workload.take(size)
+            start = time.perf_counter()
+            with self.log.writer() as writer:
+                for data in items:
+                    writer.append(KIND, data, ACTOR)
+            elapsed += time.perf_counter() - start
+        return rate(batches * size, elapsed)
+
+    def donation_batches(self, batches: int, size: int) -> float:
+        elapsed = 0.0
+        for _ in range(batches):
+            items, key = self._donations(size), uuid.uuid4().hex
+            start = time.perf_counter()
+            self.fund.record_donations(self.TREASURER, POOL, items, key)
+            elapsed += time.perf_counter() - start
+        return rate(batches * size, elapsed)
+
+
+# -- one engine -------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    core_append: Figure = field(default_factory=Figure)
+    core_fund: Figure = field(default_factory=Figure)
+    core_append_batch: Figure = field(default_factory=Figure)
+    core_fund_batch: Figure = field(default_factory=Figure)
+    http_single: Figure = field(default_factory=Figure)
+    http_batch: Figure = field(default_factory=Figure)
+    single_ratio: Figure = field(default_factory=Figure)  # HTTP single / Log.append, per round
+    single_fund_ratio: Figure = field(default_factory=Figure)
+    batch_ratio: Figure = field(default_factory=Figure)  # HTTP batch / Log.writer batch
+    batch_fund_ratio: Figure = field(default_factory=Figure)
+    core_append_latency: list[float] = field(default_factory=list)
+    core_fund_latency: list[float] = field(default_factory=list)
+    http_single_latency: list[float] = field(default_factory=list)
+    http_batch_latency: list[float] = field(default_factory=list)
+    http_singles: int = 0  # requests sent
+    http_batches: int = 0
+    failed: dict[str, int] = field(default_factory=dict)  # non-201 answers, by load
+    first_error: dict[str, str] = field(default_factory=dict)
+
+
+def run_load(
+    pool: concurrent.futures.Executor, load: Load, what: str, out: Results | None = None
+) -> LoadResult:
+    result = pool.submit(drive, load).result()
+    if result.errors:
+        progress(f"{what}: {len(result.errors)} of {load.requests} failed: {result.errors[0]}")
+        if out is not None:
+            out.failed[what] = out.failed.get(what, 0) + len(result.errors)
+            out.first_error.setdefault(what, result.errors[0])
+    if not result.latencies:
+        raise RuntimeError(f"{what}: every request failed, first: {result.errors[0]}")
+    return result
+
+
+def run_engine(
+    name: str,
+    make_db: Callable[[], Any],
+    sizes: Sizes,
+    args: argparse.Namespace,
+    pool: concurrent.futures.Executor,
+) -> Results:
+    out = Results()
+    with make_db() as served, make_db() as core_db:
+        served.engine.dispose()  # the server and the CLI open their own
+        core = Core(core_db)
+        with gunicorn_server(served.url, args.workers, args.worker_class, args.timeout) as server:
+            set_up_books(server)
+            single_path = f"/api/v1/pools/{POOL}/donations"
+            batch_path = f"/api/v1/pools/{POOL}/donations:batch"
+
+            def load(path: str, requests: int, per_request: int) -> Load:
+                return Load(
+                    server.port,
+                    server.treasurer,
+                    path,
+                    requests,
+                    per_request,
+                    args.clients,
+                    uuid.uuid4().hex[:12],
+                )
+
+            # Warm-up: every worker imported, connected and cached; the core's statements too.
+            run_load(pool, load(single_path, sizes.warmup_singles, 1), "warm-up")
+            run_load(pool, load(batch_path, 2, sizes.batch_size), "warm-up")
+            core.appends(20, [])
+            core.donations(20, [])
+            core.donation_batches(1, sizes.batch_size)
+
+            for round_ in range(sizes.rounds):
+                steps = ["core", "http"] if round_ % 2 == 0 else ["http", "core"]
+                for step in steps:
+                    if step == "core":
+                        out.core_append.add(
+                            core.appends(sizes.core_singles, out.core_append_latency)
+                        )
+                        out.core_fund.add(core.donations(sizes.core_singles, out.core_fund_latency))
+                        out.core_append_batch.add(
+                            core.append_batches(sizes.core_batches, sizes.batch_size)
+                        )
+                        out.core_fund_batch.add(
+                            core.donation_batches(sizes.core_batches, sizes.batch_size)
+                        )
+                    else:
+                        singles = run_load(
+                            pool, load(single_path, sizes.http_singles, 1), "singles", out
+                        )
+                        out.http_single.add(singles.rate(1))
+                        out.http_single_latency.extend(singles.latencies)
+                        out.http_singles += sizes.http_singles
+                        batch = load(batch_path, sizes.http_batches, sizes.batch_size)
+                        batches = run_load(pool, batch, "batches", out)
+                        out.http_batch.add(batches.rate(sizes.batch_size))
+                        out.http_batch_latency.extend(batches.latencies)
+                        out.http_batches += sizes.http_batches
+                http_single, http_batch = out.http_single.samples[-1], out.http_batch.samples[-1]
+                out.single_ratio.add(http_single / out.core_append.samples[-1])
+                out.single_fund_ratio.add(http_single / out.core_fund.samples[-1])
+                out.batch_ratio.add(http_batch / out.core_append_batch.samples[-1])
+                out.batch_fund_ratio.add(http_batch / out.core_fund_batch.samples[-1])
+                progress(
+                    f"{name} round {round_ + 1}: HTTP single {http_single:,.0f}/s, "
+                    f"Log.append {out.core_append.samples[-1]:,.0f}/s "
+                    f"({out.single_ratio.samples[-1]:.0%}), "
+                    f"Fund {out.core_fund.samples[-1]:,.0f}/s; HTTP batches "
+                    f"{http_batch:,.0f}/s, Fund batches {out.core_fund_batch.samples[-1]:,.0f}/s"
+                )
+        core_db.engine.dispose()
+    return out
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def cell(figure: Figure) -> str:
+    return f"{human_rate(figure.median)} {figure.spread()}".rstrip()
+
+
+def percent(figure: Figure) -> str:
+    return f"{figure.median:.0%} {figure.spread()}".rstrip()
+
+
+def latency(samples: Sequence[float]) -> str:
+    if not samples:
+        return "-"
+    return f"{human_ms(statistics.median(samples))} / {human_ms(p99(samples))}"
+
+
+def report(results: dict[str, Results], sizes: Sizes, args: argparse.Namespace) -> str:
+    names = list(results)
+    rows: list[list[str]] = [["measurement", *names, "target"]]
+
+    def row(label: str, fn: Callable[[Results], str], target: str = "") -> None:
+        rows.append([label, *(fn(results[name]) for name in names), target])
+
+    n, size = sizes.core_singles, sizes.batch_size
+    row(f"core Log.append, 1 commit each (x{n}/round)", lambda r: cell(r.core_append))
+    row("   latency p50 / p99", lambda r: latency(r.core_append_latency))
+    row(f"core Fund.record_donation (x{n}/round)", lambda r: cell(r.core_fund))
+    row("   latency p50 / p99", lambda r: latency(r.core_fund_latency))
+    row(
+        f"HTTP single donations ({args.clients} clients)",
+        lambda r: f"{cell(r.http_single)} (x{r.http_singles:,})",
+    )
+    row("   latency p50 / p99", lambda r: latency(r.http_single_latency))
+    row(
+        "   HTTP / core Log.append",
+        lambda r: (
+            f"{percent(r.single_ratio)} {verdict(r.single_ratio.median >= TARGET_SINGLE_RATIO)}"
+        ),
+        f">= {TARGET_SINGLE_RATIO:.0%}",
+    )
+    row("   HTTP / core Fund.record_donation", lambda r: percent(r.single_fund_ratio))
+    row(f"core Log.writer, batches of {size:,}", lambda r: cell(r.core_append_batch))
+    row(f"core Fund.record_donations, {size:,}", lambda r: cell(r.core_fund_batch))
+    row(
+        f"HTTP batches of {size:,} ({args.clients} clients)",
+        lambda r: (
+            f"{cell(r.http_batch)} (x{r.http_batches}) "
+            f"{verdict(r.http_batch.median >= TARGET_BATCH_RATE)}"
+        ),
+        f">= {TARGET_BATCH_RATE:,}/s",
+    )
+    row("   latency per batch p50 / p99", lambda r: latency(r.http_batch_latency))
+    row("   HTTP / core Log.writer batches", lambda r: percent(r.batch_ratio))
+    row("   HTTP / core Fund.record_donations", lambda r: percent(r.batch_fund_ratio))
+    row(
+        "HTTP requests not answered 201",
+        lambda r: (
+            f"singles {r.failed.get('singles', 0)}/{r.http_singles}, "
+            f"batches {r.failed.get('batches', 0)}/{r.http_batches}"
+        ),
+        "0",
+    )
+    lines = [table(rows)]
+    for name in names:
+        for what, error in results[name].first_error.items():
+            lines.append(f"{name} {what}, first failure: {error}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    engines = parser.add_mutually_exclusive_group()
+    engines.add_argument("--sqlite-only", action="store_true")
+    engines.add_argument("--postgres-only", action="store_true")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--worker-class", default="sync", help="gunicorn worker class (sync, as deployed)"
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=30, help="gunicorn worker timeout (its default: 30 s)"
+    )
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+
+    pg_version = None if args.sqlite_only else postgres_version(args.postgres_url)
+    if args.postgres_only and pg_version is None:
+        return 2
+    print(machine_facts(pg_version), flush=True)
+    print(
+        f"gunicorn: {args.workers} workers ({args.worker_class}, timeout {args.timeout} s); "
+        f"load: {args.clients} client "
+        "threads in a separate process",
+        flush=True,
+    )
+
+    results: dict[str, Results] = {}
+    began = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        if not args.postgres_only:
+            progress("SQLite")
+            results["SQLite"] = run_engine("SQLite", sqlite_database, sizes, args, pool)
+        if pg_version is not None:
+            progress("PostgreSQL")
+            results["PostgreSQL"] = run_engine(
+                "PostgreSQL", lambda: postgres_database(args.postgres_url), sizes, args, pool
+            )
+    print()
+    print(report(results, sizes, args))
+    print()
+    print(
+        f"{'quick' if args.quick else 'full'} run in {time.perf_counter() - began:.0f} s; "
+        f"{sizes.rounds} rounds alternating core and HTTP; rates are medians over rounds, ±x% is "
+        "the largest distance of a round from the median; latencies pool every request"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

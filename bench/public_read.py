@@ -1,0 +1,551 @@
+"""Public reads over HTTP: requests per second and p99 latency, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/public_read.py                 # a 1,000,000-entry log
+    .venv/bin/python bench/public_read.py --quick         # a 20,000-entry log, short rounds
+    .venv/bin/python bench/public_read.py --size 200000 --sqlite-only
+    .venv/bin/python bench/public_read.py --cache-dir var/bench   # keep and reuse the logs
+
+What is measured, per engine, in a fresh database (a SQLite file, or a PostgreSQL schema of
+its own, dropped at the end):
+
+* the pool page, as HTML (``/pools/food-bank``) and as JSON (``/api/v1/pools/food-bank``);
+* an inclusion proof (``/api/v1/ledger/proofs/inclusion?index=I&size=N``, I random);
+* a receipt (``/api/v1/receipts/I``, I random, against the latest checkpoint);
+
+each beside a static file of the same size served by the same server in the same run (a
+Flask ``send_from_directory`` route added to the same app), so the figures say what the
+reads cost above serving bytes. Rounds alternate endpoint and static twin.
+
+The log: ``log_created``, then ``--size`` minus the demo's entries of ~370-byte donation-like
+filler (for a pool that does not exist: no projections) appended through ``Log.writer()`` in
+batches of 10,000, then the six-cycle demo (``lunaria init --demo``'s, so the pool pages have
+real books, cycles and grants, and are the log's newest entries), then a checkpoint.
+
+The server: ``gunicorn`` with 2 workers, started as a subprocess: ``gthread`` workers (4
+threads each) by default, so clients keep their connections alive; ``--worker-class sync``
+(as ``make run``) closes the connection after each response, so every request then includes
+its TCP connect. The load: separate client processes, each with threads on ``http.client``,
+closed loop, ``--connections`` requests in flight. The machine is shared by server, database
+and clients (and whatever else runs): the static twin measured in the same run is the yardstick.
+Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
+
+from ledger import migrate  # noqa: E402
+from ledger.clock import ManualClock  # noqa: E402
+from ledger.db import make_engine, normalise_url  # noqa: E402
+from ledger.demo import load_demo, start_of_demo  # noqa: E402
+from ledger.fund import Fund  # noqa: E402
+from ledger.log import CheckpointPolicy, Log  # noqa: E402
+from ledger.notes import Signer  # noqa: E402
+
+ORIGIN = "bench.lunaria.example/log"
+POSTGRES_URL = os.environ.get(
+    "LUNARIA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BUILD_BATCH = 10_000
+DEMO_ENTRIES = 1_600  # at least what load_demo writes (it varies with the date)
+POOL = "food-bank"
+STATIC_ENV = "LUNARIA_BENCH_STATIC_DIR"
+STATIC_ROUTE = "/bench-static/"
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- the app gunicorn serves ------------------------------------------------------------------
+
+
+def bench_app() -> Any:
+    """``create_app()`` plus a plain static-file route (the baseline), for gunicorn."""
+    from flask import send_from_directory
+
+    from api import create_app
+
+    app = create_app()
+    directory = os.environ[STATIC_ENV]
+
+    def static_file(name: str) -> Any:
+        return send_from_directory(directory, name)
+
+    app.add_url_rule(f"{STATIC_ROUTE}<name>", "bench_static", static_file)
+    return app
+
+
+# -- building the log -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    engine_name: str
+    url: str
+    key_file: Path
+
+
+def filler(rng: random.Random) -> dict[str, Any]:
+    return {
+        "pool": "filler",
+        "amount": str(rng.choice((500, 1000, 1500, 2000, 5000, 10000))),
+        "currency": "EUR",
+        "channel": "bank",
+        "donor": {"commitment": rng.randbytes(32).hex()},
+        "reference": rng.randbytes(32).hex(),
+        "cycle": 300,
+        "postings": [
+            {"account": "filler:donations", "currency": "EUR", "amount": "-1000"},
+            {"account": "filler:available", "currency": "EUR", "amount": "1000"},
+        ],
+    }
+
+
+def build_log(db: Database, size: int) -> int:
+    """Filler, the demo, filler up to ``size`` entries, a checkpoint; returns the size."""
+    engine = make_engine(db.url)
+    try:
+        migrate.upgrade(engine)
+        signer = Signer.generate(ORIGIN)
+        signer.save(db.key_file)
+        now = datetime.now(UTC)
+        clock = ManualClock(start_of_demo(now) - timedelta(days=1))
+        policy = CheckpointPolicy(every_entries=BUILD_BATCH, interval=timedelta(days=365))
+        log = Log(engine, ORIGIN, signer=signer, clock=clock, policy=policy)
+        log.create()
+        rng = random.Random(6962)
+        data = [filler(rng) for _ in range(1000)]
+        add_filler(log, data, max(size - DEMO_ENTRIES - 1, 0), db.engine_name)
+        demo_clock = ManualClock(start_of_demo(now))
+        demo_log = Log(engine, ORIGIN, signer=signer, clock=demo_clock, policy=policy)
+        summary = load_demo(Fund(demo_log), demo_clock, now)
+        say(f"  {db.engine_name}: the demo, {summary.entries:,} entries")
+        add_filler(demo_log, data, max(size - demo_log.head().size, 0), db.engine_name)
+        checkpoint = demo_log.checkpoint_now()
+        return checkpoint.size
+    finally:
+        engine.dispose()
+
+
+def add_filler(log: Log, data: Sequence[dict[str, Any]], count: int, engine_name: str) -> None:
+    started = time.perf_counter()
+    done = 0
+    while done < count:
+        with log.writer() as writer:
+            for i in range(min(BUILD_BATCH, count - done)):
+                writer.append("donation_recorded", data[(done + i) % len(data)], "bench")
+        done = min(done + BUILD_BATCH, count)
+        if done % 100_000 == 0 or done == count:
+            rate = done / (time.perf_counter() - started)
+            say(f"  {engine_name}: {done:,} filler entries ({rate:,.0f}/s)")
+
+
+@contextmanager
+def sqlite_database(directory: Path) -> Iterator[Database]:
+    yield Database("SQLite", f"sqlite:///{directory / 'lunaria.db'}", directory / "sqlite.key")
+
+
+@contextmanager
+def postgres_database(schema: str | None) -> Iterator[Database]:
+    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    own = schema is None
+    schema = schema or f"bench_read_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        url = normalise_url(POSTGRES_URL) + f"{separator}options=-csearch_path%3D{schema}"
+        key = Path(tempfile.gettempdir()) / f"{schema}.key"
+        yield Database("PostgreSQL", url, key)
+    finally:
+        if own:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def existing_size(db: Database) -> int | None:
+    """The size of a log built by an earlier run (``--cache-dir``), if there is one."""
+    if not db.key_file.exists():
+        return None
+    engine: Engine = make_engine(db.url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT checkpoint_size FROM log_head")).scalar_one())
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def gunicorn(db: Database, static: Path, workers: int, worker_class: str) -> Iterator[int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LUNARIA_DATABASE_URL": db.url,
+        "LUNARIA_KEY_FILE": str(db.key_file),
+        "LUNARIA_ORIGIN": ORIGIN,
+        STATIC_ENV: str(static),
+    }
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--workers", str(workers),
+        "--worker-class", worker_class,
+        "--bind", f"127.0.0.1:{port}",
+        "--backlog", "2048",
+        "--pythonpath", f"{ROOT},{ROOT / 'bench'}",
+        "--log-level", "warning",
+        "public_read:bench_app()",
+    ]  # fmt: skip
+    if worker_class == "gthread":
+        command[command.index("--bind") : command.index("--bind")] = ["--threads", "4"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, _ = fetch(port, "/api/v1/ledger/checkpoint")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.2)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def fetch(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+# -- the load ---------------------------------------------------------------------------------
+
+
+def client_process(
+    port: int, paths: Sequence[str], threads: int, warmup: float, duration: float, out: Any
+) -> None:
+    """One load process: ``threads`` closed loops; sends (latencies, errors) when done."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+    measure_from, stop = start + warmup, start + warmup + duration
+
+    def loop(offset: int) -> None:
+        mine: list[float] = []
+        failed = 0
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = offset
+        while time.perf_counter() < start:
+            time.sleep(0.001)
+        while True:
+            path = paths[i % len(paths)]
+            i += threads
+            began = time.perf_counter()
+            if began >= stop:
+                break
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                ok = False
+            ended = time.perf_counter()
+            if began >= measure_from:
+                mine.append(ended - began)
+                failed += not ok
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    workers = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    out.send((latencies, errors[0]))
+    out.close()
+
+
+@dataclass(frozen=True)
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    p50: float
+    p99: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def load(
+    port: int,
+    paths: Sequence[str],
+    connections: int,
+    processes: int,
+    warmup: float,
+    duration: float,
+) -> Result:
+    context = multiprocessing.get_context("spawn")
+    pipes, children = [], []
+    per = [connections // processes + (n < connections % processes) for n in range(processes)]
+    for n, threads in enumerate(per):
+        if not threads:
+            continue
+        receive, send = context.Pipe(duplex=False)
+        mine = list(paths[n::processes]) or list(paths)
+        child = context.Process(
+            target=client_process, args=(port, mine, threads, warmup, duration, send)
+        )
+        child.start()
+        send.close()
+        pipes.append(receive)
+        children.append(child)
+    latencies: list[float] = []
+    errors = 0
+    for receive in pipes:
+        got, failed = receive.recv()
+        latencies.extend(got)
+        errors += failed
+    for child in children:
+        child.join()
+    latencies.sort()
+    return Result(
+        requests=len(latencies),
+        errors=errors,
+        seconds=duration,
+        p50=statistics.median(latencies) if latencies else float("nan"),
+        p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        if latencies
+        else float("nan"),
+    )
+
+
+# -- the scenarios ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    make_paths: Callable[[random.Random], list[str]]
+    target: bool  # held to >= 1,000 req/s and p99 < 20 ms
+
+
+def scenarios(size: int) -> list[Scenario]:
+    def fixed(path: str) -> Callable[[random.Random], list[str]]:
+        return lambda _: [path]
+
+    def proofs(rng: random.Random) -> list[str]:
+        return [
+            f"/api/v1/ledger/proofs/inclusion?index={rng.randrange(size)}&size={size}"
+            for _ in range(20_000)
+        ]
+
+    def receipts(rng: random.Random) -> list[str]:
+        return [f"/api/v1/receipts/{rng.randrange(size)}" for _ in range(20_000)]
+
+    return [
+        Scenario("pool page (HTML)", fixed(f"/pools/{POOL}"), False),
+        Scenario("pool (JSON API)", fixed(f"/api/v1/pools/{POOL}"), False),
+        Scenario("inclusion proof", proofs, True),
+        Scenario("receipt", receipts, True),
+    ]
+
+
+@dataclass(frozen=True)
+class Row:
+    engine: str
+    scenario: Scenario
+    body: int
+    measured: Result
+    static: Result
+
+
+def run_engine(db: Database, size: int, args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    static = Path(tempfile.mkdtemp(prefix="lunaria-static-"))
+    try:
+        with gunicorn(db, static, args.workers, args.worker_class) as port:
+            rng = random.Random(2024)
+            for scenario in scenarios(size):
+                paths = scenario.make_paths(rng)
+                status, body = fetch(port, paths[0])
+                if status != 200:
+                    raise RuntimeError(f"{paths[0]} answered {status}: {body[:200]!r}")
+                twin = f"{scenario.name.split()[0]}-{len(body)}.bin"
+                (static / twin).write_bytes(os.urandom(len(body)))
+                twin_path = STATIC_ROUTE + twin
+                measured: list[Result] = []
+                baseline: list[Result] = []
+                for _ in range(args.rounds):
+                    for target, out in ((paths, measured), ([twin_path], baseline)):
+                        out.append(
+                            load(
+                                port,
+                                target,
+                                args.connections,
+                                args.clients,
+                                args.warmup,
+                                args.duration,
+                            )
+                        )
+                best = max(measured, key=lambda r: r.rate)
+                best_static = max(baseline, key=lambda r: r.rate)
+                rows.append(Row(db.engine_name, scenario, len(body), best, best_static))
+                say(
+                    f"  {db.engine_name} {scenario.name}: {best.rate:,.0f} req/s, "
+                    f"p99 {best.p99 * 1000:.1f} ms (static: {best_static.rate:,.0f} req/s, "
+                    f"p99 {best_static.p99 * 1000:.1f} ms)"
+                )
+    finally:
+        shutil.rmtree(static, ignore_errors=True)
+    return rows
+
+
+def report(rows: Sequence[Row], sizes: dict[str, int], args: argparse.Namespace) -> None:
+    print(
+        f"# Lunaria public reads: gunicorn {args.workers} {args.worker_class} workers, "
+        f"{args.connections} connections from {args.clients} client processes, "
+        f"{args.rounds} x {args.duration:g} s rounds (best shown)"
+    )
+    print(
+        f"# {platform.platform()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs shared by server, database and clients"
+    )
+    for engine, size in sizes.items():
+        print(f"# {engine}: log of {size:,} entries")
+    header = (
+        f"{'engine':<11} {'endpoint':<17} {'bytes':>6} {'req/s':>7} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'errors':>6} | {'static req/s':>12} {'p99 ms':>7} | target"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        m, s = row.measured, row.static
+        verdict = "-"
+        if row.scenario.target:
+            verdict = "met" if m.rate >= 1000 and m.p99 < 0.020 and not m.errors else "MISSED"
+        print(
+            f"{row.engine:<11} {row.scenario.name:<17} {row.body:>6} {m.rate:>7,.0f} "
+            f"{m.p50 * 1000:>7.2f} {m.p99 * 1000:>7.2f} {m.errors:>6} | "
+            f"{s.rate:>12,.0f} {s.p99 * 1000:>7.2f} | {verdict}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 entries, short rounds")
+    parser.add_argument("--size", type=int, help="entries in the log (default 1,000,000)")
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgres-only", action="store_true")
+    parser.add_argument("--duration", type=float, help="seconds measured per round")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, help="rounds per endpoint (best is reported)")
+    parser.add_argument("--connections", type=int, default=4, help="requests in flight")
+    parser.add_argument("--clients", type=int, default=2, help="load generator processes")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--worker-class",
+        default="gthread",
+        choices=("gthread", "sync"),
+        help="gthread (4 threads, keep-alive) or sync (as `make run`: a connection per request)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="keep the logs here (SQLite file, keys, PostgreSQL schema name) and reuse them",
+    )
+    args = parser.parse_args(argv)
+    size = args.size or (20_000 if args.quick else 1_000_000)
+    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    args.rounds = args.rounds or (1 if args.quick else 2)
+
+    engines = []
+    if not args.postgres_only:
+        engines.append("sqlite")
+    if not args.sqlite_only:
+        engines.append("postgresql")
+    rows: list[Row] = []
+    sizes: dict[str, int] = {}
+    for engine in engines:
+        directory = args.cache_dir or Path(tempfile.mkdtemp(prefix="lunaria-bench-"))
+        directory.mkdir(parents=True, exist_ok=True)
+        schema = f"bench_read_{size}" if args.cache_dir else None
+        context = sqlite_database(directory) if engine == "sqlite" else postgres_database(schema)
+        try:
+            with context as db:
+                if args.cache_dir and db.engine_name == "PostgreSQL":
+                    db = Database(db.engine_name, db.url, directory / "postgres.key")
+                built = existing_size(db) if args.cache_dir else None
+                if built is None or built < size - DEMO_ENTRIES:
+                    say(f"{db.engine_name}: building a log of {size:,} entries")
+                    started = time.perf_counter()
+                    built = build_log(db, size)
+                    say(f"  built in {time.perf_counter() - started:,.0f} s")
+                sizes[db.engine_name] = built
+                say(f"{db.engine_name}: measuring at {built:,} entries")
+                rows.extend(run_engine(db, built, args))
+        finally:
+            if args.cache_dir is None:
+                shutil.rmtree(directory, ignore_errors=True)
+    report(rows, sizes, args)
+
+
+if __name__ == "__main__":
+    main()

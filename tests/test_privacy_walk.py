@@ -1,0 +1,314 @@
+"""No private value ever reaches a public response.
+
+After ``lunaria init --demo`` and donations, grants and payouts written through the API with
+distinctive private values (donor and external references, notes, recipient details, payment
+references, token labels, the donors' receipt salts), walk every GET route the app serves —
+the JSON API, the tlog-tiles, the web pages, feeds, reports if there are any — with its path
+parameters expanded from real ids, follow the pages and links they lead to, and search every
+body and header for those values. A route whose parameters this walk does not know how to
+fill fails the test: a new public route must be walked too.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from itertools import product
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import select
+from werkzeug.routing import Rule
+
+from api import db
+from ledger.entry import KINDS
+from ledger.schema import private_records, tokens
+from ledger.tiles import bundles_for_size, tiles_for_size
+from tests.test_api_support import Http, cli_admin_token
+
+MAX_URLS = 4000
+ARGUMENT = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
+REPORT_FORMATS = ("pdf", "csv", "json", "jsonl", "beancount")
+LANGUAGES = ("en", "es", "uk")
+
+
+@dataclass
+class Secrets:
+    """Every private value written, with a unique marker so a hit cannot be a coincidence."""
+
+    values: list[str] = field(default_factory=list)
+    written: list[int] = field(default_factory=list)  # seqs of the entries that carry them
+
+    def new(self, what: str) -> str:
+        value = f"{what} PRIVATE-{uuid.uuid4().hex[:12]}"
+        self.values.append(value)
+        return value
+
+
+def write_private_history(app: Flask, client: Any, runner: FlaskCliRunner) -> Secrets:
+    result = runner.invoke(args=["init", "--demo"])
+    assert result.exit_code == 0 and "loaded the demo" in result.output, result.output
+    secrets = Secrets()
+    http = Http(app, client)
+    admin = cli_admin_token(runner)
+
+    def token(role: str, **extra: str) -> str:
+        body = {"role": role, "label": secrets.new(f"{role} token of Marisol Quenby"), **extra}
+        issued: str = http.post("/tokens", body, token=admin, status=201).get_json()["token"]
+        return issued
+
+    treasurer, applicant = token("treasurer"), token("applicant")
+    pool = http.get("/pools/food-bank")
+    custodian = pool["custodian"]
+    assert custodian is not None
+    members = http.get(f"/collectives/{custodian}")["members"]
+    voters = {m: token("member", collective=custodian, member=m) for m in members}
+
+    def donate(amount: str, currency: str) -> dict[str, Any]:
+        return {
+            "amount": amount,
+            "currency": currency,
+            "channel": "bank",
+            "external_reference": secrets.new("IBAN ES91 2100 0418 4502 0005 1332"),
+            "donor_reference": secrets.new("donor jaroslava.pticek@example.org"),
+            "note": secrets.new("call Zebulon on +34 600 111 222"),
+        }
+
+    for slug, amount, currency in [("food-bank", "1500", "EUR"), ("legal-aid", "2500000", "USDC")]:
+        response = http.post(
+            f"/pools/{slug}/donations", donate(amount, currency), token=treasurer, status=201
+        ).get_json()
+        secrets.values.append(response["salt"])  # the donor's alone
+        secrets.written.append(response["seq"])
+    batch = {"donations": [donate(str(700 + i), "EUR") for i in range(3)]}
+    receipts = http.post(
+        "/pools/food-bank/donations:batch", batch, token=treasurer, status=201
+    ).get_json()["receipts"]
+    secrets.values.extend(r["salt"] for r in receipts)
+    secrets.written.extend(r["seq"] for r in receipts)
+
+    def propose(amount: str) -> int:
+        body = {
+            "amount": amount,
+            "currency": "EUR",
+            "purpose": "Heating bill for a family of four",
+            "urgency": "normal",
+            "recipient": "family-walk",
+            "recipient_details": secrets.new("pay Oksana Hrytsenko, IBAN UA21 3223 1300 0002"),
+        }
+        grant: int = http.post(
+            "/pools/food-bank/grants", body, token=applicant, status=201
+        ).get_json()["id"]
+        secrets.written.append(grant)
+        return grant
+
+    paid = propose("1200")
+    for member_token in voters.values():
+        vote = http.post(
+            f"/grants/{paid}/votes", {"vote": "approve"}, token=member_token, status=201
+        ).get_json()
+        secrets.written.append(vote["seq"])
+        if vote["status"] == "approved":
+            break
+    else:
+        raise AssertionError(f"{custodian} never reached quorum on grant {paid}")
+    payout = {"payment_reference": secrets.new("SEPA ref for Oksana Hrytsenko")}
+    disbursed = http.post(
+        f"/grants/{paid}/disbursements", payout, token=treasurer, status=201
+    ).get_json()
+    secrets.written.append(disbursed["seq"])
+    propose("900")  # left open in the queue
+    return secrets
+
+
+def stored_privately(app: Flask, secrets: Secrets) -> None:
+    """The values were really written (to the private tables): the walk is not vacuous."""
+    with app.app_context(), db.get_engine().connect() as conn:
+        kept = " ".join(conn.execute(select(private_records.c.payload)).scalars())
+        kept += " ".join(str(s) for s in conn.execute(select(private_records.c.salt)).scalars())
+        kept += " ".join(conn.execute(select(tokens.c.label)).scalars())
+    missing = [v for v in secrets.values if v not in kept]
+    assert not missing, missing
+
+
+# -- the walk -----------------------------------------------------------------------------------
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("href", "src") and value and value.startswith("/"):
+                self.found.append(value)
+
+
+@dataclass
+class Walk:
+    app: Flask
+    client: Any
+    secrets: Secrets
+    queue: list[tuple[str, int]] = field(default_factory=list)  # (url, link depth)
+    seen: set[str] = field(default_factory=set)
+    served: dict[str, int] = field(default_factory=dict)  # rule -> responses below 400
+    leaks: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, int]] = field(default_factory=list)
+
+    def add(self, url: str, depth: int = 0) -> None:
+        if url not in self.seen and urlsplit(url).scheme == "":
+            self.seen.add(url)
+            self.queue.append((url, depth))
+
+    def run(self) -> None:
+        adapter = self.app.url_map.bind("localhost")
+        while self.queue:
+            assert len(self.seen) <= MAX_URLS, "the walk found more URLs than expected"
+            url, depth = self.queue.pop(0)
+            response = self.client.get(url)
+            body = response.get_data()
+            seen_text = body + str(response.headers).encode()
+            self.leaks.extend((url, v) for v in self.secrets.values if v.encode() in seen_text)
+            if response.status_code >= 500:
+                self.failures.append((url, response.status_code))
+            try:
+                rule, _ = adapter.match(urlsplit(url).path, method="GET", return_rule=True)
+            except Exception:  # a link to nothing: Werkzeug's own 404
+                continue
+            if response.status_code < 400:
+                self.served[rule.rule] = self.served.get(rule.rule, 0) + 1
+            self.follow(url, depth, response)
+
+    def follow(self, url: str, depth: int, response: Any) -> None:
+        """Links of pages the routes gave (one step, not the whole chain of entry pages),
+        and every further page of a paginated answer."""
+        if response.mimetype == "text/html" and depth == 0:
+            links = Links()
+            links.feed(response.get_data(as_text=True))
+            for link in links.found:
+                self.add(link, depth + 1)
+        elif response.is_json:
+            body = response.get_json(silent=True)
+            if isinstance(body, dict) and isinstance(body.get("next_url"), str):
+                self.add(body["next_url"], depth)
+            elif isinstance(body, dict) and isinstance(body.get("next"), int):
+                parts = urlsplit(url)
+                query = [p for p in parts.query.split("&") if p and not p.startswith("after=")]
+                query.append(f"after={body['next']}")
+                self.add(f"{parts.path}?{'&'.join(query)}", depth)
+
+
+def get_rules(app: Flask) -> Iterator[Rule]:
+    for rule in app.url_map.iter_rules():
+        if "GET" in (rule.methods or ()):
+            yield rule
+
+
+def values_for(rule: Rule, name: str, ids: dict[str, list[str]]) -> list[str]:
+    if name == "slug":
+        return ids["collectives"] if "/collectives/" in rule.rule else ids["pools"]
+    known = {
+        "grant_id": "grants",
+        "seq": "seqs",
+        "path": "tiles",
+        "filename": "static",
+        "number": "cycles",
+        "cycle": "cycles",
+    }
+    if name in known:
+        return ids[known[name]]
+    if name in ("fmt", "format", "ext", "extension"):
+        return list(REPORT_FORMATS)
+    raise AssertionError(
+        f"the privacy walk does not know how to fill <{name}> of {rule.rule}: "
+        "teach tests/test_privacy_walk.py its real values"
+    )
+
+
+def public_ids(app: Flask, http: Http, secrets: Secrets) -> dict[str, list[str]]:
+    pools = [p["slug"] for p in http.get("/pools")]
+    grants: list[str] = []
+    cycles: set[str] = set()
+    for slug in pools:
+        cycles.update(str(c["number"]) for c in http.get(f"/pools/{slug}/cycles"))
+        page: dict[str, Any] = {"next": -1}
+        while page["next"] is not None:
+            after = "" if page["next"] == -1 else f"&after={page['next']}"
+            page = http.get(f"/pools/{slug}/grants?limit=200{after}")
+            grants.extend(str(g["id"]) for g in page["items"])
+    with app.app_context():
+        log = db.get_log()
+        size = log.head().size
+        latest = log.latest_checkpoint()
+    assert latest is not None
+    near = {s + d for s in secrets.written for d in (-1, 0, 1)}
+    seqs = sorted({0, 1, size // 2, size - 1, size, *near} & set(range(size + 1)))
+    tiles = [t.path.removeprefix("tile/") for t in tiles_for_size(latest.size)]
+    tiles += [t.path.removeprefix("tile/") for t in bundles_for_size(latest.size)]
+    static = Path(str(app.static_folder))
+    return {
+        "pools": [*pools, "no-such-pool"],
+        "collectives": [c["slug"] for c in http.get("/collectives")],
+        "grants": grants,
+        "cycles": sorted(cycles),
+        "seqs": [str(s) for s in seqs],
+        "tiles": tiles,
+        "static": [str(p.relative_to(static)) for p in static.rglob("*") if p.is_file()],
+        "sizes": [str(latest.size), str(size)],
+    }
+
+
+def queries(path: str, ids: dict[str, list[str]], kinds: Iterable[str]) -> list[str]:
+    """Query strings worth asking a path for, beyond none at all."""
+    size = ids["sizes"][-1]
+    if path == "/api/v1/ledger/entries":
+        asked = [{"limit": "1000"}, *({"kind": k, "limit": "1000"} for k in sorted(kinds))]
+        asked += [{"pool": p, "limit": "1000"} for p in ids["pools"][:-1]]
+        return [urlencode(q) for q in asked]
+    if path == "/api/v1/ledger/proofs/inclusion":
+        return [urlencode({"index": s, "size": size}) for s in ids["seqs"] if int(s) < int(size)]
+    if path == "/api/v1/ledger/proofs/consistency":
+        return [urlencode({"from": f, "to": size}) for f in ("0", "1", ids["sizes"][0])]
+    if path.startswith("/api/v1/pools/") and path.endswith("/grants"):
+        return [urlencode({"status": s}) for s in ("proposed", "approved", "disbursed")]
+    if not path.startswith(("/api/", "/tlog/", "/static/")):
+        return [f"lang={lang}" for lang in LANGUAGES]
+    return []
+
+
+def test_no_private_value_in_any_public_response(
+    app: Flask, client: Any, runner: FlaskCliRunner
+) -> None:
+    secrets = write_private_history(app, client, runner)
+    stored_privately(app, secrets)
+    http = Http(app, client)
+    ids = public_ids(app, http, secrets)
+
+    walk = Walk(app, client, secrets)
+    rules = list(get_rules(app))
+    for rule in rules:
+        names = sorted(rule.arguments)
+        choices = [values_for(rule, name, ids) for name in names]
+        for combination in product(*choices):
+            path = rule.rule
+            for name, value in zip(names, combination, strict=True):
+                path = re.sub(rf"<(?:[^<>:]+:)?{name}>", quote(value, safe="/"), path)
+            walk.add(path)
+            for query in queries(path, ids, KINDS):
+                walk.add(f"{path}?{query}")
+    walk.run()
+
+    assert not walk.leaks, f"private values in public responses: {walk.leaks[:5]}"
+    assert not walk.failures, f"server errors: {walk.failures[:5]}"
+    never = sorted(rule.rule for rule in rules if rule.rule not in walk.served)
+    assert not never, f"routes the walk never got a successful answer from: {never}"
+    assert len(walk.seen) > 200
+    for needed in ("/tlog/tile/<path:path>", "/api/v1/pools/<slug:slug>/feed.atom", "/"):
+        assert walk.served.get(needed), needed
