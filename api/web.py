@@ -310,6 +310,18 @@ def _page_context() -> dict[str, Any]:
     }
 
 
+def _recent_anchors(engine: Engine, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest on-chain anchors of the log's checkpoints, newest first."""
+    with engine.connect() as conn:
+        bodies = conn.execute(
+            select(entries.c.body)
+            .where(entries.c.kind == "checkpoint_anchored")
+            .order_by(entries.c.seq.desc())
+            .limit(limit)
+        ).scalars()
+        return [decode_entry(bytes(body)).data for body in bodies]
+
+
 # -- routes -----------------------------------------------------------------------------------
 
 
@@ -321,6 +333,7 @@ def index() -> str:
         "web/index.html",
         pools=views.list_pools(engine, now),
         lunar=_lunar_now(engine, now),
+        anchors=_recent_anchors(engine),
     )
 
 

@@ -786,6 +786,8 @@ def test_cli_rotate_anchors_each_handover_when_configured(
     (recorded,) = anchored_entries(log)
     assert recorded.data["size"] == checkpoint.size and recorded.data["contract"] == address
     assert AnchorContract(w3, address).count() == 1
+    home = anchor_app.test_client().get("/").get_data(as_text=True)
+    assert "Anchored on chain" in home and recorded.data["tx_hash"] in home
 
     anchor_app.config["ANCHOR_RPC_URL"] = closed_port_url()  # the node is down: rotate stands
     clock.advance(timedelta(days=30))
