@@ -177,17 +177,18 @@ def postgres_database(schema: str | None) -> Iterator[Database]:
     admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
     own = schema is None
     schema = schema or f"bench_read_{uuid.uuid4().hex[:10]}"
+    key = Path(tempfile.gettempdir()) / f"{schema}.key"
     try:
         with admin.connect() as conn:
             conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
         separator = "&" if "?" in POSTGRES_URL else "?"
         url = normalise_url(POSTGRES_URL) + f"{separator}options=-csearch_path%3D{schema}"
-        key = Path(tempfile.gettempdir()) / f"{schema}.key"
         yield Database("PostgreSQL", url, key)
     finally:
         if own:
             with admin.connect() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            key.unlink(missing_ok=True)
         admin.dispose()
 
 
