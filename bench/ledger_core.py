@@ -3,6 +3,7 @@
     .venv/bin/python bench/ledger_core.py              # full sizes (1M-entry proof log)
     .venv/bin/python bench/ledger_core.py --quick      # small sizes, a smoke run
     .venv/bin/python bench/ledger_core.py --sqlite-only | --postgres-only
+    .venv/bin/python bench/ledger_core.py --skip-proofs  # leave out 4. (the 1M-entry log)
 
 What is measured, per engine, each in a fresh database (a SQLite file in a temporary directory,
 or a PostgreSQL schema of its own, dropped at the end):
@@ -11,7 +12,8 @@ or a PostgreSQL schema of its own, dropped at the end):
    baseline in the same run and the same database: INSERT + COMMIT of rows of the same shape and
    size into a plain table through the engine's own DBAPI connection (so SQLite runs with the
    engine's pragmas, WAL and ``synchronous=FULL``; PostgreSQL writes a normal, logged table).
-   The rounds alternate between the two so that both see the same background load.
+   The bare table copies ``entries`` (same columns, same primary key); on SQLite a rowid table
+   is measured too. They take turns in blocks of 50 commits, so all see the same outside load.
 2. appends per second in batches of 1,000 (one ``Log.writer()`` transaction per batch), next
    to a bare ``executemany`` of 1,000 rows in one transaction.
 3. ``verify_database`` over the whole log at 100,000 entries, in entries per second, next to
@@ -20,8 +22,9 @@ or a PostgreSQL schema of its own, dropped at the end):
    queries at 1,000,000 entries; the log is built in batches of 10,000 through ``Log.writer()``
    and the build time is reported.
 
-Entries are realistic ``donation_recorded`` entries of ~370 bytes. The machine is shared: every
-figure is the median of several rounds, and the spread (min-max over rounds) is printed too.
+Entries are realistic ``donation_recorded`` entries of ~400 bytes. The machine is shared: every
+figure is the median of several rounds, the spread over rounds is printed next to it (±x%: the
+largest distance of a round from the median), and so is the load average.
 Progress goes to stderr, the results to stdout.
 """
 
