@@ -12,8 +12,8 @@ or a PostgreSQL schema of its own, dropped at the end):
    baseline in the same run and the same database: INSERT + COMMIT of rows of the same shape and
    size into a plain table through the engine's own DBAPI connection (so SQLite runs with the
    engine's pragmas, WAL and ``synchronous=FULL``; PostgreSQL writes a normal, logged table).
-   The bare table copies ``entries`` (same columns, same primary key); on SQLite a rowid table
-   is measured too. They take turns in blocks of 50 commits, so all see the same outside load.
+   The bare table copies ``entries`` (same columns, same primary key: the rowid on SQLite).
+   They take turns in blocks of 50 commits, so both see the same outside load.
 2. appends per second in batches of 1,000 (one ``Log.writer()`` transaction per batch), next
    to a bare ``executemany`` of 1,000 rows in one transaction.
 3. ``verify_database`` over the whole log at 100,000 entries, in entries per second, next to
@@ -227,15 +227,10 @@ class Database:
 
 
 # The bare table is a plain copy of ``entries`` (same column types, same primary key, no
-# triggers). On SQLite a BIGINT primary key is a separate index next to the rowid table, as in
-# ``entries``; ``bench_rowid`` is the cheapest possible table (INTEGER PRIMARY KEY = the rowid),
-# measured too so that the choice of baseline is visible.
+# triggers): on SQLite the key is the rowid (INTEGER PRIMARY KEY), as in ``entries``.
 BARE_TABLES = {
     "sqlite": {
-        "bench_bare": "CREATE TABLE bench_bare (seq BIGINT NOT NULL PRIMARY KEY, "
-        "hash BLOB NOT NULL, kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, "
-        "body BLOB NOT NULL)",
-        "bench_rowid": "CREATE TABLE bench_rowid (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, "
+        "bench_bare": "CREATE TABLE bench_bare (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, "
         "kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, body BLOB NOT NULL)",
     },
     "postgresql": {
@@ -297,8 +292,6 @@ class Results:
     entry_bytes: float = 0.0
     single_ours: Figure = field(default_factory=Figure)
     single_bare: Figure = field(default_factory=Figure)
-    single_rowid: Figure = field(default_factory=Figure)
-    single_rowid_ratio: Figure = field(default_factory=Figure)
     single_ratio: Figure = field(default_factory=Figure)
     batch_ours: Figure = field(default_factory=Figure)
     batch_bare: Figure = field(default_factory=Figure)
@@ -396,9 +389,9 @@ def measure_single(
     bare.next_seq += 20
     for data in workload.take(20):
         log.append(KIND, data, ACTOR)
-    kinds = ["bare", "ours", "rowid"] if "bench_rowid" in bare.tables else ["bare", "ours"]
+    kinds = ["bare", "ours"]
     for round_ in range(sizes.single_rounds):
-        # The machine is shared: the three take turns in blocks of SINGLE_BLOCK commits (each
+        # The machine is shared: both take turns in blocks of SINGLE_BLOCK commits (each
         # block starting with a different one), so a burst of outside load hits all alike.
         timings = dict.fromkeys(kinds, 0.0)
         for block in range(0, n, SINGLE_BLOCK):
@@ -419,10 +412,6 @@ def measure_single(
         out.single_ours.add(ours)
         out.single_bare.add(base)
         out.single_ratio.add(ours / base)
-        if "rowid" in timings:
-            rowid = rate(n, timings["rowid"])
-            out.single_rowid.add(rowid)
-            out.single_rowid_ratio.add(ours / rowid)
         progress(
             f"{db.name} single round {round_ + 1}: ours {ours:,.0f}/s, "
             f"bare {base:,.0f}/s ({ours / base:.0%})"
@@ -593,16 +582,6 @@ def report(results: dict[str, Results], sizes: Sizes) -> str:
             )
         ),
         f">= {TARGET_SINGLE_RATIO:.0%}",
-    )
-    row(
-        "   (SQLite rowid table; ours / it)",
-        each(
-            lambda r: (
-                f"{cell(r.single_rowid)}; {r.single_rowid_ratio.median:.0%}"
-                if r.single_rowid.samples
-                else "-"
-            )
-        ),
     )
     row(
         f"2. batches of {sizes.batch_entries:,}, Log.writer()",

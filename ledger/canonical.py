@@ -62,8 +62,38 @@ def _check_string(value: str, path: str) -> None:
         raise EncodingError(f"{path}: string is not valid Unicode (lone surrogate)") from exc
 
 
+def _plainly_valid(value: Any, depth: int = 0) -> bool:
+    """A quick yes for the values entries are made of; False means "ask :func:`_check`".
+
+    It decides exactly as :func:`_check` does for exact types, but builds no paths (every
+    append calls it); subclasses, unsafe integers, floats and anything odd take the slow path,
+    which accepts or explains. Lone surrogates are caught when the text is encoded.
+    """
+    if depth > MAX_DEPTH:
+        return False
+    cls = type(value)
+    if cls is str or cls is bool or value is None:
+        return True
+    if cls is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if cls is dict:
+        return all(
+            type(key) is str and key.isascii() and _plainly_valid(item, depth + 1)
+            for key, item in value.items()
+        )
+    if cls is list or cls is tuple:
+        return all(_plainly_valid(item, depth + 1) for item in value)
+    return False
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Return the canonical (JCS) UTF-8 bytes of ``value``, refusing what JCS cannot carry."""
+    if _plainly_valid(value):
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        try:
+            return text.encode()
+        except UnicodeEncodeError:
+            pass  # _check names the string
     _check(value, "$")
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -20,11 +20,11 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
-from sqlalchemy.exc import DBAPIError
 
 from ledger import merkle
 from ledger.clock import Clock, SystemClock, format_ts, parse_ts
-from ledger.db import is_sqlite, read_transaction, write_transaction
+from ledger.db import WriteConnections, is_sqlite, read_transaction
+from ledger.db import execute_raw as _execute
 from ledger.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
 from ledger.merkle import Frontier, NodeId
@@ -120,37 +120,6 @@ def read_nodes(conn: Connection, ids: Collection[NodeId]) -> dict[NodeId, bytes]
         )
         found.update((keyed[key], h) for key, h in rows)
     return found
-
-
-def _execute(conn: Connection, sql: str, params: Any = (), *, many: bool = False) -> Any:
-    """Run one statement straight on the DBAPI connection, inside ``conn``'s transaction.
-
-    On the append path SQLAlchemy's per-statement machinery (contexts, result objects, events)
-    costs more than the statement itself. Errors are still raised as SQLAlchemy's DBAPIError
-    subclasses, and a lost connection is invalidated, as ``Connection.exec_driver_sql`` does.
-    """
-    dbapi_connection: Any = conn.connection.dbapi_connection
-    cursor = dbapi_connection.cursor()
-    try:
-        if many:
-            cursor.executemany(sql, params)
-        else:
-            cursor.execute(sql, params)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
-        if lost:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(
-            sql,
-            params,
-            exc,
-            conn.dialect.loaded_dbapi.Error,
-            hide_parameters=conn.engine.hide_parameters,
-            connection_invalidated=lost,
-            dialect=conn.dialect,
-            ismulti=many,
-        ) from exc
-    return cursor
 
 
 _HEAD_COLUMNS = "origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts"
@@ -432,6 +401,7 @@ class Log:
         # Derived from the signing key with its own label, so the key never leaves this log.
         seed = signer.seed if signer is not None else b""
         self.fingerprint_key = hashlib.sha256(b"lunaria idempotency fingerprints\n" + seed).digest()
+        self._write_connections = WriteConnections(engine)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -440,7 +410,7 @@ class Log:
         """A write transaction; everything done through it commits or rolls back together."""
         if self.signer is None:
             raise LedgerError("this Log was opened without a signing key; it cannot write")
-        with write_transaction(self.engine) as conn:
+        with self._write_connections.transaction() as conn:
             head = load_head(conn, lock=True)
             if head.origin != self.origin:
                 raise LedgerError(f"database holds the log {head.origin!r}, not {self.origin!r}")
@@ -472,7 +442,7 @@ class Log:
         """Create the log (``log_created`` entry and first checkpoint); False if it exists."""
         if self.signer is None:
             raise LedgerError("creating a log needs its signing key")
-        with write_transaction(self.engine) as conn:
+        with self._write_connections.transaction() as conn:
             if conn.execute(select(log_head.c.id)).first() is not None:
                 return False
             conn.execute(

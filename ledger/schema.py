@@ -19,6 +19,9 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# In SQLite only INTEGER PRIMARY KEY is the rowid itself (migration 0003): one B-tree per table.
+LogKey = BigInteger().with_variant(Integer(), "sqlite")
+
 log_head = Table(
     "log_head",
     metadata,
@@ -37,7 +40,7 @@ log_head = Table(
 entries = Table(
     "entries",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", LogKey, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("ts", String(27), nullable=False),
@@ -51,14 +54,14 @@ entries = Table(
 nodes = Table(
     "nodes",
     metadata,
-    Column("key", BigInteger, primary_key=True, autoincrement=False),
+    Column("key", LogKey, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
 )
 
 checkpoints = Table(
     "checkpoints",
     metadata,
-    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("size", LogKey, primary_key=True, autoincrement=False),
     Column("root", LargeBinary(32), nullable=False),
     Column("ts", String(27), nullable=False),
     Column("note", Text, nullable=False),

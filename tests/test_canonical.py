@@ -15,6 +15,8 @@ from ledger.canonical import (
     MAX_AMOUNT_DIGITS,
     MAX_DEPTH,
     MAX_SAFE_INTEGER,
+    _check,
+    _plainly_valid,
     canonical_bytes,
     check_amount,
     parse_canonical,
@@ -384,3 +386,56 @@ def test_every_positive_amount_in_range_is_accepted(n: int) -> None:
         check_amount(str(-n))
     with pytest.raises(InvalidAmount):
         check_amount(n)
+
+
+# --- the quick check agrees with the full one ----------------------------------------------
+
+ANY_SCALARS = st.one_of(
+    SCALARS,
+    st.floats(allow_nan=True),
+    st.integers(),
+    st.text(max_size=8),  # lone surrogates included
+    st.binary(max_size=4),
+)
+ANY_VALUES = st.recursive(
+    ANY_SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.tuples(children, children),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), children, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+def _full_check_passes(value: Any) -> bool:
+    try:
+        _check(value, "$")
+    except EncodingError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_VALUES)
+def test_quick_check_decides_as_the_full_check(value: Any) -> None:
+    # Equal except for lone surrogates, which only the encoding step (or _check) refuses.
+    assert _plainly_valid(value) == _full_check_passes(value) or (
+        _plainly_valid(value) and "surrogates" in repr(_encoding_error(value))
+    )
+
+
+def _encoding_error(value: Any) -> Exception | None:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        return exc
+    return None
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1])
+def test_quick_check_nesting_limit_matches(depth: int) -> None:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    assert _plainly_valid(value) == _full_check_passes(value)

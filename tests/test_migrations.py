@@ -1,0 +1,64 @@
+"""Schema migrations keep every stored row and the append-only guarantees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from ledger import migrate
+from ledger.db import make_engine
+from ledger.log import CheckpointPolicy, Log
+from ledger.notes import Signer
+from ledger.verify import verify_database
+from tests.conftest import ORIGIN
+
+
+def _log_at_0002(db_url: str, signer: Signer) -> tuple[Engine, Log]:
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, "0002")
+    log = Log(engine, ORIGIN, signer=signer, policy=CheckpointPolicy(every_entries=7))
+    log.create()
+    for n in range(40):
+        log.append("donation_recorded", {"pool": "p", "amount": str(n + 1)})
+    return engine, log
+
+
+def test_0003_keeps_the_log_and_its_triggers(db_url: str, signer: Signer) -> None:
+    engine, log = _log_at_0002(db_url, signer)
+    try:
+        before = (log.head().root, [c.note for c in log.checkpoints()], list(log.iter_raw()))
+        migrate.upgrade(engine)
+        assert (log.head().root, [c.note for c in log.checkpoints()], list(log.iter_raw())) == (
+            before
+        )
+        report = verify_database(engine, [signer.verifier()])
+        assert report.size == 41
+        log.append("donation_recorded", {"pool": "p", "amount": "99"})
+        assert verify_database(engine, [signer.verifier()]).size == 42
+        for statement in ("UPDATE entries SET kind = 'x'", "DELETE FROM nodes"):
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_0003_makes_sqlite_log_keys_the_rowid(tmp_path: Path, signer: Signer) -> None:
+    # A SQLite storage detail: 0003 leaves PostgreSQL's tables as they are.
+    engine, _ = _log_at_0002(f"sqlite:///{tmp_path / 'lunaria.db'}", signer)
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            indexes = conn.execute(
+                text("SELECT tbl_name FROM sqlite_master WHERE type = 'index'")
+            ).scalars()
+            assert not {"entries", "nodes", "checkpoints"} & set(indexes)
+            for table, key in (("entries", "seq"), ("nodes", "key"), ("checkpoints", "size")):
+                sql = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}
+                ).scalar_one()
+                assert f"{key} INTEGER PRIMARY KEY" in sql
+    finally:
+        engine.dispose()
