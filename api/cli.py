@@ -21,6 +21,7 @@ from ledger.clock import ManualClock, parse_ts
 from ledger.demo import load_demo, start_of_demo
 from ledger.errors import LedgerError, VerificationError
 from ledger.fund import ROLES, Fund
+from ledger.keys import DEFAULT_DOUBLE_SIGNING, rotate_key
 from ledger.log import Log
 from ledger.notes import Signer, Verifier
 from ledger.privacy import erase
@@ -36,6 +37,7 @@ def init_app(app: Flask) -> None:
     for command in (rotate_command, replay_command, erase_command):
         app.cli.add_command(command)
     app.cli.add_command(token_group)
+    app.cli.add_command(key_group)
     from api import anchor_cli, publish_cli  # they import this module, so not at the top
 
     publish_cli.init_app(app)
@@ -128,11 +130,10 @@ def verify_command(
 
 def _verify_stored(verifiers: list[Verifier]) -> VerifyReport:
     log = db.get_log()
+    # Without --vkey: every key this deployment signed with (the key file and its history).
+    verifiers = verifiers or db.key_files().trusted_verifiers()
     if not verifiers:
-        signer = log.signer
-        if signer is None:
-            raise LedgerError("no --vkey given and no key file to take the verifier key from")
-        verifiers = [signer.verifier()]
+        raise LedgerError("no --vkey given and no key file to take the verifier key from")
     return verify_database(log.engine, verifiers)
 
 
@@ -214,6 +215,33 @@ def erase_command(commitment: str) -> None:
     else:
         click.echo(f"no private record for {commitment}", err=True)
         raise SystemExit(1)
+
+
+key_group = AppGroup("key", help="The log's signing key.")
+
+
+@key_group.command("rotate")
+@click.option(
+    "--double-signing-days",
+    type=click.IntRange(min=1),
+    default=DEFAULT_DOUBLE_SIGNING.days,
+    show_default=True,
+    help="Days during which checkpoints carry both the old and the new signature.",
+)
+@with_appcontext
+@reports_ledger_errors
+def key_rotate_command(double_signing_days: int) -> None:
+    """Replace the signing key: a key_rotated entry, then a period of double signing.
+
+    Restart the server afterwards so that it signs with the new key.
+    """
+    files = db.key_files()
+    entry = rotate_key(db.get_log(), files, timedelta(days=double_signing_days))
+    click.echo(f"key_rotated at seq {entry.seq}: the signing key is now {entry.data['vkey']}")
+    click.echo(
+        f"{files.retiring} co-signs until {entry.data['double_signing_until']}; "
+        f"every verifier key used so far is listed in {files.history}"
+    )
 
 
 token_group = AppGroup("token", help="API tokens: random, shown once, stored hashed.")

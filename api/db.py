@@ -13,6 +13,7 @@ from ledger.clock import Clock, SystemClock
 from ledger.db import make_engine, read_transaction
 from ledger.errors import LedgerError, NotFound
 from ledger.fund import Fund
+from ledger.keys import KeyFiles
 from ledger.log import CheckpointPolicy, Log, load_head
 from ledger.notes import Signer
 
@@ -53,10 +54,13 @@ def key_file() -> Path:
     return Path(current_app.config["KEY_FILE"])
 
 
+def key_files() -> KeyFiles:
+    return KeyFiles(key_file())
+
+
 def load_signer() -> Signer | None:
     """The log's signing key, or None where this process only reads."""
-    path = key_file()
-    return Signer.load(path) if path.exists() else None
+    return key_files().signer()
 
 
 def stored_origin(engine: Engine) -> str | None:
@@ -90,6 +94,7 @@ def get_log() -> Log:
             state.engine,
             origin,
             signer=load_signer(),
+            retiring=key_files().retiring_signer(),
             clock=state.clock,
             policy=CheckpointPolicy(
                 every_entries=int(current_app.config["CHECKPOINT_EVERY"]),

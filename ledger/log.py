@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -296,6 +296,20 @@ def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
     return None if row is None else StoredCheckpoint(row.size, row.root, row.ts, row.note)
 
 
+def _double_signing_until(conn: Connection, retiring: Signer) -> datetime:
+    """When the key_rotated entry that retired ``retiring`` ends its double signing."""
+    rows = conn.execute(
+        select(entries.c.body).where(entries.c.kind == "key_rotated").order_by(entries.c.seq)
+    ).scalars()
+    vkey = retiring.verifier().vkey()
+    for body in rows:
+        data = decode_entry(bytes(body)).data
+        if data.get("previous_vkey") == vkey:
+            return parse_ts(str(data["double_signing_until"]))
+    # A retiring key that no rotation names signs nothing more.
+    return datetime.min.replace(tzinfo=UTC)
+
+
 class LogWriter:
     """One write transaction on the log. Obtain it from :meth:`Log.writer`."""
 
@@ -392,10 +406,15 @@ class Log:
         signer: Signer | None = None,
         clock: Clock | None = None,
         policy: CheckpointPolicy | None = None,
+        retiring: Signer | None = None,
     ) -> None:
         self.engine = engine
         self.origin = origin
         self.signer = signer
+        # The key a rotation replaced: it co-signs checkpoints until double signing ends (the
+        # time its key_rotated entry gives, read when first needed).
+        self.retiring = retiring
+        self._retiring_until: datetime | None = None
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or CheckpointPolicy()
         # Derived from the signing key with its own label, so the key never leaves this log.
@@ -489,7 +508,7 @@ class Log:
                     f"refusing to sign: size {head.size} is not consistent with the "
                     f"checkpoint at size {previous.size}: {exc}"
                 ) from exc
-        note = sign_checkpoint(Checkpoint(self.origin, head.size, root), [self.signer])
+        note = sign_checkpoint(Checkpoint(self.origin, head.size, root), self._signers(conn))
         stored = StoredCheckpoint(head.size, root, format_ts(self.clock.now()), note.serialise())
         conn.execute(
             insert(checkpoints).values(
@@ -503,6 +522,44 @@ class Log:
         )
         head.checkpoint_size, head.checkpoint_ts = stored.size, stored.ts
         return stored
+
+    def _signers(self, conn: Connection) -> list[Signer]:
+        """The active key, and the retiring one while double signing lasts."""
+        assert self.signer is not None
+        if self.retiring is None:
+            return [self.signer]
+        if self._retiring_until is None:
+            self._retiring_until = _double_signing_until(conn, self.retiring)
+        if self.clock.now() < self._retiring_until:
+            return [self.signer, self.retiring]
+        return [self.signer]
+
+    def rotate_key(self, new: Signer, until: datetime) -> Entry:
+        """Publish ``new`` as the signing key (``key_rotated``); both keys sign until ``until``.
+
+        The checkpoint of the rotation itself carries both signatures. See ``ledger.keys`` for
+        the key files around it.
+        """
+        old = self.signer
+        if old is None:
+            raise LedgerError("rotating a key needs the current signing key")
+        if new.name != old.name or new.key_id == old.key_id:
+            raise LedgerError("the new key must keep the key name and have a new key id")
+        data = {
+            "vkey": new.verifier().vkey(),
+            "previous_vkey": old.verifier().vkey(),
+            "double_signing_until": format_ts(until),
+        }
+        saved = (self.signer, self.retiring, self._retiring_until)
+        self.signer, self.retiring, self._retiring_until = new, old, until
+        try:
+            with self.writer() as writer:
+                entry = writer.append("key_rotated", data)
+                writer.request_checkpoint()
+        except BaseException:
+            self.signer, self.retiring, self._retiring_until = saved
+            raise
+        return entry
 
     def checkpoint_now(self) -> StoredCheckpoint:
         """Sign a checkpoint of the current tree unless the latest one already covers it."""

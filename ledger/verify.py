@@ -302,14 +302,13 @@ def _check_entries(
         entry_hash, completed = add(bytes(body))
         if stored_hash != entry_hash:
             raise VerificationError(frontier.size - 1, "stored hash does not match the entry bytes")
-        for (level, index), computed in completed:
-            if (
-                next_node is None
-                or next_node[0] != node_key(level, index)
-                or next_node[1] != computed
-            ):
-                _node_mismatch(next_node, level, index, frontier.size - 1)
-            next_node = next(stored_nodes, None)
+        if completed:
+            # Every node this entry completed ends at it: key = seq << 6 | level (node_key).
+            seq_key = seq << 6
+            for (level, index), computed in completed:
+                if next_node is None or next_node[0] != seq_key | level or next_node[1] != computed:
+                    _node_mismatch(next_node, level, index, seq)
+                next_node = next(stored_nodes, None)
         if frontier.size == checkpoint_size:
             while checkpoint is not None and checkpoint.size == frontier.size:
                 check_checkpoint(

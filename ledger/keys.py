@@ -1,0 +1,103 @@
+"""The log's signing keys on disk, and their rotation.
+
+DESIGN.md: "key rotation is an entry and a period of double signing". Rotating appends a
+``key_rotated`` entry publishing the new verifier key (and the old one, and when double signing
+ends) in a transaction whose checkpoint both keys sign; until that time every checkpoint carries
+both signatures, so a verifier that knows only the old key keeps verifying while it learns the
+new one. Beside the active key file (``log.key``) live:
+
+* ``log.key.retiring``: the previous signing key, used only until double signing ends;
+* ``log.key.vkeys``: every verifier key the log has had, oldest first (public, never shrinks),
+  so ``lunaria verify`` can still check checkpoints signed before a rotation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from ledger.entry import Entry
+from ledger.errors import LedgerError
+from ledger.log import Log
+from ledger.notes import Signer, Verifier
+
+DEFAULT_DOUBLE_SIGNING = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """Where one deployment keeps its keys: ``active`` and the files named after it."""
+
+    active: Path
+
+    @property
+    def retiring(self) -> Path:
+        return self.active.with_name(self.active.name + ".retiring")
+
+    @property
+    def history(self) -> Path:
+        return self.active.with_name(self.active.name + ".vkeys")
+
+    @property
+    def staged(self) -> Path:
+        return self.active.with_name(self.active.name + ".new")
+
+    def signer(self) -> Signer | None:
+        return Signer.load(self.active) if self.active.exists() else None
+
+    def retiring_signer(self) -> Signer | None:
+        return Signer.load(self.retiring) if self.retiring.exists() else None
+
+    def trusted_verifiers(self) -> list[Verifier]:
+        """The keys this deployment signed with: the history file's and the active key's."""
+        found: list[Verifier] = []
+        if self.history.exists():
+            lines = self.history.read_text(encoding="utf-8").splitlines()
+            found = [Verifier.from_vkey(line.strip()) for line in lines if line.strip()]
+        signer = self.signer()
+        if signer is not None and signer.verifier() not in found:
+            found.append(signer.verifier())
+        return found
+
+
+def rotate_key(log: Log, files: KeyFiles, double_signing: timedelta) -> Entry:
+    """Replace the log's signing key: a ``key_rotated`` entry, then the key files.
+
+    The new key is written (``.new``, mode 0600) before anything is appended, and moved into
+    place after the entry commits; the old one becomes ``.retiring``. A crash in between
+    leaves the ``.new`` file, and the next rotation refuses to start until it is sorted out.
+    """
+    old = log.signer
+    if old is None:
+        raise LedgerError(f"no signing key at {files.active}: nothing to rotate")
+    if files.retiring.exists():
+        raise LedgerError(
+            f"{files.retiring} is still there from the last rotation: once its double signing "
+            "has ended, delete it, then rotate again"
+        )
+    new = Signer.generate(old.name)
+    if files.staged.exists():
+        raise LedgerError(
+            f"{files.staged} is left from a rotation that did not finish: if the log's last "
+            "key_rotated entry publishes its key, move it to the key file (and the old key to "
+            f"{files.retiring.name}); if not, delete it"
+        )
+    new.save(files.staged)
+    until = log.clock.now() + double_signing
+    entry = log.rotate_key(new, until)
+    _remember_vkey(files.history, old.verifier().vkey())
+    os.replace(files.active, files.retiring)
+    os.replace(files.staged, files.active)
+    return entry
+
+
+def _remember_vkey(path: Path, vkey: str) -> None:
+    known = path.read_text(encoding="utf-8").split() if path.exists() else []
+    if vkey in known:
+        return
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(vkey + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
