@@ -75,14 +75,18 @@ def _plainly_valid(value: Any, depth: int = 0) -> bool:
     if cls is str or cls is bool or value is None:
         return True
     if cls is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+        number: int = value
+        return -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER
     if cls is dict:
-        return all(
-            type(key) is str and key.isascii() and _plainly_valid(item, depth + 1)
-            for key, item in value.items()
-        )
+        for key, item in value.items():  # (loops: a generator costs more than the checks)
+            if type(key) is not str or not key.isascii() or not _plainly_valid(item, depth + 1):
+                return False
+        return True
     if cls is list or cls is tuple:
-        return all(_plainly_valid(item, depth + 1) for item in value)
+        for item in value:
+            if not _plainly_valid(item, depth + 1):
+                return False
+        return True
     return False
 
 

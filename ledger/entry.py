@@ -62,15 +62,21 @@ class Entry:
         return leaf_hash(self.raw)
 
     def envelope(self) -> dict[str, Any]:
-        return {
-            "v": ENTRY_VERSION,
-            "seq": self.seq,
-            "ts": self.ts,
-            "kind": self.kind,
-            "prev": self.prev,
-            "actor": self.actor,
-            "data": self.data,
-        }
+        return _envelope(self.seq, self.ts, self.kind, self.prev, self.actor, self.data)
+
+
+def _envelope(
+    seq: int, ts: str, kind: str, prev: str, actor: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "v": ENTRY_VERSION,
+        "seq": seq,
+        "ts": ts,
+        "kind": kind,
+        "prev": prev,
+        "actor": actor,
+        "data": data,
+    }
 
 
 def check_kind(kind: str) -> None:
@@ -93,8 +99,7 @@ def encode_entry(
     check_actor(actor)
     if not isinstance(data, dict):
         raise EncodingError("entry data must be a JSON object")
-    entry = Entry(seq=seq, ts=ts, kind=kind, prev=prev, actor=actor, data=data, raw=b"")
-    raw = canonical_bytes(entry.envelope())
+    raw = canonical_bytes(_envelope(seq, ts, kind, prev, actor, data))
     if len(raw) > MAX_ENTRY_BYTES:
         raise EncodingError(f"entry is {len(raw)} bytes; the limit is {MAX_ENTRY_BYTES}")
     return Entry(seq=seq, ts=ts, kind=kind, prev=prev, actor=actor, data=data, raw=raw)

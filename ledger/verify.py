@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from binascii import hexlify
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
-from itertools import chain
 from typing import Any, NoReturn
 
 from sqlalchemy import Connection, Engine, select
@@ -341,9 +341,31 @@ def _rows(conn: Connection, sql: str) -> Iterator[Iterator[Any]]:
         cursor = driver.cursor()
     try:
         cursor.execute(sql)
-        yield chain.from_iterable(iter(lambda: cursor.fetchmany(STREAM_BATCH), []))
+        batches = _prefetched if conn.dialect.name == "postgresql" else _fetched
+        rows = batches(lambda: cursor.fetchmany(STREAM_BATCH))
+        try:
+            yield rows
+        finally:
+            rows.close()  # (waits for a fetch under way, before the cursor closes)
     finally:
         cursor.close()
+
+
+def _fetched(fetch: Callable[[], list[Any]]) -> Generator[Any, None, None]:
+    """The rows of ``fetch()`` batches until an empty one."""
+    while batch := fetch():
+        yield from batch
+
+
+def _prefetched(fetch: Callable[[], list[Any]]) -> Generator[Any, None, None]:
+    """As :func:`_fetched`, the next batch fetched while these are checked: PostgreSQL works on
+    the other core instead of idling while Python hashes (psycopg waits without the GIL).
+    SQLite gains nothing from it: its engine runs in this process, under the same GIL."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lunaria-verify") as fetcher:
+        pending = fetcher.submit(fetch)
+        while batch := pending.result():
+            pending = fetcher.submit(fetch)
+            yield from batch
 
 
 def _check_head(size: int, last_hash: bytes, frontier: list[bytes], checker: ChainChecker) -> None:
