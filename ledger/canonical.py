@@ -78,15 +78,12 @@ def _plainly_valid(value: Any, depth: int = 0) -> bool:
         number: int = value
         return -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER
     if cls is dict:
-        for key, item in value.items():  # (loops: a generator costs more than the checks)
+        for key, item in value.items():  # (a loop: a generator costs more than the checks)
             if type(key) is not str or not key.isascii() or not _plainly_valid(item, depth + 1):
                 return False
         return True
     if cls is list or cls is tuple:
-        for item in value:
-            if not _plainly_valid(item, depth + 1):
-                return False
-        return True
+        return all(_plainly_valid(item, depth + 1) for item in value)
     return False
 
 
