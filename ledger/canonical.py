@@ -78,8 +78,12 @@ def _plainly_valid(value: Any, depth: int = 0) -> bool:
         number: int = value
         return -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER
     if cls is dict:
-        for key, item in value.items():  # (a loop: a generator costs more than the checks)
-            if type(key) is not str or not key.isascii() or not _plainly_valid(item, depth + 1):
+        # (a loop, strings passed inline: calls and generators cost more than the checks)
+        inline = depth < MAX_DEPTH  # a string one level down is still within the limit
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            if not (inline and type(item) is str) and not _plainly_valid(item, depth + 1):
                 return False
         return True
     if cls is list or cls is tuple:

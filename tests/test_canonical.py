@@ -433,9 +433,10 @@ def _encoding_error(value: Any) -> Exception | None:
     return None
 
 
+@pytest.mark.parametrize("container", [list, dict])
 @pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1])
-def test_quick_check_nesting_limit_matches(depth: int) -> None:
+def test_quick_check_nesting_limit_matches(depth: int, container: type) -> None:
     value: Any = "leaf"
     for _ in range(depth):
-        value = [value]
-    assert _plainly_valid(value) == _full_check_passes(value)
+        value = [value] if container is list else {"k": value}
+    assert _plainly_valid(value) == _full_check_passes(value) == (depth <= MAX_DEPTH)
