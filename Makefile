@@ -61,7 +61,7 @@ var:
 run: $(VENV)/.installed-base | var
 	@$(BIN)/lunaria init $(if $(filter 0,$(LUNARIA_DEMO)),,--demo)
 	@echo "Lunaria is serving on http://$(HOST):$(PORT)/"
-	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ledger api contracts exports tests bench wsgi.py

@@ -25,6 +25,7 @@ class LedgerState:
     engine: Engine
     clock: Clock
     log: Log | None = None
+    fund: Fund | None = None
 
 
 def init_app(app: Flask) -> None:
@@ -105,5 +106,9 @@ def get_log() -> Log:
 
 
 def get_fund() -> Fund:
-    """The fund's commands over the deployment's log."""
-    return Fund(get_log())
+    """The fund's commands over the deployment's log (one per process: it caches the lunar
+    schedule it has read)."""
+    state = _state()
+    if state.fund is None:
+        state.fund = Fund(get_log())
+    return state.fund

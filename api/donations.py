@@ -31,7 +31,7 @@ def record_donation(body: dict[str, Any], slug: str) -> Reply:
     The public log holds a commitment SHA-256(salt || donor reference); references and
     notes stay in the private, erasable table."""
     outcome = db.get_fund().record_donation(current_actor(), slug, body, idempotency_key())
-    (receipt,) = views.donation_receipts(db.get_engine(), outcome.seq, 1)
+    (receipt,) = views.recorded_receipts(db.get_engine(), outcome, 1)
     return receipt, 201, replay_headers(outcome)
 
 
@@ -44,5 +44,5 @@ def record_donations(body: dict[str, Any], slug: str) -> Reply:
     to 1 MiB."""
     batch = body["donations"]
     outcome = db.get_fund().record_donations(current_actor(), slug, batch, idempotency_key())
-    receipts = views.donation_receipts(db.get_engine(), outcome.seq, len(batch))
+    receipts = views.recorded_receipts(db.get_engine(), outcome, len(batch))
     return {"receipts": receipts}, 201, replay_headers(outcome)

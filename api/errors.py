@@ -44,6 +44,7 @@ PROBLEMS: Mapping[str, tuple[int, str]] = {
     "proposer_cannot_vote": (403, "The proposer cannot vote on their own proposal"),
     "not_found": (404, "Not found"),
     "receipt_not_yet_covered": (404, "No signed checkpoint covers the entry yet"),
+    "checkpoint_not_found": (404, "No checkpoint was signed at that tree size"),
     "cycle_not_started": (404, "That cycle has not started (or has no signed entry yet)"),
     "cycle_before_pool": (404, "The pool did not exist in that cycle"),
     "unknown_format": (404, "Unknown report format"),

@@ -21,7 +21,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import flask
 import marshmallow as ma
@@ -38,7 +38,14 @@ from ledger.db import is_sqlite, read_transaction
 from ledger.entry import KINDS, decode_entry
 from ledger.errors import LedgerError, NoteError, NotFound
 from ledger.fund import pool_row
-from ledger.log import latest_checkpoint, load_head, read_nodes
+from ledger.log import (
+    Snapshot,
+    checkpoint_at,
+    latest_checkpoint,
+    load_head,
+    one_read,
+    read_snapshot,
+)
 from ledger.notes import Verifier, open_note, parse_note
 from ledger.receipts import build_receipt
 from ledger.schema import entries
@@ -53,6 +60,7 @@ SHORT_CACHE = "public, max-age=10"
 TEXT = "text/plain; charset=utf-8"
 MAX_SEQ = 2**63 - 1
 SEQ = "<int(max=9223372036854775807):seq>"
+SIZE = "<int(max=9223372036854775807):size>"
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -76,6 +84,12 @@ class SizeBeyondLog(LedgerError):
     """A proof for a tree larger than the log is now."""
 
     code = "size_beyond_log"
+
+
+class CheckpointNotFound(NotFound):
+    """No checkpoint was signed at the tree size asked for (the log signs only some sizes)."""
+
+    code = "checkpoint_not_found"
 
 
 class InvalidRange(LedgerError):
@@ -293,13 +307,33 @@ def _next_url(page: Page, query: Mapping[str, Any]) -> str | None:
     return url_for(str(request.endpoint), **{**query, "after": page.next})
 
 
+_CONDITIONS = (
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_UNMODIFIED_SINCE",
+    "HTTP_RANGE",
+)
+
+
 def revalidate(response: Response) -> Response:
     """Public and conditional: an ETag on every 200, and 304 for a matching If-None-Match."""
     if request.method in ("GET", "HEAD") and response.status_code == 200:
         response.headers["Access-Control-Allow-Origin"] = "*"
         if "ETag" not in response.headers:
             response.add_etag()
-        response.make_conditional(request)
+        # Only a conditional request can change the answer; make_conditional costs a third
+        # of a proof's time, for nothing the server (Date) or Werkzeug (length) does not do.
+        if any(condition in request.environ for condition in _CONDITIONS):
+            response.make_conditional(request)
+    return response
+
+
+def _json(body: Any, policy: str) -> Response:
+    """A JSON body built by the read itself, documented by the route's schema: a marshmallow
+    dump of a proof would cost as much as reading it."""
+    response = cast(Response, flask.current_app.json.response(body))
+    response.headers["Cache-Control"] = policy
     return response
 
 
@@ -333,6 +367,15 @@ def get_checkpoint() -> Response:
     return _text(latest_note(db.get_engine()), SHORT_CACHE)
 
 
+@blp.route(f"/ledger/checkpoints/{SIZE}", methods=["GET"])
+@blp.response(200, {"type": "string"}, content_type=TEXT, description="A C2SP signed note")
+def get_checkpoint_at(size: int) -> Response:
+    """The checkpoint signed at exactly tree size ``size``, verbatim (reports link to it).
+    A signed checkpoint never changes (cached a year); a size the log never signed a
+    checkpoint at is a 404 ``checkpoint_not_found``."""
+    return _text(note_at(db.get_engine(), size), LONG_CACHE)
+
+
 @blp.route("/ledger/vkey", methods=["GET"])
 @blp.response(200, LogKeysSchema)
 def get_vkeys() -> Reply:
@@ -345,27 +388,26 @@ def get_vkeys() -> Reply:
 @blp.route("/ledger/proofs/inclusion", methods=["GET"])
 @blp.arguments(InclusionQuery, location="query")
 @blp.response(200, InclusionProofSchema)
-def inclusion_proof(query: dict[str, Any]) -> Reply:
+def inclusion_proof(query: dict[str, Any]) -> Response:
     """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` entries."""
-    return inclusion(db.get_engine(), **query), 200, _cached(LONG_CACHE)
+    return _json(inclusion(db.get_engine(), **query).to_json(), LONG_CACHE)
 
 
 @blp.route("/ledger/proofs/consistency", methods=["GET"])
 @blp.arguments(ConsistencyQuery, location="query")
 @blp.response(200, ConsistencyProofSchema)
-def consistency_proof(query: dict[str, Any]) -> Reply:
+def consistency_proof(query: dict[str, Any]) -> Response:
     """RFC 9162 consistency proof from tree size ``from`` to ``to`` (empty when from is 0
     or equals to)."""
-    return consistency(db.get_engine(), **query), 200, _cached(LONG_CACHE)
+    return _json(consistency(db.get_engine(), **query).to_json(), LONG_CACHE)
 
 
 @blp.route(f"/receipts/{SEQ}", methods=["GET"])
 @blp.response(200, LogReceiptSchema)
-def get_receipt(seq: int) -> Reply:
+def get_receipt(seq: int) -> Response:
     """The entry, its inclusion proof, the latest signed checkpoint and the log's key:
     everything to verify offline (``lunaria verify-receipt`` or /verify)."""
-    receipt = build_receipt(db.get_log(), seq)
-    return receipt.to_json(), 200, _cached(SHORT_CACHE)
+    return _json(build_receipt(db.get_log(), seq).to_json(), SHORT_CACHE)
 
 
 @blp.route(f"/receipts/{SEQ}.tlog-proof", methods=["GET"])
@@ -418,12 +460,25 @@ class InclusionProof:
     leaf_hash: str
     hashes: tuple[str, ...]
 
+    def to_json(self) -> dict[str, Any]:
+        """As DESIGN.md gives it (and InclusionProofSchema documents it)."""
+        return {
+            "index": self.index,
+            "size": self.size,
+            "leaf_hash": self.leaf_hash,
+            "hashes": list(self.hashes),
+        }
+
 
 @dataclass(frozen=True)
 class ConsistencyProof:
     old: int
     new: int
     hashes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """As DESIGN.md gives it (and ConsistencyProofSchema documents it)."""
+        return {"from": self.old, "to": self.new, "hashes": list(self.hashes)}
 
 
 @dataclass(frozen=True)
@@ -538,11 +593,20 @@ def entry_at(engine: Engine, seq: int) -> PublicEntry:
 
 
 def latest_note(engine: Engine) -> str:
-    with read_transaction(engine) as conn:
+    with one_read(engine) as conn:
         latest = latest_checkpoint(conn)
     if latest is None:
         raise NotFound("the log has no signed checkpoint yet")
     return latest.note
+
+
+def note_at(engine: Engine, size: int) -> str:
+    """The checkpoint signed at exactly tree size ``size``, as stored."""
+    with one_read(engine) as conn:
+        stored = checkpoint_at(conn, size)
+    if stored is None:
+        raise CheckpointNotFound(f"no checkpoint was signed at tree size {size}")
+    return stored.note
 
 
 def _check_size(size: int, log_size: int) -> None:
@@ -550,29 +614,38 @@ def _check_size(size: int, log_size: int) -> None:
         raise SizeBeyondLog(f"tree size {size} is beyond the log, which has {log_size} entries")
 
 
+def _proven(engine: Engine, size: int, plan: merkle.ProofPlan, *extra: merkle.NodeId) -> Snapshot:
+    """The head and every subtree of ``plan`` (and ``extra``) in one statement, once the
+    size is known to be within the log."""
+    with one_read(engine) as conn:
+        snapshot = read_snapshot(conn, {*(node for step in plan for node in step), *extra})
+    _check_size(size, snapshot.head.size)
+    return snapshot
+
+
+def _hex(hashes: Iterable[bytes]) -> tuple[str, ...]:
+    return tuple(h.hex() for h in hashes)
+
+
 def inclusion(engine: Engine, index: int, size: int) -> InclusionProof:
-    """The proof and the leaf hash, read in one batch with the proof's subtrees."""
-    with read_transaction(engine) as conn:
-        _check_size(size, load_head(conn).size)
-        if index >= size:
-            raise InvalidIndex(f"index {index} is not below the tree size {size}")
-        found: dict[merkle.NodeId, bytes] = {}
-
-        def read(ids: Iterable[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
-            found.update(read_nodes(conn, {*ids, (0, index)}))
-            return found
-
-        hashes = merkle.inclusion_proof(index, size, read)
-    return InclusionProof(index, size, found[0, index].hex(), tuple(h.hex() for h in hashes))
+    """The proof and the leaf hash, read in one statement with the proof's subtrees."""
+    valid = index < size
+    plan = merkle.inclusion_plan(index, size) if valid else []
+    snapshot = _proven(engine, size, plan, *([(0, index)] if valid else []))
+    if not valid:
+        raise InvalidIndex(f"index {index} is not below the tree size {size}")
+    hashes = merkle.resolve(plan, lambda _: snapshot.nodes)
+    leaf = merkle.resolve([[(0, index)]], lambda _: snapshot.nodes)[0]
+    return InclusionProof(index, size, leaf.hex(), _hex(hashes))
 
 
 def consistency(engine: Engine, old: int, new: int) -> ConsistencyProof:
-    with read_transaction(engine) as conn:
-        _check_size(new, load_head(conn).size)
-        if old > new:
-            raise InvalidRange(f"from {old} is beyond to {new}: give the older size as from")
-        hashes = merkle.consistency_proof(old, new, lambda ids: read_nodes(conn, ids))
-    return ConsistencyProof(old, new, tuple(h.hex() for h in hashes))
+    valid = old <= new
+    plan = merkle.consistency_plan(old, new) if valid else []
+    snapshot = _proven(engine, new, plan)
+    if not valid:
+        raise InvalidRange(f"from {old} is beyond to {new}: give the older size as from")
+    return ConsistencyProof(old, new, _hex(merkle.resolve(plan, lambda _: snapshot.nodes)))
 
 
 # Kinds rare enough to keep every seq of in memory: found once by one scan of the log, then
@@ -680,6 +753,15 @@ def _anchor(seq: int, entry_hash: bytes, body: bytes) -> Anchor:
         size=data.get("size"),
         root=data.get("root"),
     )
+
+
+def recent_anchors(engine: Engine, limit: int = 5) -> list[Anchor]:
+    """The newest ``checkpoint_anchored`` entries, newest first: found through the seqs kept
+    in memory, as a scan for them goes through the whole log when there are few."""
+    with read_transaction(engine) as conn:
+        seqs = sparse_seqs(conn, load_head(conn).size, "checkpoint_anchored")[-limit:]
+        rows = _bodies(conn, seqs)
+    return [_anchor(*row) for row in reversed(rows)]
 
 
 def anchor_page(engine: Engine, after: int = -1, limit: int = DEFAULT_LIMIT) -> Page:

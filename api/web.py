@@ -6,9 +6,8 @@ checkpoint signature (WebCrypto Ed25519) and consistency with the latest checkpo
 browser itself. The server only serves the page and the public proofs; it never says whether
 a receipt is valid.
 
-Pages read through :mod:`ledger.views`; the few reads it does not offer yet (a pool's recent
-entries and decisions, the current lunar cycle, the published key) are the private helpers
-below, over public tables only (never ``private_records`` or ``tokens``).
+Pages read through :mod:`ledger.views` (and the published key through the read API), over
+public tables only (never ``private_records`` or ``tokens``); this module only presents.
 
 Interface in English, Spanish and Ukrainian (flask-babel): ``?lang=`` (remembered in a
 cookie), else the best match of Accept-Language. Every response carries the security
@@ -22,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from babel import numbers as babel_numbers
@@ -31,6 +31,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     render_template,
     request,
     url_for,
@@ -40,23 +41,19 @@ from flask_babel import (  # type: ignore[import-untyped]
     format_datetime,
     format_timedelta,
     get_locale,
+    get_translations,
     lazy_gettext,
 )
 from markupsafe import Markup
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine
 
 from api import db
-from api.ledger_api import log_keys
+from api.ledger_api import log_keys, recent_anchors
 from ledger import views
 from ledger.clock import parse_ts
-from ledger.db import read_transaction
-from ledger.entry import Entry, decode_entry
 from ledger.errors import LedgerError, NotFound
-from ledger.fund import load_schedule
-from ledger.log import Log, StoredCheckpoint
 from ledger.lunar import Cycle
 from ledger.money import CURRENCY_EXPONENTS, format_major
-from ledger.schema import entries, grants
 
 bp = Blueprint("web", __name__)
 
@@ -67,8 +64,6 @@ REPORT_FORMATS = ("pdf", "csv", "json", "jsonl", "beancount")
 RECENT_ENTRIES = 20
 RECENT_DECISIONS = 20
 QUEUE_LENGTH = 50
-_SCAN_BATCH = 500
-_SCAN_LIMIT = 5000  # entries looked at, newest first, for a pool's recent entries
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -162,7 +157,7 @@ def moon_phase(cycle: Cycle, now: datetime) -> MoonPhase:
     return MoonPhase(key, name, int(fraction * 100), _lit_path(fraction))
 
 
-# -- reads the views do not offer (yet) -------------------------------------------------------
+# -- what the pages show --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -176,85 +171,15 @@ class LunarNow:
         return self.cycle.end - self.now
 
 
-@dataclass(frozen=True)
-class EntryPlace:
-    """One entry and its place in the chain and the tree."""
-
-    entry: Entry
-    entry_hash: str
-    log_size: int
-    next_seq: int | None
-    checkpoint: StoredCheckpoint | None  # the latest checkpoint that covers the entry
-    proof: tuple[str, ...]  # inclusion proof of the entry in that checkpoint's tree
-
-
 def _lunar_now(engine: Engine, now: datetime) -> LunarNow:
-    with read_transaction(engine) as conn:
-        cycle = load_schedule(conn).cycle_at(now)
+    cycle = views.current_cycle(engine, now)
     return LunarNow(cycle, now, moon_phase(cycle, now))
-
-
-def _pool_entries(engine: Engine, slug: str, limit: int = RECENT_ENTRIES) -> list[Entry]:
-    """The pool's newest entries (``data.pool`` or ``data.slug`` is the pool), newest first."""
-    found: list[Entry] = []
-    with read_transaction(engine) as conn:
-        before: int | None = None
-        scanned = 0
-        while len(found) < limit and scanned < _SCAN_LIMIT:
-            query = select(entries.c.seq, entries.c.body).order_by(entries.c.seq.desc())
-            if before is not None:
-                query = query.where(entries.c.seq < before)
-            rows = conn.execute(query.limit(_SCAN_BATCH)).all()
-            if not rows:
-                break
-            for _, body in rows:
-                entry = decode_entry(bytes(body))
-                owner = entry.data.get("pool", entry.data.get("slug"))
-                if owner == slug and entry.kind != "collective_registered":
-                    found.append(entry)
-                    if len(found) == limit:
-                        break
-            scanned += len(rows)
-            before = int(rows[-1][0])
-    return found
-
-
-def _recent_decisions(engine: Engine, slug: str, limit: int = RECENT_DECISIONS) -> list[Any]:
-    """The pool's last decided grants, newest decision first, with votes and decision."""
-    with read_transaction(engine) as conn:
-        ids = conn.execute(
-            select(grants.c.id)
-            .where(and_(grants.c.pool == slug, grants.c.decided_seq.is_not(None)))
-            .order_by(grants.c.decided_seq.desc())
-            .limit(limit)
-        ).scalars()
-        grant_ids = [int(i) for i in ids]
-    return [views.grant_detail(engine, grant_id) for grant_id in grant_ids]
 
 
 def _published_vkey(engine: Engine) -> str | None:
     """The current verifier key as the log published it (``log_created``, ``key_rotated``)."""
     current = [key.vkey for key in log_keys(engine).keys if key.current]
     return current[-1] if current else None
-
-
-def _entry_place(log: Log, seq: int) -> EntryPlace:
-    entry = log.entry(seq)
-    size = log.head().size
-    checkpoint = log.latest_checkpoint()
-    proof: tuple[str, ...] = ()
-    if checkpoint is not None and seq < checkpoint.size:
-        proof = tuple(h.hex() for h in log.inclusion_proof(seq, checkpoint.size))
-    else:
-        checkpoint = None
-    return EntryPlace(
-        entry=entry,
-        entry_hash=entry.hash.hex(),
-        log_size=size,
-        next_seq=seq + 1 if seq + 1 < size else None,
-        checkpoint=checkpoint,
-        proof=proof,
-    )
 
 
 # -- formatting for templates -----------------------------------------------------------------
@@ -269,11 +194,15 @@ def money(amount: str | int, currency: str) -> str:
     major = format_major(value, currency)
     sign = "-" if major.startswith("-") else ""
     whole, _, fraction = major.lstrip("-").partition(".")
-    locale = get_locale()
-    group = babel_numbers.get_group_symbol(locale)
+    group, decimal = _number_symbols(str(get_locale()))
     grouped = re.sub(r"\B(?=(\d{3})+$)", lambda _: group, whole)
-    decimal = babel_numbers.get_decimal_symbol(locale)
     return f"{sign}{grouped}{decimal + fraction if fraction else ''}\u00a0{currency}"
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def _number_symbols(locale: str) -> tuple[str, str]:
+    """The locale's digit group and decimal symbols (Babel looks them up anew each time)."""
+    return babel_numbers.get_group_symbol(locale), babel_numbers.get_decimal_symbol(locale)
 
 
 @bp.app_template_filter("when")
@@ -310,18 +239,6 @@ def _page_context() -> dict[str, Any]:
     }
 
 
-def _recent_anchors(engine: Engine, limit: int = 5) -> list[dict[str, Any]]:
-    """The newest on-chain anchors of the log's checkpoints, newest first."""
-    with engine.connect() as conn:
-        bodies = conn.execute(
-            select(entries.c.body)
-            .where(entries.c.kind == "checkpoint_anchored")
-            .order_by(entries.c.seq.desc())
-            .limit(limit)
-        ).scalars()
-        return [decode_entry(bytes(body)).data for body in bodies]
-
-
 # -- routes -----------------------------------------------------------------------------------
 
 
@@ -333,7 +250,7 @@ def index() -> str:
         "web/index.html",
         pools=views.list_pools(engine, now),
         lunar=_lunar_now(engine, now),
-        anchors=_recent_anchors(engine),
+        anchors=recent_anchors(engine),
     )
 
 
@@ -352,8 +269,8 @@ def pool(slug: str) -> str:
         lunar=_lunar_now(engine, now),
         cycles=list(reversed(views.pool_cycles(engine, slug))),
         queue=views.grant_queue(engine, slug, status="proposed", limit=QUEUE_LENGTH).items,
-        decisions=_recent_decisions(engine, slug),
-        recent=_pool_entries(engine, slug),
+        decisions=views.recent_decisions(engine, slug, RECENT_DECISIONS),
+        recent=views.pool_entries(engine, slug, RECENT_ENTRIES),
     )
 
 
@@ -366,7 +283,7 @@ def _seq(text: str) -> int:
 
 @bp.route("/entries/<seq>", methods=["GET"])
 def entry(seq: str) -> str:
-    place = _entry_place(db.get_log(), _seq(seq))
+    place = views.entry_place(db.get_log(), _seq(seq))
     return render_template("web/entry.html", place=place)
 
 
@@ -431,9 +348,23 @@ def security_headers(response: Response) -> Response:
     return response
 
 
+def _translations() -> Any:
+    """The request's message catalog, found once: flask-babel's template callables look it
+    up again for every message (a pool page has hundreds)."""
+    catalog = g.get("lunaria_translations")
+    if catalog is None:
+        catalog = g.lunaria_translations = get_translations()
+    return catalog
+
+
 def init_app(app: Flask) -> None:
     """Register the pages, flask-babel (en, es, uk) and the security headers."""
     Babel(app, locale_selector=select_locale)
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda message: _translations().ugettext(message),
+        ngettext=lambda singular, plural, n: _translations().ungettext(singular, plural, n),
+        newstyle=True,
+    )
     app.extensions[_EXTENSION] = {}
     app.register_blueprint(bp)
     app.after_request(security_headers)

@@ -8,12 +8,14 @@ Per engine, in a fresh database (a SQLite file in a temporary directory, or a Po
 schema of its own, dropped at the end), as an operator would run it:
 
 * ``lunaria init`` and ``lunaria token create --role admin`` (subprocesses) set it up, and
-  ``gunicorn --workers 2 wsgi:app`` serves it (the Makefile's ``run``, without the access log);
+  ``gunicorn --config gunicorn.conf.py wsgi:app`` serves it (the Makefile's ``run``, without
+  the access log; ``--workers`` and ``--worker-class`` override the configuration's);
 * over HTTP, the admin token registers a collective, creates a pool, sets its roster and issues
   a treasurer token;
 * a load generator in a separate process (``--clients`` threads, each with its own
   ``http.client`` connection, kept alive where the server allows it: gunicorn's sync workers
-  close after each response, so the client reconnects) POSTs donations as the treasurer, each
+  would close it after each response, and the client then reconnects) POSTs donations as the
+  treasurer, each
   with a unique Idempotency-Key, and checks every answer is a fresh 201:
   single donations (``POST /pools/{slug}/donations``) and batches of 1,000
   (``POST /pools/{slug}/donations:batch``). donations/s is over the wall time of a round, from
@@ -79,6 +81,7 @@ from bench.ledger_core import (
     table,
     verdict,
 )
+from bench.public_read import server_options
 from ledger import migrate
 from ledger.fund import Actor, Fund
 from ledger.log import CheckpointPolicy, Log
@@ -273,7 +276,9 @@ def lunaria(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def gunicorn_server(url: str, workers: int, worker_class: str, timeout: int) -> Iterator[Server]:
+def gunicorn_server(
+    url: str, workers: int | None, worker_class: str | None, timeout: int
+) -> Iterator[Server]:
     """``lunaria init``, the first admin token, and gunicorn serving the database at ``url``."""
     with tempfile.TemporaryDirectory(prefix="lunaria-api-bench-") as tmp:
         env = {
@@ -292,10 +297,8 @@ def gunicorn_server(url: str, workers: int, worker_class: str, timeout: int) -> 
             process = subprocess.Popen(
                 [
                     str(BIN / "gunicorn"),
-                    "--workers",
-                    str(workers),
-                    "--worker-class",
-                    worker_class,
+                    *server_options(worker_class),
+                    *(["--workers", str(workers)] if workers else []),
                     "--bind",
                     f"127.0.0.1:{port}",
                     "--timeout",
@@ -606,6 +609,22 @@ def report(results: dict[str, Results], sizes: Sizes, args: argparse.Namespace) 
     return "\n".join(lines)
 
 
+def _server_settings(args: argparse.Namespace) -> str:
+    """What gunicorn runs with: gunicorn.conf.py's settings, and any given on our command line."""
+    settings: dict[str, Any] = {}
+    config = ROOT / "gunicorn.conf.py"
+    if config.exists():
+        exec(compile(config.read_text(), str(config), "exec"), {}, settings)
+    if args.workers:
+        settings["workers"] = args.workers
+    if args.worker_class:
+        settings["worker_class"] = args.worker_class
+    if settings.get("worker_class") != "gthread":
+        settings.pop("threads", None)
+    shown = ", ".join(f"{name} {value}" for name, value in settings.items() if name != "__doc__")
+    return f"gunicorn.conf.py ({shown})" if config.exists() else shown or "gunicorn's defaults"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -614,9 +633,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines.add_argument("--postgres-only", action="store_true")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (gunicorn.conf.py's)")
     parser.add_argument(
-        "--worker-class", default="sync", help="gunicorn worker class (sync, as deployed)"
+        "--worker-class", help="gunicorn worker class (gunicorn.conf.py's, as deployed)"
     )
     parser.add_argument(
         "--timeout", type=int, default=30, help="gunicorn worker timeout (its default: 30 s)"
@@ -629,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(machine_facts(pg_version), flush=True)
     print(
-        f"gunicorn: {args.workers} workers ({args.worker_class}, timeout {args.timeout} s); "
+        f"gunicorn: {_server_settings(args)}, timeout {args.timeout} s; "
         f"load: {args.clients} client "
         "threads in a separate process",
         flush=True,

@@ -10,7 +10,9 @@ its own, dropped at the end):
 
 * the pool page, as HTML (``/pools/food-bank``) and as JSON (``/api/v1/pools/food-bank``);
 * an inclusion proof (``/api/v1/ledger/proofs/inclusion?index=I&size=N``, I random);
-* a receipt (``/api/v1/receipts/I``, I random, against the latest checkpoint);
+* a consistency proof (``/api/v1/ledger/proofs/consistency?from=M&to=N``, M random);
+* a receipt (``/api/v1/receipts/I``, I random, against the latest checkpoint), as JSON and
+  as C2SP tlog-proof text (``/api/v1/receipts/I.tlog-proof``);
 
 each beside a static file of the same size served by the same server in the same run (a
 Flask ``send_from_directory`` route added to the same app), so the figures say what the
@@ -21,12 +23,15 @@ filler (for a pool that does not exist: no projections) appended through ``Log.w
 batches of 10,000, then the six-cycle demo (``lunaria init --demo``'s, so the pool pages have
 real books, cycles and grants, and are the log's newest entries), then a checkpoint.
 
-The server: ``gunicorn`` with 2 workers, started as a subprocess: ``gthread`` workers (4
-threads each) by default, so clients keep their connections alive; ``--worker-class sync``
-(as ``make run``) closes the connection after each response, so every request then includes
-its TCP connect. The load: separate client processes, each with threads on ``http.client``,
-closed loop, ``--connections`` requests in flight. The machine is shared by server, database
-and clients (and whatever else runs): the static twin measured in the same run is the yardstick.
+The server: ``gunicorn`` with 2 workers, started as a subprocess, with the repository's
+``gunicorn.conf.py`` when there is one (as ``make run``): ``--worker-class`` then overrides
+its worker class only when given. Without one: ``gthread`` workers (4 threads each) by
+default, so clients keep their connections alive; ``--worker-class sync`` closes the
+connection after each response, so every request then includes its TCP connect. The load:
+separate client processes, each with threads on ``http.client``, closed loop,
+``--connections`` requests in flight. The machine is shared by server, database and clients
+(and whatever else runs: the load averages are printed): the static twin measured in the same
+run is the yardstick.
 Progress goes to stderr, results to stdout.
 """
 
@@ -216,8 +221,26 @@ def free_port() -> int:
         return port
 
 
+GUNICORN_CONFIG = ROOT / "gunicorn.conf.py"
+
+
+def server_options(worker_class: str | None) -> list[str]:
+    """The repository's gunicorn configuration if it has one, else gthread with 4 threads."""
+    if GUNICORN_CONFIG.exists():
+        chosen = ["--worker-class", worker_class] if worker_class else []
+        return ["--config", str(GUNICORN_CONFIG), *chosen]
+    worker_class = worker_class or "gthread"
+    threads = ["--threads", "4"] if worker_class == "gthread" else []
+    return ["--worker-class", worker_class, *threads]
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages (other work skews the figures)."""
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
 @contextmanager
-def gunicorn(db: Database, static: Path, workers: int, worker_class: str) -> Iterator[int]:
+def gunicorn(db: Database, static: Path, workers: int, worker_class: str | None) -> Iterator[int]:
     port = free_port()
     env = {
         **os.environ,
@@ -228,16 +251,14 @@ def gunicorn(db: Database, static: Path, workers: int, worker_class: str) -> Ite
     }
     command = [
         sys.executable, "-m", "gunicorn",
+        *server_options(worker_class),
         "--workers", str(workers),
-        "--worker-class", worker_class,
         "--bind", f"127.0.0.1:{port}",
         "--backlog", "2048",
         "--pythonpath", f"{ROOT},{ROOT / 'bench'}",
         "--log-level", "warning",
         "public_read:bench_app()",
     ]  # fmt: skip
-    if worker_class == "gthread":
-        command[command.index("--bind") : command.index("--bind")] = ["--threads", "4"]
     process = subprocess.Popen(command, env=env, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
@@ -398,14 +419,24 @@ def scenarios(size: int) -> list[Scenario]:
             for _ in range(20_000)
         ]
 
-    def receipts(rng: random.Random) -> list[str]:
-        return [f"/api/v1/receipts/{rng.randrange(size)}" for _ in range(20_000)]
+    def consistency(rng: random.Random) -> list[str]:
+        return [
+            f"/api/v1/ledger/proofs/consistency?from={rng.randrange(1, size)}&to={size}"
+            for _ in range(20_000)
+        ]
+
+    def receipts(suffix: str) -> Callable[[random.Random], list[str]]:
+        return lambda rng: [
+            f"/api/v1/receipts/{rng.randrange(size)}{suffix}" for _ in range(20_000)
+        ]
 
     return [
         Scenario("pool page (HTML)", fixed(f"/pools/{POOL}"), False),
         Scenario("pool (JSON API)", fixed(f"/api/v1/pools/{POOL}"), False),
         Scenario("inclusion proof", proofs, True),
-        Scenario("receipt", receipts, True),
+        Scenario("consistency proof", consistency, True),
+        Scenario("receipt", receipts(""), True),
+        Scenario("receipt tlog-proof", receipts(".tlog-proof"), True),
     ]
 
 
@@ -416,6 +447,7 @@ class Row:
     body: int
     measured: Result
     static: Result
+    load: str  # the load averages when the scenario finished
 
 
 def run_engine(db: Database, size: int, args: argparse.Namespace) -> list[Row]:
@@ -448,11 +480,12 @@ def run_engine(db: Database, size: int, args: argparse.Namespace) -> list[Row]:
                         )
                 best = max(measured, key=lambda r: r.rate)
                 best_static = max(baseline, key=lambda r: r.rate)
-                rows.append(Row(db.engine_name, scenario, len(body), best, best_static))
+                averages = load_average()
+                rows.append(Row(db.engine_name, scenario, len(body), best, best_static, averages))
                 say(
                     f"  {db.engine_name} {scenario.name}: {best.rate:,.0f} req/s, "
                     f"p99 {best.p99 * 1000:.1f} ms (static: {best_static.rate:,.0f} req/s, "
-                    f"p99 {best_static.p99 * 1000:.1f} ms)"
+                    f"p99 {best_static.p99 * 1000:.1f} ms), load average {averages}"
                 )
     finally:
         shutil.rmtree(static, ignore_errors=True)
@@ -460,8 +493,13 @@ def run_engine(db: Database, size: int, args: argparse.Namespace) -> list[Row]:
 
 
 def report(rows: Sequence[Row], sizes: dict[str, int], args: argparse.Namespace) -> None:
+    server = (
+        f"{GUNICORN_CONFIG.name} and "
+        if GUNICORN_CONFIG.exists()
+        else f"{args.worker_class or 'gthread'} workers, "
+    )
     print(
-        f"# Lunaria public reads: gunicorn {args.workers} {args.worker_class} workers, "
+        f"# Lunaria public reads: gunicorn with {server}{args.workers} workers, "
         f"{args.connections} connections from {args.clients} client processes, "
         f"{args.rounds} x {args.duration:g} s rounds (best shown)"
     )
@@ -471,9 +509,11 @@ def report(rows: Sequence[Row], sizes: dict[str, int], args: argparse.Namespace)
     )
     for engine, size in sizes.items():
         print(f"# {engine}: log of {size:,} entries")
+    print(f"# load average (1, 5, 15 min) before: {args.load_before}, after: {load_average()}")
     header = (
-        f"{'engine':<11} {'endpoint':<17} {'bytes':>6} {'req/s':>7} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'errors':>6} | {'static req/s':>12} {'p99 ms':>7} | target"
+        f"{'engine':<11} {'endpoint':<18} {'bytes':>6} {'req/s':>7} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'errors':>6} | {'static req/s':>12} {'p99 ms':>7} | "
+        f"{'target':<6} | load average"
     )
     print(header)
     print("-" * len(header))
@@ -483,9 +523,9 @@ def report(rows: Sequence[Row], sizes: dict[str, int], args: argparse.Namespace)
         if row.scenario.target:
             verdict = "met" if m.rate >= 1000 and m.p99 < 0.020 and not m.errors else "MISSED"
         print(
-            f"{row.engine:<11} {row.scenario.name:<17} {row.body:>6} {m.rate:>7,.0f} "
+            f"{row.engine:<11} {row.scenario.name:<18} {row.body:>6} {m.rate:>7,.0f} "
             f"{m.p50 * 1000:>7.2f} {m.p99 * 1000:>7.2f} {m.errors:>6} | "
-            f"{s.rate:>12,.0f} {s.p99 * 1000:>7.2f} | {verdict}"
+            f"{s.rate:>12,.0f} {s.p99 * 1000:>7.2f} | {verdict:<6} | {row.load}"
         )
 
 
@@ -503,9 +543,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--worker-class",
-        default="gthread",
         choices=("gthread", "sync"),
-        help="gthread (4 threads, keep-alive) or sync (as `make run`: a connection per request)",
+        help="gthread (keep-alive) or sync (a connection per request); default: the class in "
+        "gunicorn.conf.py, or gthread with 4 threads without one",
     )
     parser.add_argument(
         "--cache-dir",
@@ -513,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="keep the logs here (SQLite file, keys, PostgreSQL schema name) and reuse them",
     )
     args = parser.parse_args(argv)
+    args.load_before = load_average()
     size = args.size or (20_000 if args.quick else 1_000_000)
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     args.rounds = args.rounds or (1 if args.quick else 2)

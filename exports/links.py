@@ -6,7 +6,7 @@ The base URL defaults to ``https://<origin>``: a log's origin is a schema-less U
 from __future__ import annotations
 
 REPORT_PATH = "/api/v1/pools/{pool}/reports/{cycle}.{ext}"
-CHECKPOINT_PATH = "/api/v1/log/checkpoints/{size}"
+CHECKPOINT_PATH = "/api/v1/ledger/checkpoints/{size}"
 
 
 def base_url(origin: str, configured: str | None = None) -> str:

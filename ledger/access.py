@@ -21,9 +21,10 @@ from sqlalchemy import Connection, Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger.clock import format_ts, parse_ts
-from ledger.db import read_transaction
+from ledger.db import read_sql, read_transaction
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, RuleViolation
 from ledger.fund import ROLES, Actor, check_text, member_actor, require_role
+from ledger.log import one_read
 from ledger.schema import members, tokens
 
 TOKEN_PREFIX = "lun_"
@@ -242,6 +243,13 @@ def issue_token(
     raise LedgerError(f"could not issue token {token_id}: it keeps changing")
 
 
+_AUTHENTICATE = (
+    "SELECT t.secret_hash, t.role, t.collective, t.member, t.label, t.created_ts, t.expires_ts, "
+    "t.revoked_ts, m.active FROM tokens t "
+    "LEFT JOIN members m ON m.id = t.member AND m.collective = t.collective WHERE t.id = ?"
+)
+
+
 def authenticate(engine: Engine, token: str | None, now: datetime) -> TokenInfo:
     """The token's info, if the secret matches and the token is neither revoked nor expired."""
     if not token:
@@ -250,22 +258,20 @@ def authenticate(engine: Engine, token: str | None, now: datetime) -> TokenInfo:
     if match is None:
         raise Unauthorized("the bearer token is malformed")
     token_id, secret = match.groups()
-    with read_transaction(engine) as conn:
-        row = conn.execute(select(tokens).where(tokens.c.id == token_id)).one_or_none()
-        stored = _NO_SUCH_HASH if row is None else bytes(row.secret_hash)
-        if not hmac.compare_digest(_hash(secret), stored) or row is None:
-            raise Unauthorized("the bearer token is not known")
-        info = _info(row)
-        if info.revoked is not None:
-            raise TokenRevoked(f"token {token_id} was revoked at {info.revoked}")
-        if info.expires is not None and parse_ts(info.expires) <= now:
-            raise TokenExpired(f"token {token_id} expired at {info.expires}")
-        if info.role == "member":
-            assert info.collective is not None and info.member is not None
-            if not _member_is_active(conn, info.collective, info.member):
-                raise TokenRevoked(
-                    f"{info.member} is no longer an active member of {info.collective}"
-                )
+    # Every write asks this: one plain statement (the member's row joined) in one read.
+    with one_read(engine) as conn:
+        rows = read_sql(conn, _AUTHENTICATE, (token_id,))
+    stored = _NO_SUCH_HASH if not rows else bytes(rows[0][0])
+    if not hmac.compare_digest(_hash(secret), stored) or not rows:
+        raise Unauthorized("the bearer token is not known")
+    _, *columns, member_active = rows[0]
+    info = TokenInfo(token_id, *columns)
+    if info.revoked is not None:
+        raise TokenRevoked(f"token {token_id} was revoked at {info.revoked}")
+    if info.expires is not None and parse_ts(info.expires) <= now:
+        raise TokenExpired(f"token {token_id} expired at {info.expires}")
+    if info.role == "member" and member_active != 1:
+        raise TokenRevoked(f"{info.member} is no longer an active member of {info.collective}")
     return info
 
 

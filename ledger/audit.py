@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from ledger.entry import Entry
 from ledger.errors import EncodingError, LedgerError, NoteError, VerificationError
+from ledger.governance import GovernanceReplay
 from ledger.merkle import HASH_SIZE
 from ledger.notes import Checkpoint, Verifier, open_checkpoint
 from ledger.tiles import (
@@ -173,20 +174,25 @@ def _posting(entry: Entry, i: int, raw: Any) -> tuple[str, str, int]:
 class RuleReplay:
     """Domain rules replayed entry by entry; raises :class:`VerificationError` at a break.
 
-    The hook for the fund's rules. Today: postings balance per currency in every entry that
-    has them, and no pool's ``available`` account goes negative once an entry is applied
-    (an entry's postings apply together: entries, not legs, are atomic).
+    Postings balance per currency in every entry that has them, and no pool's ``available``
+    account goes negative once an entry is applied (an entry's postings apply together:
+    entries, not legs, are atomic); custody, votes, quorum, the fast lane and handover
+    statements hold (:class:`ledger.governance.GovernanceReplay`).
     """
 
     def __init__(self) -> None:
         self.entries = 0
         self.money_entries = 0
         self.balances: dict[tuple[str, str], int] = defaultdict(int)
+        self.governance = GovernanceReplay(self.balances)
 
     def add(self, entry: Entry) -> None:
         self.entries += 1
-        if "postings" not in entry.data:
-            return
+        if "postings" in entry.data:
+            self._post(entry)
+        self.governance.add(entry)
+
+    def _post(self, entry: Entry) -> None:
         self.money_entries += 1
         postings = entry.data["postings"]
         if not isinstance(postings, list):

@@ -91,16 +91,28 @@ def _plainly_valid(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def canonical_bytes(value: Any) -> bytes:
-    """Return the canonical (JCS) UTF-8 bytes of ``value``, refusing what JCS cannot carry."""
-    if _plainly_valid(value):
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every entry (json.dumps with options builds a new one per call). It skips the
+# circular-reference check: what it encodes has passed _plainly_valid or _check, whose depth
+# limit refuses a value that contains itself, or is vouched plain by the ledger that built it.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+
+
+def canonical_bytes(value: Any, *, plain: bool = False) -> bytes:
+    """Return the canonical (JCS) UTF-8 bytes of ``value``, refusing what JCS cannot carry.
+
+    ``plain=True`` vouches that ``value`` is made only of what :func:`_plainly_valid` accepts
+    (as data the ledger builds itself from checked values is), and skips that walk; strings
+    are still checked as they are encoded, and what fails to encode is explained by the full
+    check."""
+    if plain or _plainly_valid(value):
         try:
-            return text.encode()
-        except UnicodeEncodeError:
-            pass  # _check names the string
+            return _ENCODER.encode(value).encode()
+        except (TypeError, ValueError, RecursionError):
+            pass  # _check names what is wrong (a lone surrogate: UnicodeEncodeError)
     _check(value, "$")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def _nesting_depth(raw: bytes) -> int:

@@ -8,9 +8,12 @@ the two engines is kept the same.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
-    return create_engine(url, pool_recycle=3600, **kwargs)
+    return _postgres_engine(url, **kwargs)
+
+
+def _postgres_engine(url: str, **kwargs: Any) -> Engine:
+    engine = create_engine(url, pool_recycle=3600, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # psycopg prepares a statement it has run 5 times on a connection, but PostgreSQL
+        # then still plans it at every execution unless the generic plan looks no dearer than
+        # the custom ones, which for `key = ANY(array)` it never does: a proof paid its
+        # planning (a third of its time) each time. The ledger's statements are key lookups
+        # and key ranges, for which the generic plan is the custom one: plan them once.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+        dbapi_connection.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
@@ -97,6 +117,91 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 
 
+@lru_cache(maxsize=512)
+def _format_style(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (our statements hold no literal ``?`` or ``%``)."""
+    return sql.replace("?", "%s")
+
+
+def write_sql(conn: Connection, sql: str, params: Any = (), *, many: bool = False) -> None:
+    """Run a statement written with ``?`` placeholders on either engine (see execute_raw)."""
+    if not is_sqlite(conn):
+        sql = _format_style(sql)
+    execute_raw(conn, sql, params, many=many).close()
+
+
+def write_rows(conn: Connection, sql: str, rows: Sequence[Any]) -> None:
+    """Run a statement once per row of parameters: a plain execute for one row (cheaper than
+    executemany), one executemany for several (psycopg pipelines those), nothing for none."""
+    if len(rows) == 1:
+        write_sql(conn, sql, rows[0])
+    elif rows:
+        write_sql(conn, sql, rows, many=True)
+
+
+# SQLite before 3.32 binds at most 999 parameters to a statement.
+_SQLITE_MAX_PARAMETERS = 999
+
+
+@dataclass(frozen=True)
+class RowInsert:
+    """``INSERT INTO table (columns)`` for many rows at once; ``columns`` pairs each name with
+    its PostgreSQL type.
+
+    A batch goes in a few statements, not one per row (executemany steps, and on PostgreSQL
+    executes, a statement per row): SQLite takes as many rows per statement as its parameter
+    limit allows, in one ``VALUES`` list; PostgreSQL takes them all in one statement, each
+    column an array through ``unnest``."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+
+    @cached_property
+    def _names(self) -> str:
+        return ", ".join(name for name, _ in self.columns)
+
+    @cached_property
+    def _unnest(self) -> str:
+        # %b: arrays go in psycopg's binary format, which it dumps without escaping each text
+        arrays = ", ".join(f"%b::{pg_type}[]" for _, pg_type in self.columns)
+        return f"INSERT INTO {self.table} ({self._names}) SELECT * FROM unnest({arrays})"
+
+    def _values(self, count: int) -> str:
+        """The statement for ``count`` rows, ``?`` placeholders (see write_sql)."""
+        return _values_statement(self.table, self._names, len(self.columns), count)
+
+    def run(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        if len(rows) < 2:
+            write_rows(conn, self._values(1), rows)
+        elif is_sqlite(conn):
+            step = max(1, _SQLITE_MAX_PARAMETERS // len(self.columns))
+            for start in range(0, len(rows), step):
+                chunk = rows[start : start + step]
+                values = [value for row in chunk for value in row]
+                execute_raw(conn, self._values(len(chunk)), values).close()
+        else:
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            execute_raw(conn, self._unnest, columns).close()
+
+
+@lru_cache(maxsize=256)
+def _values_statement(table: str, names: str, width: int, count: int) -> str:
+    row = f"({', '.join('?' * width)})"
+    return f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * count)}"
+
+
+def read_sql(conn: Connection, sql: str, params: Any = ()) -> list[Any]:
+    """The rows (tuples) of a query written with ``?`` placeholders, on either engine."""
+    if not is_sqlite(conn):
+        sql = _format_style(sql)
+    cursor = execute_raw(conn, sql, params)
+    try:
+        rows: list[Any] = cursor.fetchall()
+    finally:
+        cursor.close()
+    return rows
+
+
 class WriteConnections:
     """Write transactions, on connections kept open between them.
 
@@ -109,11 +214,21 @@ class WriteConnections:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
         self._idle: deque[Connection] = deque()  # append/pop are atomic: no lock needed
+        # SQLite has one writer at a time: threads of this process take turns here, where a
+        # waiter wakes as soon as the lock is free, rather than in SQLite's busy handler, which
+        # sleeps 1, 2, 5, 10... ms between tries (other processes still meet it).
+        self._turns: AbstractContextManager[Any] = (
+            threading.Lock() if is_sqlite(engine) else nullcontext()
+        )
         event.listen(engine, "engine_disposed", self._close_idle)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A transaction that holds the write lock from its first statement (SQLite)."""
+        with self._turns:
+            yield from self._transaction()
+
+    def _transaction(self) -> Iterator[Connection]:
         try:
             conn = self._idle.pop()
         except IndexError:

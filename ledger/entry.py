@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ledger.canonical import MAX_ENTRY_BYTES, canonical_bytes, parse_canonical
@@ -57,8 +58,9 @@ class Entry:
     data: dict[str, Any]
     raw: bytes
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
+        """The leaf hash, computed once: the append path and a receipt both need it."""
         return leaf_hash(self.raw)
 
     def envelope(self) -> dict[str, Any]:
@@ -92,14 +94,23 @@ def check_actor(actor: str) -> None:
 
 
 def encode_entry(
-    seq: int, ts: str, kind: str, prev: str, actor: str, data: dict[str, Any]
+    seq: int,
+    ts: str,
+    kind: str,
+    prev: str,
+    actor: str,
+    data: dict[str, Any],
+    *,
+    plain: bool = False,
 ) -> Entry:
-    """Build an entry, refusing anything that could not be hashed unambiguously."""
+    """Build an entry, refusing anything that could not be hashed unambiguously.
+
+    ``plain=True``: the caller vouches ``data`` is plain (see :func:`canonical_bytes`)."""
     check_kind(kind)
     check_actor(actor)
     if not isinstance(data, dict):
         raise EncodingError("entry data must be a JSON object")
-    raw = canonical_bytes(_envelope(seq, ts, kind, prev, actor, data))
+    raw = canonical_bytes(_envelope(seq, ts, kind, prev, actor, data), plain=plain)
     if len(raw) > MAX_ENTRY_BYTES:
         raise EncodingError(f"entry is {len(raw)} bytes; the limit is {MAX_ENTRY_BYTES}")
     return Entry(seq=seq, ts=ts, kind=kind, prev=prev, actor=actor, data=data, raw=raw)

@@ -11,22 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, insert, select
+from sqlalchemy import Connection, and_, select
 
 from ledger.clock import format_ts, parse_ts
+from ledger.db import read_sql, write_sql
 from ledger.entry import Entry
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.log import Log, LogWriter
 from ledger.lunar import Cycle, LunarSchedule
 from ledger.money import check_currency, move, parse_amount, postings_json
-from ledger.privacy import commitment, keep_private, new_salt
-from ledger.projections import apply_entry
+from ledger.privacy import PrivateRecord, commitment, keep_private, new_salt, new_salts
+from ledger.projections import apply_entries, apply_entry
 from ledger.schema import (
     balances,
     collectives,
@@ -34,7 +36,6 @@ from ledger.schema import (
     cycles,
     donations,
     grants,
-    lunar_boundaries,
     members,
     pools,
     rosters,
@@ -69,10 +70,16 @@ def member_actor(member: str) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The first entry a command wrote (or, replayed by idempotency key, wrote before)."""
+    """The first entry a command wrote (or, replayed by idempotency key, wrote before).
+
+    Donations also carry what their receipts need, so the answer is built without reading
+    back what was just written: the entries and their receipt salts by seq (both empty when
+    replayed)."""
 
     seq: int
     replayed: bool
+    written: tuple[Entry, ...] = ()
+    salts: Mapping[int, bytes] = field(default_factory=dict)
 
 
 def check_slug(value: Any, field: str) -> str:
@@ -118,16 +125,65 @@ def cycle_json(cycle: Cycle) -> dict[str, Any]:
 # -- reads used by the rules (and the API) --------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _boundary_instant(text: str) -> datetime:
+    """parse_ts for persisted boundaries, which every write transaction reads and never change."""
+    return parse_ts(text)
+
+
+def persisted_boundaries(conn: Connection) -> dict[int, datetime]:
+    rows = read_sql(conn, "SELECT lunation, starts_at FROM lunar_boundaries")
+    return {number: _boundary_instant(ts) for number, ts in rows}
+
+
 def load_schedule(conn: Connection) -> LunarSchedule:
-    rows = conn.execute(select(lunar_boundaries.c.lunation, lunar_boundaries.c.starts_at))
-    return LunarSchedule({number: parse_ts(ts) for number, ts in rows})
+    return LunarSchedule(persisted_boundaries(conn))
 
 
-def pool_row(conn: Connection, slug: str) -> Any:
-    row = conn.execute(select(pools).where(pools.c.slug == slug)).one_or_none()
-    if row is None:
+class KnownBoundaries:
+    """The persisted lunar boundaries as last read, so a write need not read them every time.
+
+    ``lunar_boundaries`` is append-only (triggers refuse UPDATE and DELETE), so a row once read
+    stays true; only rows added since can be missing, and a schedule that lacks one (it would
+    compute it) reads the table again rather than trust its own computation.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[int, datetime] = {}
+
+    def schedule(self, conn: Connection, now: datetime, *, reread: bool = False) -> LunarSchedule:
+        """A schedule holding every persisted boundary it needs around ``now``."""
+        if not reread:
+            schedule = LunarSchedule(self._known)
+            schedule.cycle_at(now)
+            if not schedule.new_boundaries:
+                return schedule
+        self._known = persisted_boundaries(conn)
+        return LunarSchedule(self._known)
+
+
+class PoolRow(NamedTuple):
+    """A row of ``pools`` (JSON columns as stored)."""
+
+    slug: str
+    name: str
+    currencies: str
+    fast_lane_cap: str
+    cycle_allowance: str
+    created_seq: int
+    created_cycle: int
+    current_cycle: int
+
+
+# Every write names its pool: one plain statement rather than a SQLAlchemy select.
+_POOL = f"SELECT {', '.join(PoolRow._fields)} FROM pools WHERE slug = ?"
+
+
+def pool_row(conn: Connection, slug: str) -> PoolRow:
+    rows = read_sql(conn, _POOL, (slug,))
+    if not rows:
         raise NotFound(f"no pool {slug!r}")
-    return row
+    return PoolRow(*rows[0])
 
 
 def grant_row(conn: Connection, grant_id: int) -> Any:
@@ -215,11 +271,12 @@ def open_votes(conn: Connection, grant_id: int) -> list[Any]:
 class FundTransaction:
     """A log write transaction that also keeps the projections and lunar custody current."""
 
-    def __init__(self, writer: LogWriter) -> None:
+    def __init__(self, writer: LogWriter, boundaries: KnownBoundaries) -> None:
         self.writer = writer
         self.conn = writer.conn
         self.now: datetime = writer.now
-        self.schedule = load_schedule(self.conn)
+        self._boundaries = boundaries
+        self.schedule = boundaries.schedule(self.conn, self.now)
         self.cycle = self.schedule.cycle_at(self.now)
 
     def emit(self, kind: str, data: dict[str, Any], actor: str) -> Entry:
@@ -227,13 +284,28 @@ class FundTransaction:
         apply_entry(self.conn, entry)
         return entry
 
+    def emit_all(
+        self, kind: str, items: Iterable[dict[str, Any]], actor: str, *, plain: bool = False
+    ) -> list[Entry]:
+        """Append one entry per item, in order, then apply them to the projections together
+        (a batch writes each projection row once). An item that fails to check or encode
+        stops it, with nothing written, as emitting them one by one would. ``plain=True``:
+        the caller built the items from checked values (see LogWriter.append)."""
+        append = self.writer.append
+        entries = [append(kind, data, actor, plain=plain) for data in items]
+        apply_entries(self.conn, entries)
+        return entries
+
     def apply_due_handovers(self) -> list[Entry]:
         """Append every handover due by now, oldest first, for every pool."""
-        due = self.conn.execute(
-            select(pools.c.slug, pools.c.current_cycle)
-            .where(pools.c.current_cycle < self.cycle.number)
-            .order_by(pools.c.slug)
-        ).all()
+        due = read_sql(
+            self.conn,
+            "SELECT slug, current_cycle FROM pools WHERE current_cycle < ? ORDER BY slug",
+            (self.cycle.number,),
+        )
+        if due:  # past cycles are about to be written down: from every persisted boundary
+            self.schedule = self._boundaries.schedule(self.conn, self.now, reread=True)
+            self.cycle = self.schedule.cycle_at(self.now)
         handovers = []
         for slug, current in due:
             for number in range(current + 1, self.cycle.number + 1):
@@ -322,14 +394,18 @@ class FundTransaction:
 
     def persist_schedule(self) -> None:
         """Freeze newly computed new-moon boundaries: a later ephem must never move them."""
-        known = {n for (n,) in self.conn.execute(select(lunar_boundaries.c.lunation))}
-        fresh = [
-            {"lunation": n, "starts_at": format_ts(start)}
-            for n, start in sorted(self.schedule.new_boundaries.items())
-            if n not in known
-        ]
+        computed = self.schedule.new_boundaries
+        if not computed:
+            return
+        known = set(persisted_boundaries(self.conn))
+        fresh = [(n, format_ts(start)) for n, start in computed.items() if n not in known]
         if fresh:
-            self.conn.execute(insert(lunar_boundaries), fresh)
+            write_sql(
+                self.conn,
+                "INSERT INTO lunar_boundaries (lunation, starts_at) VALUES (?, ?)",
+                fresh,
+                many=True,
+            )
 
 
 class Fund:
@@ -337,11 +413,12 @@ class Fund:
 
     def __init__(self, log: Log) -> None:
         self.log = log
+        self.boundaries = KnownBoundaries()
 
     @contextmanager
     def transaction(self) -> Iterator[FundTransaction]:
         with self.log.writer() as writer:
-            tx = FundTransaction(writer)
+            tx = FundTransaction(writer, self.boundaries)
             tx.apply_due_handovers()
             yield tx
             tx.persist_schedule()
@@ -372,7 +449,7 @@ class Fund:
     def rotate(self) -> list[Entry]:
         """Append every due handover (cron-safe: runs serialised on the log's write lock)."""
         with self.log.writer() as writer:
-            tx = FundTransaction(writer)
+            tx = FundTransaction(writer, self.boundaries)
             handovers = tx.apply_due_handovers()
             tx.persist_schedule()
             return handovers
@@ -546,67 +623,41 @@ class Fund:
             raise RuleViolation(
                 f"a batch holds 1 to {MAX_BATCH} donations, not {len(batch)}", "invalid_batch"
             )
+        salts = new_salts(len(batch))
+
+        def checked(accepted: Sequence[str] | None) -> list[_Donation]:
+            return [
+                _donation(pool, item, f"donations[{i}]." * in_batch, salt, accepted)
+                for i, (item, salt) in enumerate(zip(batch, salts, strict=True))
+            ]
+
+        # What each donation says by itself is checked (and its entry built) before the write
+        # lock is taken, so other writers need not wait for it. The rules' order puts a
+        # missing pool (and an idempotent replay or conflict) first: a batch that fails here
+        # is checked again in the transaction, in that order, which raises the right error.
+        try:
+            prepared: list[_Donation] | None = checked(None)
+        except Exception:
+            prepared = None
+        written: list[Entry] = []
 
         def command(tx: FundTransaction) -> Entry:
-            row = pool_row(tx.conn, pool)
-            accepted = json.loads(row.currencies)
-            entries = [
-                self._donation(tx, actor, pool, accepted, item, f"donations[{i}]." * in_batch)
-                for i, item in enumerate(batch)
-            ]
-            return entries[0]
+            accepted = json.loads(pool_row(tx.conn, pool).currencies)
+            donations = checked(accepted) if prepared is None else prepared
+            for donation in donations:
+                _check_accepted(pool, accepted, donation.currency)
+                donation.data["cycle"] = tx.cycle.number
+            items = [d.data for d in donations]  # built here, of checked values: plain
+            written.extend(tx.emit_all("donation_recorded", items, actor.id, plain=True))
+            records = [d.private_record(e.seq) for d, e in zip(donations, written, strict=True)]
+            keep_private(tx.conn, records)
+            return written[0]
 
-        return self._run(actor, idempotency_key, request, command)
-
-    def _donation(
-        self,
-        tx: FundTransaction,
-        actor: Actor,
-        pool: str,
-        accepted: list[str],
-        item: Mapping[str, Any],
-        where: str,
-    ) -> Entry:
-        currency = check_currency(item.get("currency"))
-        if currency not in accepted:
-            raise RuleViolation(
-                f"pool {pool!r} takes {', '.join(accepted)}, not {currency}",
-                "currency_not_accepted",
-            )
-        amount = parse_amount(item.get("amount"), currency, f"{where}amount")
-        channel = item.get("channel")
-        if channel not in CHANNELS:
-            raise RuleViolation(f"{where}channel must be one of {CHANNELS}", "invalid_channel")
-        reference = check_text(item.get("external_reference"), f"{where}external_reference", 200)
-        donor_reference = item.get("donor_reference")
-        if donor_reference is not None:
-            check_text(donor_reference, f"{where}donor_reference", 200)
-        display_name = item.get("display_name")
-        salt = new_salt()
-        donor = {"commitment": commitment(salt, donor_reference or reference)}
-        if display_name is not None:
-            donor["name"] = check_text(display_name, f"{where}display_name", 64)
-        note = item.get("note")
-        if note is not None:
-            check_text(note, f"{where}note", 500)
-        data = {
-            "pool": pool,
-            "amount": str(amount),
-            "currency": currency,
-            "channel": channel,
-            "donor": donor,
-            "reference": commitment(salt, reference),
-            "cycle": tx.cycle.number,
-            "postings": postings_json(move(pool, currency, amount, "donations", "available")),
-        }
-        entry = tx.emit("donation_recorded", data, actor.id)
-        private = {
-            "external_reference": reference,
-            "donor_reference": donor_reference,
-            "note": note,
-        }
-        keep_private(tx.conn, donor["commitment"], "donation", salt, private, entry.seq)
-        return entry
+        outcome = self._run(actor, idempotency_key, request, command)
+        if outcome.replayed:
+            return outcome
+        seqs = (entry.seq for entry in written)
+        return replace(outcome, written=tuple(written), salts=dict(zip(seqs, salts, strict=True)))
 
     # -- grants ---------------------------------------------------------------------------
 
@@ -648,14 +699,11 @@ class Fund:
             entry = tx.emit("grant_proposed", data, actor.id)
             if details is not None:
                 salt = new_salt()
-                keep_private(
-                    tx.conn,
-                    commitment(salt, details),
-                    "recipient",
-                    salt,
-                    {"grant": entry.seq, "recipient_details": details},
-                    entry.seq,
+                payload = {"grant": entry.seq, "recipient_details": details}
+                record = PrivateRecord(
+                    commitment(salt, details), "recipient", salt, payload, entry.seq
                 )
+                keep_private(tx.conn, [record])
             return entry
 
         return self._run(actor, idempotency_key, request, command)
@@ -720,14 +768,8 @@ class Fund:
                 ),
             }
             entry = tx.emit("grant_disbursed", data, actor.id)
-            keep_private(
-                tx.conn,
-                reference,
-                "payment",
-                salt,
-                {"grant": grant_id, "payment_reference": payment_reference},
-                entry.seq,
-            )
+            payload = {"grant": grant_id, "payment_reference": payment_reference}
+            keep_private(tx.conn, [PrivateRecord(reference, "payment", salt, payload, entry.seq)])
             return entry
 
         return self._run(actor, idempotency_key, request, command)
@@ -802,6 +844,73 @@ def _amount_map(values: Mapping[str, Any], currencies: Sequence[str], field: str
             )
         result[currency] = str(parse_amount(amount, currency, f"{field}.{currency}"))
     return result
+
+
+@dataclass(frozen=True)
+class _Donation:
+    """A checked donation: its currency, its entry's data (the cycle is set when it is
+    written), its receipt's salt, and what goes to the private table."""
+
+    currency: str
+    data: dict[str, Any]
+    salt: bytes
+    private: dict[str, Any]
+
+    def private_record(self, seq: int) -> PrivateRecord:
+        commitment_hex = self.data["donor"]["commitment"]
+        return PrivateRecord(commitment_hex, "donation", self.salt, self.private, seq)
+
+
+def _check_accepted(pool: str, accepted: Sequence[str], currency: str) -> None:
+    if currency not in accepted:
+        raise RuleViolation(
+            f"pool {pool!r} takes {', '.join(accepted)}, not {currency}",
+            "currency_not_accepted",
+        )
+
+
+def _donation(
+    pool: str,
+    item: Mapping[str, Any],
+    where: str,
+    salt: bytes,
+    accepted: Sequence[str] | None,
+) -> _Donation:
+    """Check one donation (``where`` prefixes the field names of a batch item) and build it;
+    the pool's ``accepted`` currencies too, in the rules' order, unless None (not known yet)."""
+    currency = check_currency(item.get("currency"))
+    if accepted is not None:
+        _check_accepted(pool, accepted, currency)
+    amount = parse_amount(item.get("amount"), currency, f"{where}amount")
+    channel = item.get("channel")
+    if channel not in CHANNELS:
+        raise RuleViolation(f"{where}channel must be one of {CHANNELS}", "invalid_channel")
+    reference = check_text(item.get("external_reference"), f"{where}external_reference", 200)
+    donor_reference = item.get("donor_reference")
+    if donor_reference is not None:
+        check_text(donor_reference, f"{where}donor_reference", 200)
+    display_name = item.get("display_name")
+    donor = {"commitment": commitment(salt, donor_reference or reference)}
+    if display_name is not None:
+        donor["name"] = check_text(display_name, f"{where}display_name", 64)
+    note = item.get("note")
+    if note is not None:
+        check_text(note, f"{where}note", 500)
+    data = {
+        "pool": pool,
+        "amount": str(amount),
+        "currency": currency,
+        "channel": channel,
+        "donor": donor,
+        "reference": commitment(salt, reference),
+        "postings": postings_json(move(pool, currency, amount, "donations", "available")),
+    }
+    private = {
+        "external_reference": reference,
+        "donor_reference": donor_reference,
+        "note": note,
+    }
+    return _Donation(currency, data, salt, private)
 
 
 def _collective_exists(conn: Connection, slug: str, code: str = "not_found") -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,17 +20,17 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from ledger import merkle
 from ledger.clock import Clock, SystemClock, format_ts, parse_ts
-from ledger.db import WriteConnections, is_sqlite, read_transaction
+from ledger.db import WriteConnections, is_sqlite, read_sql, read_transaction, write_sql
 from ledger.db import execute_raw as _execute
 from ledger.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
 from ledger.merkle import Frontier, NodeId
 from ledger.notes import Checkpoint, Signer, sign_checkpoint
-from ledger.schema import checkpoints, entries, idempotency_keys, log_head, node_key, nodes
+from ledger.schema import checkpoints, entries, log_head, node_key
 
 SYSTEM_ACTOR = "system"
 _Proven = TypeVar("_Proven")
@@ -98,30 +99,6 @@ def request_fingerprint(key: bytes, request: Mapping[str, Any]) -> dict[str, str
     }
 
 
-def read_nodes(conn: Connection, ids: Collection[NodeId]) -> dict[NodeId, bytes]:
-    """Hashes of perfect subtrees: leaves from ``entries``, interior nodes from ``nodes``."""
-    found: dict[NodeId, bytes] = {}
-    leaves = [index for level, index in ids if level == 0]
-    if leaves:
-        rows = conn.execute(
-            select(entries.c.seq, entries.c.hash).where(
-                entries.c.seq.in_(bindparam("seqs", expanding=True))
-            ),
-            {"seqs": leaves},
-        )
-        found.update(((0, seq), h) for seq, h in rows)
-    keyed = {node_key(level, index): (level, index) for level, index in ids if level > 0}
-    if keyed:
-        rows = conn.execute(
-            select(nodes.c.key, nodes.c.hash).where(
-                nodes.c.key.in_(bindparam("keys", expanding=True))
-            ),
-            {"keys": list(keyed)},
-        )
-        found.update((keyed[key], h) for key, h in rows)
-    return found
-
-
 _HEAD_COLUMNS = "origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts"
 
 
@@ -161,57 +138,169 @@ def _head_from_row(row: Any) -> LogHead:
     )
 
 
-# A proof in one statement: the head, then the leaf hashes and interior nodes it needs, told
-# apart by the first column.
-_PROOF_HEAD = f"SELECT 0, {_HEAD_COLUMNS} FROM log_head WHERE id = 1"
-_PROOF_LEAVES = (
-    " UNION ALL SELECT 1, NULL, seq, hash, NULL, NULL, NULL, NULL FROM entries WHERE seq"
-)
-_PROOF_NODES = " UNION ALL SELECT 2, NULL, key, hash, NULL, NULL, NULL, NULL FROM nodes WHERE key"
-_PROOF_PG = f"{_PROOF_HEAD}{_PROOF_LEAVES} = ANY(%s::bigint[]){_PROOF_NODES} = ANY(%s::bigint[])"
+# -- reads in one statement --------------------------------------------------------------
+#
+# A public read (a proof, a receipt, a tile) needs the head, some leaf and node hashes, maybe
+# the latest checkpoint and a few entries. As SQLAlchemy statements (an expanding IN, result
+# objects) that costs far more than the database's work, so these are plain SQL strings run
+# on the driver's cursor, every part in one UNION ALL statement (one round trip on
+# PostgreSQL). The first column says what a row is; the other seven line up with the head's
+# columns (text, bigint, bytea, text, bytea, bigint, text) so that the parts' types agree.
+
+_HEAD_ROW, _LEAF_ROW, _NODE_ROW, _CHECKPOINT_ROW, _BODY_ROW = range(5)
+_CHECKPOINT_COLUMNS = "size, root, ts, note"
+_LATEST = "(SELECT max(size) FROM checkpoints)"
+_PARTS = {
+    _HEAD_ROW: f"SELECT {_HEAD_ROW}, {_HEAD_COLUMNS} FROM log_head WHERE id = 1",
+    _LEAF_ROW: f"SELECT {_LEAF_ROW}, NULL, seq, hash, NULL, NULL, NULL, NULL FROM entries "
+    "WHERE seq",
+    _NODE_ROW: f"SELECT {_NODE_ROW}, NULL, key, hash, NULL, NULL, NULL, NULL FROM nodes WHERE key",
+    _CHECKPOINT_ROW: f"SELECT {_CHECKPOINT_ROW}, note, size, root, ts, NULL, NULL, NULL "
+    f"FROM checkpoints WHERE size = {_LATEST}",
+    _BODY_ROW: f"SELECT {_BODY_ROW}, NULL, seq, NULL, NULL, body, NULL, NULL FROM entries "
+    "WHERE seq",
+}
+_MAX_IDS = 500
+"""Ids per statement in :func:`read_nodes` (SQLite binds each as its own parameter)."""
 
 
-def _read_head_and_nodes(
-    conn: Connection, ids: Collection[NodeId]
-) -> tuple[Any, dict[NodeId, bytes]]:
-    """The head row and the hashes of the perfect subtrees ``ids``, from one statement."""
-    leaves = [index for level, index in ids if level == 0]
-    keyed = {node_key(level, index): (level, index) for level, index in ids if level > 0}
-    if is_sqlite(conn):
-        sql = _PROOF_HEAD
-        if leaves:
-            marks = ", ".join("?" * len(leaves))
-            sql += f"{_PROOF_LEAVES} IN ({marks})"
-        if keyed:
-            marks = ", ".join("?" * len(keyed))
-            sql += f"{_PROOF_NODES} IN ({marks})"
-        params: Any = (*leaves, *keyed)
-    else:
-        sql, params = _PROOF_PG, (leaves, list(keyed))
-    cursor = _execute(conn, sql, params)
-    rows = cursor.fetchall()
-    cursor.close()
-    head = None
-    found: dict[NodeId, bytes] = {}
-    for which, *columns in rows:
-        if which == 0:
-            head = columns
-        elif which == 1:
-            found[(0, columns[1])] = bytes(columns[2])
+CACHED_LEVEL = 8
+"""Interior nodes at this level and up are kept in memory once read (per engine, per process):
+every proof in a large tree passes through the same few of them (2 per 256 entries), and a
+stored node never changes. A proof then reads only its lowest levels from the database."""
+_CACHE_LIMIT = 1 << 17
+_node_caches: weakref.WeakKeyDictionary[Engine, dict[NodeId, bytes]] = weakref.WeakKeyDictionary()
+
+
+def _node_cache(engine: Engine) -> dict[NodeId, bytes]:
+    cache = _node_caches.get(engine)
+    if cache is None:
+        cache = _node_caches.setdefault(engine, {})
+    return cache
+
+
+def _remember_nodes(cache: dict[NodeId, bytes], found: dict[NodeId, bytes]) -> None:
+    if len(cache) > _CACHE_LIMIT:  # (a log of ~30 million entries and more)
+        cache.clear()
+    for node, digest in found.items():
+        if node[0] >= CACHED_LEVEL:
+            cache[node] = digest
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read statement found (see :func:`read_snapshot`)."""
+
+    head: LogHead
+    nodes: dict[NodeId, bytes]
+    checkpoint: StoredCheckpoint | None
+    bodies: dict[int, bytes]
+
+
+def _read_rows(conn: Connection, parts: list[tuple[int, list[int] | None]]) -> list[Any]:
+    """Rows of the parts ``(which, seqs or keys it is restricted to)``, in one statement."""
+    sqlite = is_sqlite(conn)
+    statements: list[str] = []
+    params: list[Any] = []
+    for which, values in parts:
+        if values is None:
+            statements.append(_PARTS[which])
+        elif not values:
+            continue
+        elif sqlite:
+            statements.append(f"{_PARTS[which]} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
         else:
-            found[keyed[columns[1]]] = bytes(columns[2])
-    return head, found
+            statements.append(f"{_PARTS[which]} = ANY(?::bigint[])")
+            params.append(values)
+    return read_sql(conn, " UNION ALL ".join(statements), params) if statements else []
+
+
+_MAX_STORED_KEY = 2**63 - 1
+
+
+def _node_keys(ids: Collection[NodeId]) -> tuple[list[int], dict[int, NodeId]]:
+    """Leaf indexes (their hashes are the entries') and interior nodes by stored key; keys
+    beyond the database's integers (of a tree no log reaches) cannot be stored: left out."""
+    leaves = [index for level, index in ids if level == 0 and index <= _MAX_STORED_KEY]
+    keyed = {node_key(level, index): (level, index) for level, index in ids if level > 0}
+    return leaves, {key: node for key, node in keyed.items() if key <= _MAX_STORED_KEY}
+
+
+def read_nodes(conn: Connection, ids: Collection[NodeId]) -> dict[NodeId, bytes]:
+    """Hashes of perfect subtrees: leaves from ``entries``, interior nodes from ``nodes``."""
+    found: dict[NodeId, bytes] = {}
+    listed = list(ids)
+    for start in range(0, len(listed), _MAX_IDS):
+        leaves, keyed = _node_keys(listed[start : start + _MAX_IDS])
+        for which, _, key, digest, *_ in _read_rows(
+            conn, [(_LEAF_ROW, leaves), (_NODE_ROW, list(keyed))]
+        ):
+            found[(0, key) if which == _LEAF_ROW else keyed[key]] = bytes(digest)
+    return found
+
+
+def read_snapshot(
+    conn: Connection,
+    ids: Collection[NodeId] = (),
+    *,
+    bodies: Collection[int] = (),
+    checkpoint: bool = False,
+) -> Snapshot:
+    """The head, the hashes of ``ids``, the stored bytes of entries ``bodies`` and (with
+    ``checkpoint``) the latest signed checkpoint, from one statement; :class:`NotFound`
+    before the log exists. Missing nodes and entries are simply absent."""
+    cache = _node_cache(conn.engine)
+    cached = {node: cache[node] for node in ids if node in cache}
+    leaves, keyed = _node_keys([node for node in ids if node not in cached])
+    parts: list[tuple[int, list[int] | None]] = [
+        (_HEAD_ROW, None),
+        (_LEAF_ROW, leaves),
+        (_NODE_ROW, list(keyed)),
+        (_BODY_ROW, list(bodies)),
+    ]
+    if checkpoint:
+        parts.append((_CHECKPOINT_ROW, None))
+    head: Any = None
+    nodes_found: dict[NodeId, bytes] = {}
+    latest: StoredCheckpoint | None = None
+    bodies_found: dict[int, bytes] = {}
+    for which, *columns in _read_rows(conn, parts):
+        if which == _HEAD_ROW:
+            head = columns
+        elif which == _LEAF_ROW:
+            nodes_found[(0, columns[1])] = bytes(columns[2])
+        elif which == _NODE_ROW:
+            nodes_found[keyed[columns[1]]] = bytes(columns[2])
+        elif which == _CHECKPOINT_ROW:
+            latest = StoredCheckpoint(columns[1], bytes(columns[2]), columns[3], columns[0])
+        else:
+            bodies_found[columns[1]] = bytes(columns[4])
+    snapshot = Snapshot(_head_from_row(head), {**cached, **nodes_found}, latest, bodies_found)
+    _remember_nodes(cache, nodes_found)
+    return snapshot
+
+
+@contextmanager
+def one_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads of one statement each, outside any transaction: a statement
+    is its own consistent snapshot, and BEGIN and COMMIT would cost more than the read
+    (round trips on PostgreSQL). Several statements see the log at different sizes, which
+    only ever grows, and the rows they read (entries, nodes, checkpoints) never change."""
+    with engine.connect() as conn:
+        yield conn if is_sqlite(engine) else conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 # PostgreSQL: entries, nodes and the new head in one statement (one round trip per commit).
 # A few rows go as plain parameters (adapting arrays costs psycopg more than the round trip
-# saves); more go as arrays through unnest.
+# saves); more go as arrays through unnest, in psycopg's binary format (%b), which it dumps
+# without the escaping its text format pays per element.
 _PG_UNNEST_ENTRIES = (
     "new_entries AS (INSERT INTO entries (seq, hash, kind, ts, body) SELECT * FROM "
-    "unnest(%s::bigint[], %s::bytea[], %s::text[], %s::text[], %s::bytea[]))"
+    "unnest(%b::bigint[], %b::bytea[], %b::text[], %b::text[], %b::bytea[]))"
 )
 _PG_UNNEST_NODES = (
-    "new_nodes AS (INSERT INTO nodes (key, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[]))"
+    "new_nodes AS (INSERT INTO nodes (key, hash) SELECT * FROM unnest(%b::bigint[], %b::bytea[]))"
 )
 _PG_HEAD = (
     "UPDATE log_head SET size = %s, last_hash = %s, last_ts = %s, frontier = %s, "
@@ -289,11 +378,18 @@ def write_head(
     _execute(conn, _pg_write(len(new_entries), len(new_nodes)), parameters).close()
 
 
+def _stored_checkpoint(conn: Connection, where: str, params: Any = ()) -> StoredCheckpoint | None:
+    rows = read_sql(conn, f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE {where}", params)
+    return next((StoredCheckpoint(s, bytes(root), ts, note) for s, root, ts, note in rows), None)
+
+
 def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
-    row = conn.execute(
-        select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
-    ).one_or_none()
-    return None if row is None else StoredCheckpoint(row.size, row.root, row.ts, row.note)
+    return _stored_checkpoint(conn, f"size = {_LATEST}")
+
+
+def checkpoint_at(conn: Connection, size: int) -> StoredCheckpoint | None:
+    """The checkpoint signed at exactly tree size ``size``, if one was."""
+    return _stored_checkpoint(conn, "size = ?", (size,))
 
 
 def _double_signing_until(conn: Connection, retiring: Signer) -> datetime:
@@ -324,8 +420,13 @@ class LogWriter:
         self._checkpoint_requested = False
         self._now_formatted = (self.now, format_ts(self.now))
 
-    def append(self, kind: str, data: dict[str, Any], actor: str = SYSTEM_ACTOR) -> Entry:
-        """Append one entry; it becomes durable when the transaction commits."""
+    def append(
+        self, kind: str, data: dict[str, Any], actor: str = SYSTEM_ACTOR, *, plain: bool = False
+    ) -> Entry:
+        """Append one entry; it becomes durable when the transaction commits.
+
+        ``plain=True``: the caller vouches ``data`` is plain, so it is not walked before it is
+        encoded (see :func:`ledger.canonical.canonical_bytes`)."""
         head = self.head
         now, now_ts = self._now_formatted
         if now is not self.now:  # (a caller replaced it)
@@ -333,7 +434,7 @@ class LogWriter:
         # ts never goes backwards, even if the clock does.
         ts = max(now_ts, head.last_ts)
         prev = head.last_hash.hex() if head.size else GENESIS_PREV
-        entry = encode_entry(head.size, ts, kind, prev, actor, data)
+        entry = encode_entry(head.size, ts, kind, prev, actor, data, plain=plain)
         entry_hash = entry.hash
         self._new_entries.append((entry.seq, entry_hash, kind, ts, entry.raw))
         for (level, index), node in head.frontier.append(entry_hash):
@@ -346,29 +447,27 @@ class LogWriter:
 
     def find_idempotent(self, key: str, request: Mapping[str, Any]) -> int | None:
         """The seq recorded for ``key`` if this exact request was seen; conflict if it differs."""
-        row = self.conn.execute(
-            select(idempotency_keys.c.seq, idempotency_keys.c.fingerprint).where(
-                idempotency_keys.c.key == key
-            )
-        ).one_or_none()
-        if row is None:
+        rows = read_sql(
+            self.conn, "SELECT seq, fingerprint FROM idempotency_keys WHERE key = ?", (key,)
+        )
+        if not rows:
             return None
-        before: dict[str, str] = json.loads(row.fingerprint)
+        seq, fingerprint = rows[0]
+        before: dict[str, str] = json.loads(fingerprint)
         now = request_fingerprint(self.log.fingerprint_key, request)
         names = before.keys() | now.keys()
         differing = sorted(name for name in names if before.get(name) != now.get(name))
         if differing:
             raise IdempotencyConflict(key, differing)
-        return int(row.seq)
+        return int(seq)
 
     def remember(self, key: str, request: Mapping[str, Any], seq: int) -> None:
         """Record that ``key`` produced the entry at ``seq`` (unique index: one per key)."""
-        self.conn.execute(
-            insert(idempotency_keys).values(
-                key=key,
-                seq=seq,
-                fingerprint=json.dumps(request_fingerprint(self.log.fingerprint_key, request)),
-            )
+        fingerprint = json.dumps(request_fingerprint(self.log.fingerprint_key, request))
+        write_sql(
+            self.conn,
+            "INSERT INTO idempotency_keys (key, seq, fingerprint) VALUES (?, ?, ?)",
+            (key, seq, fingerprint),
         )
 
     def request_checkpoint(self) -> None:
@@ -615,17 +714,6 @@ class Log:
     def _size_check(self, conn: Connection, *sizes: int) -> None:
         _check_sizes(load_head(conn).size, sizes)
 
-    @contextmanager
-    def _one_read(self) -> Iterator[Connection]:
-        """A connection for one statement: no transaction needed on PostgreSQL (one round
-        trip instead of three); SQLite reads in-process, in a read transaction as usual."""
-        if is_sqlite(self.engine):
-            with read_transaction(self.engine) as conn:
-                yield conn
-            return
-        with self.engine.connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
-
     def _proof(
         self,
         sizes: tuple[int, ...],
@@ -643,10 +731,10 @@ class Log:
             with read_transaction(self.engine) as conn:
                 self._size_check(conn, *sizes)
             raise
-        with self._one_read() as conn:
-            row, found = _read_head_and_nodes(conn, wanted)
-        _check_sizes(_head_from_row(row).size, sizes)
-        return prove(lambda ids: found)
+        with one_read(self.engine) as conn:
+            snapshot = read_snapshot(conn, wanted)
+        _check_sizes(snapshot.head.size, sizes)
+        return prove(lambda ids: snapshot.nodes)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return self._proof(

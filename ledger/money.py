@@ -7,10 +7,8 @@ currency. Balances are per currency and never converted.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.canonical import check_amount
 from ledger.errors import RuleViolation
@@ -58,9 +56,10 @@ def format_major(amount: int, currency: str) -> str:
     return f"{sign}{digits[:-exponent]}.{digits[-exponent:]}"
 
 
-@dataclass(frozen=True)
-class Posting:
-    """One leg of a double-entry movement: ``account`` changes by ``amount`` (signed)."""
+class Posting(NamedTuple):
+    """One leg of a double-entry movement: ``account`` changes by ``amount`` (signed).
+
+    (A named tuple: every donation of a batch makes two, and reads them back.)"""
 
     account: str
     currency: str
@@ -88,9 +87,9 @@ def move(pool: str, currency: str, amount: int, source: str, target: str) -> lis
 
 
 def check_balanced(postings: Iterable[Posting]) -> None:
-    totals: dict[str, int] = defaultdict(int)
+    totals: dict[str, int] = {}
     for posting in postings:
-        totals[posting.currency] += posting.amount
+        totals[posting.currency] = totals.get(posting.currency, 0) + posting.amount
     unbalanced = {c: t for c, t in totals.items() if t}
     if unbalanced:
         raise RuleViolation(f"postings do not balance: {unbalanced}", code="unbalanced_postings")

@@ -31,15 +31,16 @@ import base64
 import binascii
 import json
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine
 
 from ledger import merkle
 from ledger.canonical import canonical_bytes
-from ledger.db import read_transaction
 from ledger.entry import Entry, decode_entry
 from ledger.errors import (
     InvalidKey,
@@ -50,9 +51,8 @@ from ledger.errors import (
     ProofError,
     VerificationError,
 )
-from ledger.log import Log, latest_checkpoint, load_head, read_nodes
-from ledger.notes import Checkpoint, Verifier, open_note, parse_checkpoint, parse_note
-from ledger.schema import entries
+from ledger.log import Log, one_read, read_nodes, read_snapshot
+from ledger.notes import Checkpoint, Signer, Verifier, open_note, parse_checkpoint, parse_note
 
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 MAX_INDEX = 2**63 - 1
@@ -294,37 +294,70 @@ def parse_receipt(data: str | bytes) -> Receipt | TlogProof:
 # --- building receipts -----------------------------------------------------------------------
 
 
-def _log_vkey(log: Log, first_entry: bytes) -> str:
-    """The log's verifier key: its signer's, or (read-only) the one log_created records."""
-    if log.signer is not None:
-        return log.signer.verifier().vkey()
+@lru_cache(maxsize=8)
+def _signer_vkey(signer: Signer) -> str:
+    """The signer's verifier key string (deriving the public key costs more than a receipt)."""
+    return signer.verifier().vkey()
+
+
+_recorded_vkeys: weakref.WeakKeyDictionary[Log, str] = weakref.WeakKeyDictionary()
+_covered_sizes: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+"""Per engine, the size of the latest checkpoint when a receipt was last built: the next
+receipt reads the proof for that size in the same statement as the checkpoint, and reads
+again only if a newer checkpoint was signed since."""
+
+
+def _known_vkey(log: Log) -> str | None:
+    """The log's verifier key if known without reading: its signer's, or one read before."""
+    return _signer_vkey(log.signer) if log.signer is not None else _recorded_vkeys.get(log)
+
+
+def _recorded_vkey(log: Log, first_entry: bytes) -> str:
+    """The verifier key the log_created entry records (a log opened without its key)."""
     vkey = decode_entry(first_entry).data.get("vkey")
     if not isinstance(vkey, str):
         raise LedgerError("the log_created entry records no verifier key")
+    _recorded_vkeys[log] = vkey
     return vkey
+
+
+def _plan(seq: int, size: int) -> merkle.ProofPlan:
+    return merkle.inclusion_plan(seq, size) if 0 <= seq < size else []
+
+
+def _subtrees(plan: merkle.ProofPlan) -> set[merkle.NodeId]:
+    return {node for step in plan for node in step}
 
 
 def build_receipt(log: Log, seq: int, vkey: str | None = None) -> Receipt:
     """The receipt of entry ``seq`` against the latest signed checkpoint.
 
     Raises :class:`NotFound` when there is no such entry and :class:`NotYetCovered` when the
-    entry is newer than the latest checkpoint (ask again after the next one).
+    entry is newer than the latest checkpoint (ask again after the next one). One statement
+    reads everything, unless a checkpoint was signed since the last receipt.
     """
-    with read_transaction(log.engine) as conn:
-        size = load_head(conn).size
+    vkey = vkey or _known_vkey(log)
+    expected = _covered_sizes.get(log.engine, 0)
+    plan = _plan(seq, expected)
+    bodies = [seq] if vkey else [0, seq]
+    with one_read(log.engine) as conn:
+        snapshot = read_snapshot(conn, _subtrees(plan), bodies=bodies, checkpoint=True)
+        size, checkpoint = snapshot.head.size, snapshot.checkpoint
         if not 0 <= seq < size:
             raise NotFound(f"no entry with seq {seq} (the log has {size} entries)")
-        checkpoint = latest_checkpoint(conn)
         covered = 0 if checkpoint is None else checkpoint.size
         if checkpoint is None or seq >= covered:
             raise NotYetCovered(
                 f"entry {seq} is not covered by a signed checkpoint yet (the latest covers "
                 f"{covered} entries); a receipt is available after the next checkpoint"
             )
-        query = select(entries.c.seq, entries.c.body).where(entries.c.seq.in_([0, seq]))
-        rows = {int(s): bytes(body) for s, body in conn.execute(query)}
-        hashes = merkle.inclusion_proof(seq, covered, lambda ids: read_nodes(conn, ids))
-    raw = rows[seq]
+        nodes = snapshot.nodes
+        if covered != expected:
+            _covered_sizes[log.engine] = covered
+            plan = _plan(seq, covered)
+            nodes = read_nodes(conn, _subtrees(plan))
+    hashes = merkle.resolve(plan, lambda _: nodes)
+    raw = snapshot.bodies[seq]
     return Receipt(
         entry=raw,
         seq=seq,
@@ -332,7 +365,7 @@ def build_receipt(log: Log, seq: int, vkey: str | None = None) -> Receipt:
         size=covered,
         hashes=tuple(hashes),
         checkpoint=checkpoint.note,
-        vkey=vkey or _log_vkey(log, rows[0]),
+        vkey=vkey or _recorded_vkey(log, snapshot.bodies[0]),
     )
 
 

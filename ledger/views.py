@@ -26,8 +26,8 @@ from ledger.db import read_transaction
 from ledger.entry import Entry, decode_entry
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.fund import (
+    Outcome,
     active_members,
-    balance,
     custodian_of,
     flows_of,
     grant_row,
@@ -36,8 +36,10 @@ from ledger.fund import (
     quorum_of,
     roster_for,
 )
+from ledger.log import Log, StoredCheckpoint
+from ledger.lunar import Cycle
 from ledger.privacy import private_salt
-from ledger.schema import collectives, cycles, entries, grants, pools, votes
+from ledger.schema import balances, collectives, cycles, entries, grants, pools, votes
 
 GRANT_STATUSES = ("proposed", "approved", "rejected", "disbursed", "cancelled")
 MAX_PAGE = 200
@@ -203,12 +205,23 @@ def _span(number: int, start: datetime, end: datetime) -> CycleSpan:
     return CycleSpan(number, format_ts(start), format_ts(end))
 
 
+def _balances(conn: Connection, pool: str) -> dict[tuple[str, str], int]:
+    """Every account of the pool by (currency, account), in one query."""
+    rows = conn.execute(
+        select(balances.c.currency, balances.c.account, balances.c.amount).where(
+            balances.c.pool == pool
+        )
+    )
+    return {(currency, account): int(amount) for currency, account, amount in rows}
+
+
 def _pool_view(conn: Connection, row: Any, now: datetime) -> PoolView:
     current = load_schedule(conn).cycle_at(now)
     roster = roster_for(conn, row.slug, current.number)
     caps: dict[str, str] = json.loads(row.fast_lane_cap)
     allowances: dict[str, str] = json.loads(row.cycle_allowance)
     flows = flows_of(conn, row.slug, current.number)
+    held = _balances(conn, row.slug)
     books = []
     for currency in json.loads(row.currencies):
         allowance = int(allowances.get(currency, "0"))
@@ -216,10 +229,10 @@ def _pool_view(conn: Connection, row: Any, now: datetime) -> PoolView:
         books.append(
             CurrencyBooks(
                 currency=currency,
-                donations=str(-balance(conn, row.slug, currency, "donations")),
-                committed=str(balance(conn, row.slug, currency, "committed")),
-                disbursed=str(balance(conn, row.slug, currency, "grants")),
-                available=str(balance(conn, row.slug, currency, "available")),
+                donations=str(-held.get((currency, "donations"), 0)),
+                committed=str(held.get((currency, "committed"), 0)),
+                disbursed=str(held.get((currency, "grants"), 0)),
+                available=str(held.get((currency, "available"), 0)),
                 fast_lane_cap=caps.get(currency, "0"),
                 fast_lane_allowance=str(allowance),
                 fast_lane_left=str(max(allowance - used, 0)),
@@ -382,6 +395,13 @@ def grant_queue(
     return GrantPage(items, next=items[-1].id if len(rows) > limit else None)
 
 
+def _entries(conn: Connection, seqs: Sequence[int]) -> list[Entry]:
+    if not seqs:
+        return []
+    rows = conn.execute(select(entries.c.body).where(entries.c.seq.in_(seqs)))
+    return [decode_entry(bytes(body)) for (body,) in rows]
+
+
 def _entry(conn: Connection, seq: int) -> Entry:
     body = conn.execute(select(entries.c.body).where(entries.c.seq == seq)).scalar()
     if body is None:
@@ -406,9 +426,16 @@ def _decision(entry: Entry) -> DecisionView:
 def grant_detail(engine: Engine, grant_id: int) -> GrantView:
     """One grant with every vote (void ones flagged) and the decision, if any."""
     with read_transaction(engine) as conn:
-        row = grant_row(conn, grant_id)
-        rows = conn.execute(select(votes).where(votes.c.grant_id == grant_id).order_by(votes.c.seq))
-        cast = tuple(
+        return _grant_details(conn, [grant_row(conn, grant_id)])[0]
+
+
+def _grant_details(conn: Connection, rows: Sequence[Any]) -> list[GrantView]:
+    """Grants with their votes and decisions, read with one query for each."""
+    ids = [int(row.id) for row in rows]
+    cast: dict[int, list[VoteView]] = {grant_id: [] for grant_id in ids}
+    ballots = conn.execute(select(votes).where(votes.c.grant_id.in_(ids)).order_by(votes.c.seq))
+    for v in ballots:
+        cast[int(v.grant_id)].append(
             VoteView(
                 seq=int(v.seq),
                 member=v.member,
@@ -418,14 +445,107 @@ def grant_detail(engine: Engine, grant_id: int) -> GrantView:
                 cycle=int(v.cycle),
                 void=bool(v.void),
             )
-            for v in rows
         )
-        decision = None if row.decided_seq is None else _decision(_entry(conn, row.decided_seq))
+    decided = [int(row.decided_seq) for row in rows if row.decided_seq is not None]
+    decisions = {entry.seq: _decision(entry) for entry in _entries(conn, decided)}
+    details = []
+    for row in rows:
+        grant_votes = tuple(cast[int(row.id)])
         tally = {
-            "approve": sum(1 for v in cast if v.vote == "approve" and not v.void),
-            "reject": sum(1 for v in cast if v.vote == "reject" and not v.void),
+            "approve": sum(1 for v in grant_votes if v.vote == "approve" and not v.void),
+            "reject": sum(1 for v in grant_votes if v.vote == "reject" and not v.void),
         }
-        return _grant_view(row, tally, votes=cast, decision=decision)
+        decision = None if row.decided_seq is None else decisions[int(row.decided_seq)]
+        details.append(_grant_view(row, tally, votes=grant_votes, decision=decision))
+    return details
+
+
+def recent_decisions(engine: Engine, pool: str, limit: int = 20) -> list[GrantView]:
+    """The pool's last decided grants, newest decision first, with votes and decision."""
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(grants)
+            .where(and_(grants.c.pool == pool, grants.c.decided_seq.is_not(None)))
+            .order_by(grants.c.decided_seq.desc())
+            .limit(limit)
+        ).all()
+        return _grant_details(conn, rows)
+
+
+# -- the log, for the web pages -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryPlace:
+    """One entry and its place in the chain and the tree."""
+
+    entry: Entry
+    entry_hash: str
+    log_size: int
+    next_seq: int | None
+    checkpoint: StoredCheckpoint | None  # the latest checkpoint that covers the entry
+    proof: tuple[str, ...]  # inclusion proof of the entry in that checkpoint's tree
+
+
+def current_cycle(engine: Engine, now: datetime) -> Cycle:
+    """The lunar cycle ``now`` falls in, from the persisted schedule."""
+    with read_transaction(engine) as conn:
+        return load_schedule(conn).cycle_at(now)
+
+
+def pool_entries(
+    engine: Engine, pool: str, limit: int = 20, scan_limit: int = 5000, batch: int = 500
+) -> list[Entry]:
+    """The pool's newest entries (``data.pool`` or ``data.slug`` is the pool), newest first,
+    among the log's newest ``scan_limit``."""
+    found: list[Entry] = []
+    # Canonical JSON holds "pool":"<slug>" or "slug":"<slug>" verbatim (inside a string the
+    # quotes would be escaped): entries without either are skipped before decoding.
+    marks = (f'"pool":"{pool}"'.encode(), f'"slug":"{pool}"'.encode())
+    with read_transaction(engine) as conn:
+        before: int | None = None
+        scanned = 0
+        while len(found) < limit and scanned < scan_limit:
+            query = select(entries.c.seq, entries.c.body).order_by(entries.c.seq.desc())
+            if before is not None:
+                query = query.where(entries.c.seq < before)
+            rows = conn.execute(query.limit(batch)).all()
+            if not rows:
+                break
+            for _, body in rows:
+                raw = bytes(body)
+                if not any(mark in raw for mark in marks):
+                    continue
+                entry = decode_entry(raw)
+                owner = entry.data.get("pool", entry.data.get("slug"))
+                if owner == pool and entry.kind != "collective_registered":
+                    found.append(entry)
+                    if len(found) == limit:
+                        break
+            scanned += len(rows)
+            before = int(rows[-1][0])
+    return found
+
+
+def entry_place(log: Log, seq: int) -> EntryPlace:
+    """Entry ``seq``, its hash, its neighbours and its inclusion proof in the latest
+    checkpoint (none when no checkpoint covers it yet)."""
+    entry = log.entry(seq)
+    size = log.head().size
+    checkpoint = log.latest_checkpoint()
+    proof: tuple[str, ...] = ()
+    if checkpoint is not None and seq < checkpoint.size:
+        proof = tuple(h.hex() for h in log.inclusion_proof(seq, checkpoint.size))
+    else:
+        checkpoint = None
+    return EntryPlace(
+        entry=entry,
+        entry_hash=entry.hash.hex(),
+        log_size=size,
+        next_seq=seq + 1 if seq + 1 < size else None,
+        checkpoint=checkpoint,
+        proof=proof,
+    )
 
 
 # -- what writes return ---------------------------------------------------------------------
@@ -464,28 +584,36 @@ def donation_receipts(engine: Engine, first: int, count: int) -> list[Receipt]:
         found = [decode_entry(bytes(body)) for (body,) in rows]
         if len(found) != count or any(e.kind != "donation_recorded" for e in found):
             raise LedgerError(f"entries {first}..{first + count - 1} are not the donations")
-        receipts = []
-        for entry in found:
-            d = entry.data
-            key = d["donor"]["commitment"]
-            salt = private_salt(conn, key)
-            receipts.append(
-                Receipt(
-                    seq=entry.seq,
-                    receipt_id=entry.seq,
-                    entry_hash=entry.hash.hex(),
-                    ts=entry.ts,
-                    pool=d["pool"],
-                    amount=d["amount"],
-                    currency=d["currency"],
-                    channel=d["channel"],
-                    cycle=int(d["cycle"]),
-                    commitment=key,
-                    salt=None if salt is None else salt.hex(),
-                    display_name=d["donor"].get("name"),
-                )
-            )
-        return receipts
+        return [
+            donation_receipt(entry, private_salt(conn, entry.data["donor"]["commitment"]))
+            for entry in found
+        ]
+
+
+def donation_receipt(entry: Entry, salt: bytes | None) -> Receipt:
+    d = entry.data
+    return Receipt(
+        seq=entry.seq,
+        receipt_id=entry.seq,
+        entry_hash=entry.hash.hex(),
+        ts=entry.ts,
+        pool=d["pool"],
+        amount=d["amount"],
+        currency=d["currency"],
+        channel=d["channel"],
+        cycle=int(d["cycle"]),
+        commitment=d["donor"]["commitment"],
+        salt=None if salt is None else salt.hex(),
+        display_name=d["donor"].get("name"),
+    )
+
+
+def recorded_receipts(engine: Engine, outcome: Outcome, count: int) -> list[Receipt]:
+    """Receipts for the ``count`` donations a command recorded: from what it just wrote, or
+    (an idempotent retry wrote nothing) read back from the log."""
+    if outcome.replayed:
+        return donation_receipts(engine, outcome.seq, count)
+    return [donation_receipt(entry, outcome.salts[entry.seq]) for entry in outcome.written]
 
 
 def vote_result(engine: Engine, seq: int) -> VoteResult:

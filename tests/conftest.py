@@ -104,7 +104,7 @@ def log(engine: Engine, signer: Signer, clock: ManualClock) -> Log:
 
 
 @pytest.fixture
-def app(db_url: str, tmp_path: Path, clock: ManualClock) -> Flask:
+def app(db_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[Flask]:
     config: dict[str, Any] = {
         "TESTING": True,
         "DATABASE_URL": db_url,
@@ -113,7 +113,13 @@ def app(db_url: str, tmp_path: Path, clock: ManualClock) -> Flask:
         "CLOCK": clock,
         "CHECKPOINT_EVERY": 10,
     }
-    return create_app(config)
+    app = create_app(config)
+    yield app
+    # Close the app's connections now, not whenever the collector gets to them: otherwise a
+    # run holds dozens of idle PostgreSQL connections and meets "too many clients".
+    state = app.extensions.get("lunaria")
+    if state is not None:
+        state.engine.dispose()
 
 
 @pytest.fixture

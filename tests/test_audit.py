@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import re
 import shutil
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,10 @@ from flask.testing import FlaskCliRunner
 from api import db
 from ledger import migrate
 from ledger.audit import audit, audit_rules, open_source
+from ledger.clock import ManualClock
 from ledger.db import make_engine
-from ledger.entry import GENESIS_PREV, Entry, encode_entry
+from ledger.demo import load_demo, start_of_demo
+from ledger.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
 from ledger.errors import LedgerError, VerificationError
 from ledger.fund import Actor, Fund, member_actor
 from ledger.log import Log
@@ -114,6 +118,14 @@ def flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
+def other_base64_digit(path: Path, offset: int) -> None:
+    """Another base64 digit at ``offset`` (flipping a bit can leave the alphabet, e.g. A→@,
+    which makes the signature malformed rather than wrong, depending on the session's key)."""
+    data = bytearray(path.read_bytes())
+    data[offset] = ord("B") if data[offset] == ord("A") else ord("A")
+    path.write_bytes(bytes(data))
+
+
 def rewrite(path: Path, change: Callable[[bytes], bytes]) -> None:
     path.write_bytes(change(path.read_bytes()))
 
@@ -187,7 +199,9 @@ TAMPERING: list[tuple[str, Callable[[Path], None], int | None, str]] = [
     ),
     (
         "checkpoint signature",
-        lambda out: flip(out / "checkpoint", len((out / "checkpoint").read_bytes()) - 10),
+        lambda out: other_base64_digit(
+            out / "checkpoint", len((out / "checkpoint").read_bytes()) - 10
+        ),
         None,
         r"checkpoint: signature by known key test.lunaria.example/log\+[0-9a-f]{8} does not verify",
     ),
@@ -298,12 +312,21 @@ def test_audit_over_http(server: tuple[str, Path], signer: Signer) -> None:
 
 def money(seq: int, *legs: tuple[str, str, str]) -> Entry:
     postings = [{"account": a, "currency": c, "amount": n} for a, c, n in legs]
-    data = {"pool": "food", "postings": postings}
+    data = {
+        "pool": "food",
+        "cycle": 300,
+        "currency": legs[0][1],
+        "corrected_kind": "donation_recorded",
+        "fund_change": "0",
+        "postings": postings,
+    }
     return encode_entry(seq, "2026-01-01T00:00:00.000000Z", "correction", GENESIS_PREV, "t", data)
 
 
 def plain(seq: int) -> Entry:
-    return encode_entry(seq, "2026-01-01T00:00:00.000000Z", "vote_cast", GENESIS_PREV, "t", {})
+    return encode_entry(
+        seq, "2026-01-01T00:00:00.000000Z", "checkpoint_anchored", GENESIS_PREV, "t", {}
+    )
 
 
 def test_audit_rules_balance_and_available() -> None:
@@ -344,6 +367,179 @@ def test_audit_rules_refuse_malformed_postings(postings: Any, message: str) -> N
     entry = Entry(**{**entry.__dict__, "data": {"postings": postings}})
     with pytest.raises(VerificationError, match=message):
         audit_rules([entry])
+
+
+# -- governance: custody, votes, quorum, handovers ---------------------------------------------
+
+DEMO_END = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def demo_history(tmp_path_factory: pytest.TempPathFactory, signer: Signer) -> list[Entry]:
+    """Six cycles of the demo fund (three collectives in rotation, handovers, quorum and
+    fast-lane decisions, payouts, corrections), as an auditor reads them from the log."""
+    base = tmp_path_factory.mktemp("demo")
+    engine = make_engine(f"sqlite:///{base / 'lunaria.db'}")
+    migrate.upgrade(engine)
+    clock = ManualClock(start_of_demo(DEMO_END))
+    log = Log(engine, ORIGIN, signer=signer, clock=clock)
+    log.create()
+    load_demo(Fund(log), clock, DEMO_END)
+    history = [decode_entry(raw) for raw in log.iter_raw()]
+    engine.dispose()
+    return history
+
+
+def first(history: list[Entry], kind: str, where: Callable[[dict[str, Any]], bool]) -> int:
+    """The position of the first entry of ``kind`` whose data satisfies ``where``."""
+    return next(i for i, e in enumerate(history) if e.kind == kind and where(e.data))
+
+
+def lie(history: list[Entry], at: int, **data: Any) -> list[Entry]:
+    """The history with entry ``at`` saying something else (a log signs whatever it holds)."""
+    told = list(history)
+    told[at] = dataclasses.replace(history[at], data={**history[at].data, **data})
+    return told
+
+
+def refused_at(history: list[Entry], seq: int, message: str) -> None:
+    with pytest.raises(VerificationError) as caught:
+        audit_rules(history)
+    assert caught.value.seq == seq, caught.value.message
+    assert re.search(message, caught.value.reason), caught.value.reason
+
+
+def test_governance_holds_over_the_demo(demo_history: list[Entry]) -> None:
+    kinds = {e.kind for e in demo_history}
+    assert {"custody_transferred", "vote_cast", "grant_decided", "correction"} <= kinds
+    lanes = {e.data["lane"] for e in demo_history if e.kind == "grant_decided"}
+    assert lanes == {"quorum", "fast_lane"}
+    assert audit_rules(demo_history).entries == len(demo_history)
+
+
+def test_a_vote_by_a_stranger_or_another_collective(demo_history: list[Entry]) -> None:
+    at = first(demo_history, "vote_cast", lambda d: not d["fast_lane"])
+    vote = demo_history[at]
+    refused_at(
+        lie(demo_history, at, member="mallory"),
+        vote.seq,
+        f"'mallory' votes but is not an active member of {vote.data['collective']}",
+    )
+    other = next(c for c in ("alba", "brisa", "cauce") if c != vote.data["collective"])
+    refused_at(
+        lie(demo_history, at, collective=other),
+        vote.seq,
+        rf"votes for '{other}', but the custodian of {vote.data['pool']} in cycle "
+        rf"{vote.data['cycle']} is '{vote.data['collective']}'",
+    )
+    refused_at(
+        lie(demo_history, at, cycle=vote.data["cycle"] + 1),
+        vote.seq,
+        rf"vote_cast in cycle {vote.data['cycle'] + 1}, but {vote.data['pool']} is in cycle",
+    )
+
+
+def test_an_approval_without_quorum(demo_history: list[Entry]) -> None:
+    at = first(
+        demo_history,
+        "grant_decided",
+        lambda d: d["decision"] == "approved" and d["lane"] == "quorum",
+    )
+    decision = demo_history[at]
+    assert len(decision.data["approvals"]) >= 2
+    # The last approving ballot never happened, and the decision counts only the others.
+    ballot = max(
+        i
+        for i, e in enumerate(demo_history[:at])
+        if e.kind == "vote_cast" and e.data["grant"] == decision.data["grant"]
+        if e.data["vote"] == "approve"
+    )
+    fewer = sorted(set(decision.data["approvals"]) - {demo_history[ballot].data["member"]})
+    told = lie(demo_history, at, approvals=fewer)
+    del told[ballot]
+    quorum = decision.data["quorum"]
+    refused_at(
+        told,
+        decision.seq,
+        rf"grant {decision.data['grant']} approved without quorum: {len(fewer)} for, "
+        rf"\d+ against, quorum {quorum} of \d+",
+    )
+    refused_at(
+        lie(demo_history, at, quorum=quorum - 1),
+        decision.seq,
+        rf"decided with quorum {quorum - 1}, not {quorum}",
+    )
+    refused_at(
+        lie(demo_history, at, approvals=fewer),
+        decision.seq,
+        r"decided on approvals .* but the ballots are",
+    )
+
+
+def test_a_fast_lane_approval_over_the_allowance(demo_history: list[Entry]) -> None:
+    at = first(demo_history, "grant_decided", lambda d: d["lane"] == "fast_lane")
+    decision = demo_history[at]
+    refused_at(
+        lie(demo_history, at, allowance_left="999999999"),
+        decision.seq,
+        rf"records 999999999 left, not {decision.data['allowance_left']}",
+    )
+
+
+def test_a_handover_statement_that_does_not_add_up(demo_history: list[Entry]) -> None:
+    at = first(demo_history, "custody_transferred", lambda d: bool(d["closed"]["statement"]))
+    handover = demo_history[at]
+    pool, closed = handover.data["pool"], handover.data["closed"]
+    currency, line = next(iter(closed["statement"].items()))
+
+    def statement(**figures: int) -> dict[str, Any]:
+        changed = {**line, **{name: str(int(line[name]) + n) for name, n in figures.items()}}
+        return {**closed, "statement": {**closed["statement"], currency: changed}}
+
+    refused_at(
+        lie(demo_history, at, closed=statement(closing=1)),
+        handover.seq,
+        rf"the {pool} statement for cycle {closed['number']} does not add up in {currency}: "
+        rf"closing {int(line['closing']) + 1}",
+    )
+    refused_at(
+        lie(demo_history, at, closed=statement(donations=100, closing=100)),
+        handover.seq,
+        rf"says {currency} donations {int(line['donations']) + 100}, but the log gives "
+        rf"{line['donations']}",
+    )
+    refused_at(
+        lie(demo_history, at, to="mallory"),
+        handover.seq,
+        rf"names 'mallory' as custodian of cycle {closed['number'] + 1}, but the roster gives",
+    )
+
+
+def test_audit_names_a_forged_vote_in_a_published_log(
+    log: Log, signer: Signer, tmp_path: Path
+) -> None:
+    """The operator signs a log holding a vote the fund would refuse: the audit names it."""
+    fund_history(log)
+    grant = next(e for e in log.entries(limit=1000) if e.kind == "grant_proposed")
+    forged = log.append(
+        "vote_cast",
+        {
+            "grant": grant.seq,
+            "pool": "food",
+            "member": "mallory",
+            "collective": "alba",
+            "vote": "approve",
+            "fast_lane": False,
+            "cycle": grant.data["cycle"],
+        },
+        member_actor("mallory"),
+    )
+    log.checkpoint_now()
+    publish(log, tmp_path / "tlog")
+    with pytest.raises(VerificationError) as caught:
+        audit(str(tmp_path / "tlog"), [signer.verifier()])
+    assert caught.value.seq == forged.seq
+    assert caught.value.reason == "'mallory' votes but is not an active member of alba"
 
 
 # -- the commands ------------------------------------------------------------------------------

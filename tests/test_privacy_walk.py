@@ -217,6 +217,7 @@ def values_for(rule: Rule, name: str, ids: dict[str, list[str]]) -> list[str]:
     known = {
         "grant_id": "grants",
         "seq": "seqs",
+        "size": "sizes",
         "path": "tiles",
         "filename": "static",
         "number": "cycles",

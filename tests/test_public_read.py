@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from api import db, ledger_api
+from exports.links import checkpoint_url
 from ledger import merkle
 from ledger.audit import audit
 from ledger.canonical import canonical_bytes
@@ -245,6 +246,29 @@ def test_checkpoint_and_vkey(story: Story, runner: FlaskCliRunner) -> None:
     }
 
 
+def test_checkpoints_by_size(story: Story) -> None:
+    """Every signed checkpoint stays served at its size: the URL a report's QR code holds."""
+    stored = the_log(story).checkpoints()
+    assert len(stored) > 1
+    for checkpoint in stored:
+        path = checkpoint_url("", checkpoint.size)
+        assert path == f"/api/v1/ledger/checkpoints/{checkpoint.size}"
+        response = get(story, path)
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert response.headers["Cache-Control"] == LONG
+        assert response.get_data(as_text=True) == checkpoint.note
+        opened = open_checkpoint(response.get_data(), [verifier(story)], ORIGIN)
+        assert (opened.size, opened.root) == (checkpoint.size, checkpoint.root)
+        get(story, path, 304, headers={"If-None-Match": response.headers["ETag"]})
+    unsigned = stored[-1].size - 1
+    assert unsigned not in {c.size for c in stored}
+    problem = refused(story, f"/api/v1/ledger/checkpoints/{unsigned}", "checkpoint_not_found", 404)
+    assert problem["detail"] == f"no checkpoint was signed at tree size {unsigned}"
+    refused(story, "/api/v1/ledger/checkpoints/99999999", "checkpoint_not_found", 404)
+    refused(story, "/api/v1/ledger/checkpoints/-1", "not_found", 404)
+    refused(story, "/api/v1/ledger/checkpoints/latest", "not_found", 404)
+
+
 def test_vkey_follows_key_rotation(story: Story) -> None:
     """A key_rotated entry publishing a new key retires the old one from that seq on."""
     new = Signer.generate(ORIGIN).verifier().vkey()
@@ -287,6 +311,20 @@ def test_inclusion_proofs(story: Story) -> None:
     assert str(size) in problem["detail"]
     for query in ("index=-1&size=3", "index=a&size=3", "index=1&size=3.0", "index=1", "size=3", ""):
         refused(story, f"{path}?{query}", "invalid_query")
+
+
+def test_proofs_are_rendered_as_their_schemas_document(story: Story) -> None:
+    """The proof routes render their own JSON (a marshmallow dump costs as much as the read):
+    it must stay what the OpenAPI schemas say."""
+    with story.http.app.app_context():
+        engine = db.get_engine()
+        size = the_log(story).head().size
+        proof = ledger_api.inclusion(engine, 1, size)
+        assert ledger_api.InclusionProofSchema().dump(proof) == proof.to_json()
+        consistent = ledger_api.consistency(engine, 3, size)
+        assert ledger_api.ConsistencyProofSchema().dump(consistent) == consistent.to_json()
+    response = get(story, f"/api/v1/ledger/proofs/consistency?from=3&to={size}")
+    assert response.get_json() == consistent.to_json()
 
 
 def test_consistency_proofs(story: Story) -> None:
@@ -554,6 +592,7 @@ def test_openapi_describes_the_public_reads(client: Any) -> None:
         "/api/v1/ledger/entries",
         "/api/v1/ledger/entries/{seq}",
         "/api/v1/ledger/checkpoint",
+        "/api/v1/ledger/checkpoints/{size}",
         "/api/v1/ledger/vkey",
         "/api/v1/ledger/proofs/inclusion",
         "/api/v1/ledger/proofs/consistency",

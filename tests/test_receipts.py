@@ -351,7 +351,7 @@ def test_receipt_commands(runner: FlaskCliRunner, app: Flask, tmp_path: Path) ->
         path.write_text(content)
         result = runner.invoke(args=["verify-receipt", str(path), "--vkey", vkey])
         assert result.exit_code == 0, result.output
-        assert result.output.startswith("ok: entry 3 (correction, leaf hash ")
+        assert result.output.startswith("ok: entry 3 (checkpoint_anchored, leaf hash ")
         assert f"is in {ORIGIN} at size 5" in result.output
 
     proof = parse_tlog_proof(text)

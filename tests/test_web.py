@@ -175,6 +175,22 @@ def test_pool_page_books_cycles_queue_decisions_entries_reports(site: Site) -> N
     assert len(re.findall(r'<li>\s*<a href="/entries/\d+">#\d+</a>', html)) == web.RECENT_ENTRIES
 
 
+def test_pool_page_links_its_atom_feed(site: Site) -> None:
+    links = Markup(site.html("/pools/food-bank")).all("link")
+    feeds = [link for link in links if link.get("type") == "application/atom+xml"]
+    assert feeds == [
+        {
+            "rel": "alternate",
+            "type": "application/atom+xml",
+            "href": "/api/v1/pools/food-bank/feed.atom",
+            "title": "Neighbourhood food bank",
+        }
+    ]
+    feed = site.get(str(feeds[0]["href"]))
+    assert feed.status_code == 200 and feed.mimetype == "application/atom+xml"
+    assert "<title>Neighbourhood food bank — Lunaria</title>" in feed.get_data(as_text=True)
+
+
 def test_entry_page_hash_chain_and_proof(site: Site) -> None:
     with site.ctx():
         log = db.get_log()
