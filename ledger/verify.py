@@ -329,20 +329,24 @@ def _node_mismatch(stored: tuple[int, bytes] | None, level: int, index: int, seq
 
 @contextmanager
 def _rows(conn: Connection, sql: str) -> Iterator[Iterator[Any]]:
-    """The rows of ``sql`` as plain tuples, fetched in batches within ``conn``'s transaction.
+    """The rows of ``sql`` as plain tuples, within ``conn``'s transaction.
 
     Straight from the driver: SQLAlchemy's result rows cost more than the checks themselves.
-    PostgreSQL streams through a server-side (named) cursor, SQLite through its own cursor.
+    PostgreSQL streams through a server-side (named) cursor, in batches; SQLite's cursor is
+    iterated row by row (cheaper than its fetchmany lists, with no more memory).
     """
     driver: Any = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        cursor = driver.cursor(name=f"lunaria_verify_{id(sql):x}", binary=True)
-    else:
+    if conn.dialect.name != "postgresql":
         cursor = driver.cursor()
+        try:
+            yield cursor.execute(sql)
+        finally:
+            cursor.close()
+        return
+    cursor = driver.cursor(name=f"lunaria_verify_{id(sql):x}", binary=True)
     try:
         cursor.execute(sql)
-        batches = _prefetched if conn.dialect.name == "postgresql" else _fetched
-        rows = batches(lambda: cursor.fetchmany(STREAM_BATCH))
+        rows = _prefetched(lambda: cursor.fetchmany(STREAM_BATCH))
         try:
             yield rows
         finally:
@@ -351,16 +355,10 @@ def _rows(conn: Connection, sql: str) -> Iterator[Iterator[Any]]:
         cursor.close()
 
 
-def _fetched(fetch: Callable[[], list[Any]]) -> Generator[Any, None, None]:
-    """The rows of ``fetch()`` batches until an empty one."""
-    while batch := fetch():
-        yield from batch
-
-
 def _prefetched(fetch: Callable[[], list[Any]]) -> Generator[Any, None, None]:
-    """As :func:`_fetched`, the next batch fetched while these are checked: PostgreSQL works on
-    the other core instead of idling while Python hashes (psycopg waits without the GIL).
-    SQLite gains nothing from it: its engine runs in this process, under the same GIL."""
+    """The rows of ``fetch()`` batches until an empty one, the next batch fetched while these
+    are checked: PostgreSQL works on the other core instead of idling while Python hashes
+    (psycopg waits without the GIL). SQLite would gain nothing: it runs under the same GIL."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lunaria-verify") as fetcher:
         pending = fetcher.submit(fetch)
         while batch := pending.result():
