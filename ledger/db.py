@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -89,13 +89,35 @@ def execute_raw(conn: Connection, sql: str, params: Any = (), *, many: bool = Fa
     costs more than the statement itself. Errors are still raised as SQLAlchemy's DBAPIError
     subclasses, and a lost connection is invalidated, as ``Connection.exec_driver_sql`` does.
     """
-    dbapi_connection: Any = conn.connection.dbapi_connection
-    cursor = dbapi_connection.cursor()
-    try:
+
+    def run(cursor: Any) -> None:
         if many:
             cursor.executemany(sql, params)
         else:
             cursor.execute(sql, params)
+
+    return _on_cursor(conn, sql, params, many, run)
+
+
+def copy_rows(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Send ``rows`` through ``COPY … FROM STDIN`` (PostgreSQL, psycopg), as execute_raw runs a
+    statement: in ``conn``'s transaction, errors raised as SQLAlchemy's."""
+
+    def run(cursor: Any) -> None:
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    _on_cursor(conn, sql, rows, True, run).close()
+
+
+def _on_cursor(
+    conn: Connection, sql: str, params: Any, many: bool, run: Callable[[Any], None]
+) -> Any:
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        run(cursor)
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
         if lost:
@@ -145,30 +167,22 @@ _SQLITE_MAX_PARAMETERS = 999
 
 @dataclass(frozen=True)
 class RowInsert:
-    """``INSERT INTO table (columns)`` for many rows at once; ``columns`` pairs each name with
-    its PostgreSQL type.
+    """``INSERT INTO table (columns)`` for many rows at once.
 
     A batch goes in a few statements, not one per row (executemany steps, and on PostgreSQL
     executes, a statement per row): SQLite takes as many rows per statement as its parameter
-    limit allows, in one ``VALUES`` list; PostgreSQL takes them all in one statement, each
-    column an array through ``unnest``."""
+    limit allows, in one ``VALUES`` list; PostgreSQL takes them all through ``COPY``."""
 
     table: str
-    columns: tuple[tuple[str, str], ...]
+    columns: tuple[str, ...]
 
     @cached_property
-    def _names(self) -> str:
-        return ", ".join(name for name, _ in self.columns)
-
-    @cached_property
-    def _unnest(self) -> str:
-        # %b: arrays go in psycopg's binary format, which it dumps without escaping each text
-        arrays = ", ".join(f"%b::{pg_type}[]" for _, pg_type in self.columns)
-        return f"INSERT INTO {self.table} ({self._names}) SELECT * FROM unnest({arrays})"
+    def _copy(self) -> str:
+        return f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN"
 
     def _values(self, count: int) -> str:
         """The statement for ``count`` rows, ``?`` placeholders (see write_sql)."""
-        return _values_statement(self.table, self._names, len(self.columns), count)
+        return _values_statement(self.table, ", ".join(self.columns), len(self.columns), count)
 
     def run(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         if len(rows) < 2:
@@ -180,8 +194,7 @@ class RowInsert:
                 values = [value for row in chunk for value in row]
                 execute_raw(conn, self._values(len(chunk)), values).close()
         else:
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            execute_raw(conn, self._unnest, columns).close()
+            copy_rows(conn, self._copy, rows)
 
 
 @lru_cache(maxsize=256)

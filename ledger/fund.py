@@ -26,7 +26,7 @@ from ledger.entry import Entry
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.log import Log, LogWriter
 from ledger.lunar import Cycle, LunarSchedule
-from ledger.money import check_currency, move, parse_amount, postings_json
+from ledger.money import check_currency, move, move_json, parse_amount, postings_json
 from ledger.privacy import PrivateRecord, commitment, keep_private, new_salt, new_salts
 from ledger.projections import apply_entries, apply_entry
 from ledger.schema import (
@@ -763,9 +763,7 @@ class Fund:
                 "currency": grant.currency,
                 "reference": reference,
                 "cycle": tx.cycle.number,
-                "postings": postings_json(
-                    move(grant.pool, grant.currency, amount, "committed", "grants")
-                ),
+                "postings": move_json(grant.pool, grant.currency, amount, "committed", "grants"),
             }
             entry = tx.emit("grant_disbursed", data, actor.id)
             payload = {"grant": grant_id, "payment_reference": payment_reference}
@@ -846,8 +844,7 @@ def _amount_map(values: Mapping[str, Any], currencies: Sequence[str], field: str
     return result
 
 
-@dataclass(frozen=True)
-class _Donation:
+class _Donation(NamedTuple):
     """A checked donation: its currency, its entry's data (the cycle is set when it is
     written), its receipt's salt, and what goes to the private table."""
 
@@ -903,7 +900,7 @@ def _donation(
         "channel": channel,
         "donor": donor,
         "reference": commitment(salt, reference),
-        "postings": postings_json(move(pool, currency, amount, "donations", "available")),
+        "postings": move_json(pool, currency, amount, "donations", "available"),
     }
     private = {
         "external_reference": reference,

@@ -48,20 +48,11 @@ class PrivateRecord(NamedTuple):
     seq: int
 
 
-_NEW_RECORDS = RowInsert(
-    "private_records",
-    (
-        ("commitment", "text"),
-        ("kind", "text"),
-        ("salt", "text"),
-        ("payload", "text"),
-        ("seq", "bigint"),
-    ),
-)
+_NEW_RECORDS = RowInsert("private_records", ("commitment", "kind", "salt", "payload", "seq"))
 
 
 def keep_private(conn: Connection, records: Sequence[PrivateRecord]) -> None:
-    """Store private records, in one statement however many (a batch of donations)."""
+    """Store private records, a batch of donations' in a few statements (see RowInsert)."""
     _NEW_RECORDS.run(
         conn, [(r.commitment, r.kind, r.salt.hex(), json.dumps(r.payload), r.seq) for r in records]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -250,6 +251,33 @@ def test_batch_is_all_or_nothing(fund: Fund) -> None:
     assert fund.log.head().size == size
     outcome = fund.record_donations(TREASURER, "food", batch[:5])
     assert fund.log.head().size == size + 5 and outcome.seq == size
+
+
+def test_a_missing_pool_is_named_before_bad_items(fund: Fund) -> None:
+    # Items are checked before the write lock is taken; the rules' order still puts the pool first.
+    with pytest.raises(NotFound):
+        fund.record_donations(TREASURER, "nowhere", [donation("100", "r"), donation("-1", "bad")])
+    with rule("currency_not_accepted"):  # item 0's currency comes before item 1's amount
+        fund.record_donations(
+            TREASURER, "food", [{**donation("100", "r"), "currency": "USD"}, donation("-1", "x")]
+        )
+
+
+def test_a_batch_keeps_every_character_of_its_private_records(fund: Fund) -> None:
+    texts = ["tab\there", 'back\\slash "quoted"', "\\N", "é 漢字 \U0001f600", "comma,semi;"]
+    batch = [donation("100", text, note=f"{text}!", display_name=text[:8]) for text in texts]
+    outcome = fund.record_donations(TREASURER, "food", batch)
+    with fund.log.engine.connect() as conn:
+        payloads = conn.execute(
+            select(private_records.c.payload)
+            .where(private_records.c.seq >= outcome.seq)
+            .order_by(private_records.c.seq)
+        ).scalars()
+        kept = [(p["external_reference"], p["note"]) for p in map(json.loads, payloads)]
+    assert kept == [(text, f"{text}!") for text in texts]
+    names = [fund.log.entry(outcome.seq + i).data["donor"]["name"] for i in range(len(texts))]
+    assert names == [text[:8] for text in texts]
+    check_replay(fund.log.engine)
 
 
 def test_roles_and_unknowns(fund: Fund) -> None:
