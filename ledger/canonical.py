@@ -93,20 +93,18 @@ def _plainly_valid(value: Any, depth: int = 0) -> bool:
 
 # One encoder for every entry (json.dumps with options builds a new one per call). It skips the
 # circular-reference check: what it encodes has passed _plainly_valid or _check, whose depth
-# limit refuses a value that contains itself, or is vouched plain by the ledger that built it.
+# limit refuses a value that contains itself.
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
 )
 
 
-def canonical_bytes(value: Any, *, plain: bool = False) -> bytes:
+def canonical_bytes(value: Any) -> bytes:
     """Return the canonical (JCS) UTF-8 bytes of ``value``, refusing what JCS cannot carry.
 
-    ``plain=True`` vouches that ``value`` is made only of what :func:`_plainly_valid` accepts
-    (as data the ledger builds itself from checked values is), and skips that walk; strings
-    are still checked as they are encoded, and what fails to encode is explained by the full
-    check."""
-    if plain or _plainly_valid(value):
+    Every value is walked before it is encoded, whoever built it: a float or an unsafe integer
+    would encode without complaint, and the log could never take it back."""
+    if _plainly_valid(value):
         try:
             return _ENCODER.encode(value).encode()
         except (TypeError, ValueError, RecursionError):

@@ -239,23 +239,20 @@ class WriteConnections:
     def transaction(self) -> Iterator[Connection]:
         """A transaction that holds the write lock from its first statement (SQLite)."""
         with self._turns:
-            yield from self._transaction()
-
-    def _transaction(self) -> Iterator[Connection]:
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = self._engine.connect()
-        try:
-            with conn.begin():
-                yield conn
-        except BaseException:
-            conn.close()  # rolled back (or broken): back to the pool, which resets it
-            raise
-        if conn.invalidated:
-            conn.close()
-        else:
-            self._idle.append(conn)
+            try:
+                conn = self._idle.pop()  # (no check first: another thread may take it meanwhile)
+            except IndexError:
+                conn = self._engine.connect()
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                conn.close()  # rolled back (or broken): back to the pool, which resets it
+                raise
+            if conn.invalidated:
+                conn.close()
+            else:
+                self._idle.append(conn)
 
     def _close_idle(self, _engine: Engine) -> None:
         while self._idle:

@@ -94,23 +94,14 @@ def check_actor(actor: str) -> None:
 
 
 def encode_entry(
-    seq: int,
-    ts: str,
-    kind: str,
-    prev: str,
-    actor: str,
-    data: dict[str, Any],
-    *,
-    plain: bool = False,
+    seq: int, ts: str, kind: str, prev: str, actor: str, data: dict[str, Any]
 ) -> Entry:
-    """Build an entry, refusing anything that could not be hashed unambiguously.
-
-    ``plain=True``: the caller vouches ``data`` is plain (see :func:`canonical_bytes`)."""
+    """Build an entry, refusing anything that could not be hashed unambiguously."""
     check_kind(kind)
     check_actor(actor)
     if not isinstance(data, dict):
         raise EncodingError("entry data must be a JSON object")
-    raw = canonical_bytes(_envelope(seq, ts, kind, prev, actor, data), plain=plain)
+    raw = canonical_bytes(_envelope(seq, ts, kind, prev, actor, data))
     if len(raw) > MAX_ENTRY_BYTES:
         raise EncodingError(f"entry is {len(raw)} bytes; the limit is {MAX_ENTRY_BYTES}")
     return Entry(seq=seq, ts=ts, kind=kind, prev=prev, actor=actor, data=data, raw=raw)

@@ -284,15 +284,12 @@ class FundTransaction:
         apply_entry(self.conn, entry)
         return entry
 
-    def emit_all(
-        self, kind: str, items: Iterable[dict[str, Any]], actor: str, *, plain: bool = False
-    ) -> list[Entry]:
+    def emit_all(self, kind: str, items: Iterable[dict[str, Any]], actor: str) -> list[Entry]:
         """Append one entry per item, in order, then apply them to the projections together
         (a batch writes each projection row once). An item that fails to check or encode
-        stops it, with nothing written, as emitting them one by one would. ``plain=True``:
-        the caller built the items from checked values (see LogWriter.append)."""
+        stops it, with nothing written, as emitting them one by one would."""
         append = self.writer.append
-        entries = [append(kind, data, actor, plain=plain) for data in items]
+        entries = [append(kind, data, actor) for data in items]
         apply_entries(self.conn, entries)
         return entries
 
@@ -647,8 +644,8 @@ class Fund:
             for donation in donations:
                 _check_accepted(pool, accepted, donation.currency)
                 donation.data["cycle"] = tx.cycle.number
-            items = [d.data for d in donations]  # built here, of checked values: plain
-            written.extend(tx.emit_all("donation_recorded", items, actor.id, plain=True))
+            items = [d.data for d in donations]
+            written.extend(tx.emit_all("donation_recorded", items, actor.id))
             records = [d.private_record(e.seq) for d, e in zip(donations, written, strict=True)]
             keep_private(tx.conn, records)
             return written[0]

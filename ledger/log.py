@@ -420,13 +420,8 @@ class LogWriter:
         self._checkpoint_requested = False
         self._now_formatted = (self.now, format_ts(self.now))
 
-    def append(
-        self, kind: str, data: dict[str, Any], actor: str = SYSTEM_ACTOR, *, plain: bool = False
-    ) -> Entry:
-        """Append one entry; it becomes durable when the transaction commits.
-
-        ``plain=True``: the caller vouches ``data`` is plain, so it is not walked before it is
-        encoded (see :func:`ledger.canonical.canonical_bytes`)."""
+    def append(self, kind: str, data: dict[str, Any], actor: str = SYSTEM_ACTOR) -> Entry:
+        """Append one entry; it becomes durable when the transaction commits."""
         head = self.head
         now, now_ts = self._now_formatted
         if now is not self.now:  # (a caller replaced it)
@@ -434,7 +429,7 @@ class LogWriter:
         # ts never goes backwards, even if the clock does.
         ts = max(now_ts, head.last_ts)
         prev = head.last_hash.hex() if head.size else GENESIS_PREV
-        entry = encode_entry(head.size, ts, kind, prev, actor, data, plain=plain)
+        entry = encode_entry(head.size, ts, kind, prev, actor, data)
         entry_hash = entry.hash
         self._new_entries.append((entry.seq, entry_hash, kind, ts, entry.raw))
         for (level, index), node in head.frontier.append(entry_hash):

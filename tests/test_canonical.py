@@ -178,19 +178,6 @@ def test_canonical_bytes_refuses(value: Any) -> None:
         canonical_bytes(value)
 
 
-@settings(max_examples=100, deadline=None)
-@given(JSON_VALUES)
-def test_values_vouched_plain_encode_the_same(value: Any) -> None:
-    assert canonical_bytes(value, plain=True) == canonical_bytes(value)
-
-
-@pytest.mark.parametrize("value", [{"a": ["\ud800"]}, {"a": object()}], ids=["surrogate", "object"])
-def test_a_wrong_plain_vouch_is_still_refused(value: Any) -> None:
-    # Only what encodes is trusted: a lone surrogate or odd type still meets the full check.
-    with pytest.raises(EncodingError):
-        canonical_bytes(value, plain=True)
-
-
 def test_refusal_names_the_place() -> None:
     with pytest.raises(EncodingError, match=r"\$\.a\[1\]\.b"):
         canonical_bytes({"a": [0, {"b": 1.5}]})
