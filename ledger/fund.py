@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,6 +24,7 @@ from ledger.clock import format_ts, parse_ts
 from ledger.db import read_sql, write_sql
 from ledger.entry import Entry
 from ledger.errors import LedgerError, NotFound, RuleViolation
+from ledger.group_commit import GroupCommit
 from ledger.log import Log, LogWriter
 from ledger.lunar import Cycle, LunarSchedule
 from ledger.money import check_currency, move, move_json, parse_amount, postings_json
@@ -411,6 +412,7 @@ class Fund:
     def __init__(self, log: Log) -> None:
         self.log = log
         self.boundaries = KnownBoundaries()
+        self._singles = GroupCommit(self._record_singles, limit=MAX_BATCH)
 
     @contextmanager
     def transaction(self) -> Iterator[FundTransaction]:
@@ -427,13 +429,8 @@ class Fund:
         request: Mapping[str, Any],
         command: Callable[[FundTransaction], Entry],
     ) -> Outcome:
+        scoped = _scoped_key(actor, idempotency_key)
         with self.transaction() as tx:
-            # Keys are per caller; hashed so any client key fits the column.
-            scoped = (
-                hashlib.sha256(f"{actor.id}|{idempotency_key}".encode()).hexdigest()
-                if idempotency_key
-                else None
-            )
             if scoped is not None:
                 seq = tx.writer.find_idempotent(scoped, request)
                 if seq is not None:
@@ -591,9 +588,28 @@ class Fund:
         donation: Mapping[str, Any],
         idempotency_key: str | None = None,
     ) -> Outcome:
-        """One donation; the receipt's salt is in the private record keyed by its commitment."""
+        """One donation; the receipt's salt is in the private record keyed by its commitment.
+
+        Concurrent single donations share a write transaction (see GroupCommit); each is
+        checked, written and answered as if it were alone."""
+        require_role(actor, "treasurer", "admin")
+        salt = new_salt()
+        try:  # (checked before the write lock is taken; see _record)
+            prepared: _Donation | None = _donation(pool, donation, "", salt, None)
+        except Exception:
+            prepared = None
         request = {"pool": pool, **donation}  # per field, so a conflict names the field
-        return self._record(actor, pool, [donation], idempotency_key, request, in_batch=False)
+        key = _scoped_key(actor, idempotency_key)
+        return self._singles.submit(
+            _SingleDonation(actor, pool, donation, key, request, salt, prepared)
+        )
+
+    def _record_singles(self, singles: Sequence[_SingleDonation]) -> list[Outcome | Exception]:
+        with self.transaction() as tx:
+            group = _DonationGroup(tx, {s.key for s in singles if s.key is not None})
+            outcomes = [group.add(single) for single in singles]
+            group.write()
+        return outcomes
 
     def record_donations(
         self,
@@ -603,28 +619,17 @@ class Fund:
         idempotency_key: str | None = None,
     ) -> Outcome:
         """Up to MAX_BATCH donations, all or nothing; the outcome's seq is the first one."""
-        request = {"pool": pool, "donations": [dict(d) for d in batch]}
-        return self._record(actor, pool, batch, idempotency_key, request, in_batch=True)
-
-    def _record(
-        self,
-        actor: Actor,
-        pool: str,
-        batch: Sequence[Mapping[str, Any]],
-        idempotency_key: str | None,
-        request: Mapping[str, Any],
-        in_batch: bool,
-    ) -> Outcome:
         require_role(actor, "treasurer", "admin")
         if not 1 <= len(batch) <= MAX_BATCH:
             raise RuleViolation(
                 f"a batch holds 1 to {MAX_BATCH} donations, not {len(batch)}", "invalid_batch"
             )
+        request = {"pool": pool, "donations": [dict(d) for d in batch]}
         salts = new_salts(len(batch))
 
         def checked(accepted: Sequence[str] | None) -> list[_Donation]:
             return [
-                _donation(pool, item, f"donations[{i}]." * in_batch, salt, accepted)
+                _donation(pool, item, f"donations[{i}].", salt, accepted)
                 for i, (item, salt) in enumerate(zip(batch, salts, strict=True))
             ]
 
@@ -853,6 +858,75 @@ class _Donation(NamedTuple):
     def private_record(self, seq: int) -> PrivateRecord:
         commitment_hex = self.data["donor"]["commitment"]
         return PrivateRecord(commitment_hex, "donation", self.salt, self.private, seq)
+
+
+def _scoped_key(actor: Actor, idempotency_key: str | None) -> str | None:
+    """Keys are per caller; hashed so any client key fits the column."""
+    if not idempotency_key:
+        return None
+    return hashlib.sha256(f"{actor.id}|{idempotency_key}".encode()).hexdigest()
+
+
+class _SingleDonation(NamedTuple):
+    """A single donation waiting for its group's transaction: the request as it came, its
+    idempotency key (scoped) and receipt salt, and its donation if it checked out alone."""
+
+    actor: Actor
+    pool: str
+    item: Mapping[str, Any]
+    key: str | None
+    request: Mapping[str, Any]
+    salt: bytes
+    prepared: _Donation | None
+
+
+class _DonationGroup:
+    """Single donations in one transaction: each checked in turn, in the rules' order, as if
+    alone (a later one sees the earlier ones' idempotency keys); their projections, private
+    records and keys written together at the end."""
+
+    def __init__(self, tx: FundTransaction, keys: Collection[str]) -> None:
+        self.tx = tx
+        self.seen = tx.writer.remembered(keys)
+        self.currencies: dict[str, list[str]] = {}
+        self.entries: list[Entry] = []
+        self.records: list[PrivateRecord] = []
+        self.keys: list[tuple[str, int, str]] = []
+
+    def add(self, single: _SingleDonation) -> Outcome | Exception:
+        """The donation's outcome, or the rule it broke (then nothing of it is written)."""
+        try:
+            return self._add(single)
+        except LedgerError as exc:
+            return exc
+
+    def _add(self, single: _SingleDonation) -> Outcome:
+        writer, key = self.tx.writer, single.key
+        if key is not None and key in self.seen:
+            return Outcome(writer.replay(key, single.request, self.seen[key]), replayed=True)
+        accepted = self._accepted(single.pool)
+        donation = single.prepared
+        if donation is None:  # raises what is wrong with it, now in the rules' order
+            donation = _donation(single.pool, single.item, "", single.salt, accepted)
+        _check_accepted(single.pool, accepted, donation.currency)
+        donation.data["cycle"] = self.tx.cycle.number
+        entry = writer.append("donation_recorded", donation.data, single.actor.id)
+        self.entries.append(entry)
+        self.records.append(donation.private_record(entry.seq))
+        if key is not None:
+            self.seen[key] = (entry.seq, writer.fingerprint(single.request))
+            self.keys.append((key, *self.seen[key]))
+        return Outcome(entry.seq, replayed=False, written=(entry,), salts={entry.seq: single.salt})
+
+    def _accepted(self, pool: str) -> list[str]:
+        if pool not in self.currencies:
+            self.currencies[pool] = json.loads(pool_row(self.tx.conn, pool).currencies)
+        return self.currencies[pool]
+
+    def write(self) -> None:
+        apply_entries(self.tx.conn, self.entries)
+        keep_private(self.tx.conn, self.records)
+        self.tx.writer.remember_all(self.keys)
 
 
 def _check_accepted(pool: str, accepted: Sequence[str], currency: str) -> None:

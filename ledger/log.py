@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import weakref
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from ledger import merkle
 from ledger.clock import Clock, SystemClock, format_ts, parse_ts
-from ledger.db import WriteConnections, is_sqlite, read_sql, read_transaction, write_sql
+from ledger.db import RowInsert, WriteConnections, is_sqlite, read_sql, read_transaction
 from ledger.db import execute_raw as _execute
 from ledger.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
@@ -99,6 +99,7 @@ def request_fingerprint(key: bytes, request: Mapping[str, Any]) -> dict[str, str
     }
 
 
+_REMEMBER = RowInsert("idempotency_keys", ("key", "seq", "fingerprint"))
 _HEAD_COLUMNS = "origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts"
 
 
@@ -442,28 +443,43 @@ class LogWriter:
 
     def find_idempotent(self, key: str, request: Mapping[str, Any]) -> int | None:
         """The seq recorded for ``key`` if this exact request was seen; conflict if it differs."""
-        rows = read_sql(
-            self.conn, "SELECT seq, fingerprint FROM idempotency_keys WHERE key = ?", (key,)
-        )
-        if not rows:
-            return None
-        seq, fingerprint = rows[0]
+        seen = self.remembered([key]).get(key)
+        return None if seen is None else self.replay(key, request, seen)
+
+    def remembered(self, keys: Collection[str]) -> dict[str, tuple[int, str]]:
+        """The keys already used, each with its seq and its request's stored fingerprint."""
+        if not keys:
+            return {}
+        marks = ", ".join("?" * len(keys))
+        sql = f"SELECT key, seq, fingerprint FROM idempotency_keys WHERE key IN ({marks})"
+        return {
+            key: (int(seq), fingerprint)
+            for key, seq, fingerprint in read_sql(self.conn, sql, tuple(keys))
+        }
+
+    def replay(self, key: str, request: Mapping[str, Any], seen: tuple[int, str]) -> int:
+        """The seq ``key`` produced (see :meth:`remembered`), if ``request`` is the one it
+        was used for; else IdempotencyConflict naming the fields that differ."""
+        seq, fingerprint = seen
         before: dict[str, str] = json.loads(fingerprint)
         now = request_fingerprint(self.log.fingerprint_key, request)
         names = before.keys() | now.keys()
         differing = sorted(name for name in names if before.get(name) != now.get(name))
         if differing:
             raise IdempotencyConflict(key, differing)
-        return int(seq)
+        return seq
+
+    def fingerprint(self, request: Mapping[str, Any]) -> str:
+        """What :meth:`remember` stores of ``request``: a keyed digest per field."""
+        return json.dumps(request_fingerprint(self.log.fingerprint_key, request))
 
     def remember(self, key: str, request: Mapping[str, Any], seq: int) -> None:
         """Record that ``key`` produced the entry at ``seq`` (unique index: one per key)."""
-        fingerprint = json.dumps(request_fingerprint(self.log.fingerprint_key, request))
-        write_sql(
-            self.conn,
-            "INSERT INTO idempotency_keys (key, seq, fingerprint) VALUES (?, ?, ?)",
-            (key, seq, fingerprint),
-        )
+        self.remember_all([(key, seq, self.fingerprint(request))])
+
+    def remember_all(self, rows: Sequence[tuple[str, int, str]]) -> None:
+        """Record several keys at once: (key, seq, fingerprint) rows."""
+        _REMEMBER.run(self.conn, rows)
 
     def request_checkpoint(self) -> None:
         """Sign a checkpoint at commit even if the policy would not (e.g. at a handover)."""

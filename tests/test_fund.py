@@ -426,3 +426,55 @@ def test_idempotency_records_hold_no_guessable_digest(fund: Fund) -> None:
         stored = conn.execute(select(idempotency_keys.c.fingerprint)).scalars().all()
     plain = hashlib.sha256(json_.dumps(iban).encode()).hexdigest()
     assert stored and all(plain not in row and iban not in row for row in stored)
+
+
+def test_waiting_single_donations_are_each_judged_alone(fund: Fund, signer: Signer) -> None:
+    """Single donations that queue while another is written go in one transaction (group
+    commit); each is still checked in order, as if alone, and only the bad ones fail."""
+    import threading
+    import time
+
+    singles = fund._singles  # (internal: the test holds its turn so that a group forms)
+    calls: list[tuple[str, dict[str, Any], str | None]] = [
+        ("food", donation("100", "g1"), "k1"),
+        ("food", donation("100", "g1"), "k1"),  # a retry of the first, in the same group
+        ("food", donation("300", "g1"), "k1"),  # the same key for something else
+        ("nowhere", donation("100", "g2"), None),
+        ("food", donation("-1", "g3"), None),
+        ("food", {**donation("5", "g4"), "currency": "USD"}, None),
+        ("food", donation("250", "g5", display_name="Ana"), "k2"),
+    ]
+    results: dict[int, Any] = {}
+
+    def run(i: int) -> None:
+        pool, item, key = calls[i]
+        try:
+            results[i] = fund.record_donation(TREASURER, pool, item, idempotency_key=key)
+        except BaseException as exc:  # asserted below
+            results[i] = exc
+
+    size = fund.log.head().size
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    with singles._turn:
+        for i, thread in enumerate(threads):
+            thread.start()
+            while len(singles._waiting) <= i:  # one at a time: their order is known
+                time.sleep(0.001)
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+
+    first, retry, conflict, nowhere, negative, usd, last = (results[i] for i in range(7))
+    assert (first.seq, first.replayed) == (size, False) and first.salts
+    assert (retry.seq, retry.replayed) == (size, True)
+    assert isinstance(conflict, IdempotencyConflict) and conflict.fields == ("amount",)
+    assert isinstance(nowhere, NotFound)
+    assert isinstance(negative, LedgerError) and negative.code == "invalid_amount"
+    assert isinstance(usd, LedgerError) and usd.code == "currency_not_accepted"
+    assert (last.seq, last.replayed) == (size + 1, False)
+    assert fund.log.head().size == size + 2
+    assert books(fund)["available"] == 350
+    after = fund.record_donation(TREASURER, "food", donation("100", "g1"), idempotency_key="k1")
+    assert (after.seq, after.replayed) == (size, True)
+    verify_database(fund.log.engine, [signer.verifier()])
+    check_replay(fund.log.engine)

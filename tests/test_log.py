@@ -198,8 +198,8 @@ def _check_concurrent_result(log: Log, signer: Signer, expected: int) -> None:
     assert report.size == expected
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_concurrent_processes_postgres(log: Log, db_url: str, signer: Signer) -> None:
+def test_concurrent_processes(log: Log, db_url: str, signer: Signer) -> None:
+    # (SQLite: the processes take turns on the writer lock file, see SqliteWriterTurns)
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_append_many, args=(db_url, signer.skey(), w, 250)) for w in range(8)
@@ -237,3 +237,32 @@ def test_entry_bytes_stored_exactly(log: Log, engine: Engine) -> None:
         body = conn.execute(select(entries.c.body).where(entries.c.seq == entry.seq)).scalar_one()
     assert bytes(body) == entry.raw
     assert decode_entry(bytes(body)) == entry
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_writers_wait_for_the_writer_lock_file(log: Log, db_url: str) -> None:
+    """A writer waits while another process holds the turn, and goes on once it is released."""
+    import fcntl
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    path = f"{make_url(db_url).database}-writer.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # another open file: as another process
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        appended = threading.Event()
+
+        def append() -> None:
+            log.append("pool_created", {"n": 1})
+            appended.set()
+
+        writer = threading.Thread(target=append)
+        writer.start()
+        assert not appended.wait(timeout=0.5), "the writer did not wait for its turn"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        assert appended.wait(timeout=30)
+        writer.join(timeout=30)
+    finally:
+        os.close(fd)
+    assert log.head().size == 2
