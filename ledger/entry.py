@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from ledger.canonical import MAX_ENTRY_BYTES, canonical_bytes, parse_canonical
+from ledger.canonical import MAX_ENTRY_BYTES, MAX_SAFE_INTEGER, canonical_bytes, parse_canonical
 from ledger.clock import parse_ts
 from ledger.errors import EncodingError
 from ledger.merkle import leaf_hash
@@ -93,18 +93,65 @@ def check_actor(actor: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class CanonicalData:
+    """An entry's data with its canonical bytes, made by :func:`encode_data`.
+
+    Encoding the data is most of the cost of an entry, and nothing in it depends on the
+    entry's place in the log, so a batch encodes its entries' data before it takes the write
+    lock and only the envelope is built under the lock. The data must not change once
+    encoded (the entry would then carry other data than it hashed): build a new one."""
+
+    value: dict[str, Any]
+    raw: bytes
+
+
+def encode_data(data: dict[str, Any]) -> CanonicalData:
+    """Check and encode an entry's data (see :func:`ledger.canonical.canonical_bytes`)."""
+    if not isinstance(data, dict):
+        raise EncodingError("entry data must be a JSON object")
+    return CanonicalData(data, canonical_bytes(data))
+
+
+# Strings that JCS writes as themselves between quotes: printable ASCII but '"' and '\'.
+_VERBATIM = re.compile(r"[ !#-\[\]-~]*\Z")
+
+
 def encode_entry(
-    seq: int, ts: str, kind: str, prev: str, actor: str, data: dict[str, Any]
+    seq: int, ts: str, kind: str, prev: str, actor: str, data: dict[str, Any] | CanonicalData
 ) -> Entry:
     """Build an entry, refusing anything that could not be hashed unambiguously."""
     check_kind(kind)
     check_actor(actor)
-    if not isinstance(data, dict):
-        raise EncodingError("entry data must be a JSON object")
-    raw = canonical_bytes(_envelope(seq, ts, kind, prev, actor, data))
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SAFE_INTEGER:
+        raise EncodingError(f"seq {seq!r} is not a non-negative safe integer")
+    if not isinstance(prev, str) or not _HEX_HASH.match(prev):
+        raise EncodingError(f"prev {prev!r} is not a lowercase hex SHA-256")
+    if not isinstance(ts, str) or not _VERBATIM.match(ts):
+        raise EncodingError(f"ts {ts!r} is not an RFC 3339 timestamp")
+    encoded = data if isinstance(data, CanonicalData) else encode_data(data)
+    # The envelope's canonical form, keys in JCS order: every field but data is a safe integer
+    # or a string JCS writes verbatim (checked above), and data is canonical already.
+    raw = b"".join(
+        (
+            b'{"actor":"',
+            actor.encode(),
+            b'","data":',
+            encoded.raw,
+            b',"kind":"',
+            kind.encode(),
+            b'","prev":"',
+            prev.encode(),
+            b'","seq":',
+            str(seq).encode(),
+            b',"ts":"',
+            ts.encode(),
+            b'","v":%d}' % ENTRY_VERSION,
+        )
+    )
     if len(raw) > MAX_ENTRY_BYTES:
         raise EncodingError(f"entry is {len(raw)} bytes; the limit is {MAX_ENTRY_BYTES}")
-    return Entry(seq=seq, ts=ts, kind=kind, prev=prev, actor=actor, data=data, raw=raw)
+    return Entry(seq=seq, ts=ts, kind=kind, prev=prev, actor=actor, data=encoded.value, raw=raw)
 
 
 def decode_entry(raw: bytes) -> Entry:

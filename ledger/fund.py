@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, select
 
 from ledger.clock import format_ts, parse_ts
 from ledger.db import read_sql, write_sql
-from ledger.entry import Entry
+from ledger.entry import CanonicalData, Entry, encode_data
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.group_commit import GroupCommit
 from ledger.log import Log, LogWriter
@@ -151,6 +151,13 @@ class KnownBoundaries:
 
     def __init__(self) -> None:
         self._known: dict[int, datetime] = {}
+
+    def cycle_number(self, now: datetime) -> int | None:
+        """The cycle at ``now`` if the boundaries read so far settle it, else None (only a
+        write transaction, which reads them, can tell)."""
+        schedule = LunarSchedule(self._known)
+        number = schedule.cycle_at(now).number
+        return None if schedule.new_boundaries else number
 
     def schedule(self, conn: Connection, now: datetime, *, reread: bool = False) -> LunarSchedule:
         """A schedule holding every persisted boundary it needs around ``now``."""
@@ -285,7 +292,9 @@ class FundTransaction:
         apply_entry(self.conn, entry)
         return entry
 
-    def emit_all(self, kind: str, items: Iterable[dict[str, Any]], actor: str) -> list[Entry]:
+    def emit_all(
+        self, kind: str, items: Iterable[dict[str, Any] | CanonicalData], actor: str
+    ) -> list[Entry]:
         """Append one entry per item, in order, then apply them to the projections together
         (a batch writes each projection row once). An item that fails to check or encode
         stops it, with nothing written, as emitting them one by one would."""
@@ -595,7 +604,8 @@ class Fund:
         require_role(actor, "treasurer", "admin")
         salt = new_salt()
         try:  # (checked before the write lock is taken; see _record)
-            prepared: _Donation | None = _donation(pool, donation, "", salt, None)
+            cycle = self.boundaries.cycle_number(self.log.clock.now())
+            prepared: _Donation | None = _donation(pool, donation, "", salt, None, cycle)
         except Exception:
             prepared = None
         request = {"pool": pool, **donation}  # per field, so a conflict names the field
@@ -627,9 +637,9 @@ class Fund:
         request = {"pool": pool, "donations": [dict(d) for d in batch]}
         salts = new_salts(len(batch))
 
-        def checked(accepted: Sequence[str] | None) -> list[_Donation]:
+        def checked(accepted: Sequence[str] | None, cycle: int | None) -> list[_Donation]:
             return [
-                _donation(pool, item, f"donations[{i}].", salt, accepted)
+                _donation(pool, item, f"donations[{i}].", salt, accepted, cycle)
                 for i, (item, salt) in enumerate(zip(batch, salts, strict=True))
             ]
 
@@ -638,18 +648,19 @@ class Fund:
         # missing pool (and an idempotent replay or conflict) first: a batch that fails here
         # is checked again in the transaction, in that order, which raises the right error.
         try:
-            prepared: list[_Donation] | None = checked(None)
+            prepared: list[_Donation] | None = checked(
+                None, self.boundaries.cycle_number(self.log.clock.now())
+            )
         except Exception:
             prepared = None
         written: list[Entry] = []
 
         def command(tx: FundTransaction) -> Entry:
             accepted = json.loads(pool_row(tx.conn, pool).currencies)
-            donations = checked(accepted) if prepared is None else prepared
+            donations = checked(accepted, None) if prepared is None else prepared
             for donation in donations:
                 _check_accepted(pool, accepted, donation.currency)
-                donation.data["cycle"] = tx.cycle.number
-            items = [d.data for d in donations]
+            items = [d.entry_data(tx.cycle.number) for d in donations]
             written.extend(tx.emit_all("donation_recorded", items, actor.id))
             records = [d.private_record(e.seq) for d, e in zip(donations, written, strict=True)]
             keep_private(tx.conn, records)
@@ -847,13 +858,22 @@ def _amount_map(values: Mapping[str, Any], currencies: Sequence[str], field: str
 
 
 class _Donation(NamedTuple):
-    """A checked donation: its currency, its entry's data (the cycle is set when it is
-    written), its receipt's salt, and what goes to the private table."""
+    """A checked donation: its currency, its entry's data but the cycle (known when it is
+    written), its receipt's salt, what goes to the private table, and the entry's data
+    encoded for the cycle expected (None if not known)."""
 
     currency: str
     data: dict[str, Any]
     salt: bytes
     private: dict[str, Any]
+    encoded: CanonicalData | None
+
+    def entry_data(self, cycle: int) -> CanonicalData:
+        """The entry's data in ``cycle``: encoded before the write lock was taken, unless the
+        cycle was not known then or has turned since."""
+        if self.encoded is not None and self.encoded.value["cycle"] == cycle:
+            return self.encoded
+        return encode_data({**self.data, "cycle": cycle})
 
     def private_record(self, seq: int) -> PrivateRecord:
         commitment_hex = self.data["donor"]["commitment"]
@@ -909,8 +929,8 @@ class _DonationGroup:
         if donation is None:  # raises what is wrong with it, now in the rules' order
             donation = _donation(single.pool, single.item, "", single.salt, accepted)
         _check_accepted(single.pool, accepted, donation.currency)
-        donation.data["cycle"] = self.tx.cycle.number
-        entry = writer.append("donation_recorded", donation.data, single.actor.id)
+        data = donation.entry_data(self.tx.cycle.number)
+        entry = writer.append("donation_recorded", data, single.actor.id)
         self.entries.append(entry)
         self.records.append(donation.private_record(entry.seq))
         if key is not None:
@@ -943,9 +963,11 @@ def _donation(
     where: str,
     salt: bytes,
     accepted: Sequence[str] | None,
+    cycle: int | None = None,
 ) -> _Donation:
     """Check one donation (``where`` prefixes the field names of a batch item) and build it;
-    the pool's ``accepted`` currencies too, in the rules' order, unless None (not known yet)."""
+    the pool's ``accepted`` currencies too, in the rules' order, unless None (not known yet);
+    its entry's data is encoded for ``cycle`` unless None."""
     currency = check_currency(item.get("currency"))
     if accepted is not None:
         _check_accepted(pool, accepted, currency)
@@ -978,7 +1000,8 @@ def _donation(
         "donor_reference": donor_reference,
         "note": note,
     }
-    return _Donation(currency, data, salt, private)
+    encoded = None if cycle is None else encode_data({**data, "cycle": cycle})
+    return _Donation(currency, data, salt, private, encoded)
 
 
 def _collective_exists(conn: Connection, slug: str, code: str = "not_found") -> None:

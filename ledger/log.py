@@ -26,7 +26,7 @@ from ledger import merkle
 from ledger.clock import Clock, SystemClock, format_ts, parse_ts
 from ledger.db import RowInsert, WriteConnections, is_sqlite, read_sql, read_transaction
 from ledger.db import execute_raw as _execute
-from ledger.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
+from ledger.entry import GENESIS_PREV, CanonicalData, Entry, decode_entry, encode_entry
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
 from ledger.merkle import Frontier, NodeId
 from ledger.notes import Checkpoint, Signer, sign_checkpoint
@@ -421,7 +421,9 @@ class LogWriter:
         self._checkpoint_requested = False
         self._now_formatted = (self.now, format_ts(self.now))
 
-    def append(self, kind: str, data: dict[str, Any], actor: str = SYSTEM_ACTOR) -> Entry:
+    def append(
+        self, kind: str, data: dict[str, Any] | CanonicalData, actor: str = SYSTEM_ACTOR
+    ) -> Entry:
         """Append one entry; it becomes durable when the transaction commits."""
         head = self.head
         now, now_ts = self._now_formatted

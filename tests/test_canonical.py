@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,8 @@ from ledger.canonical import (
     check_amount,
     parse_canonical,
 )
+from ledger.clock import format_ts
+from ledger.entry import KINDS, decode_entry, encode_data, encode_entry
 from ledger.errors import EncodingError, InvalidAmount
 
 # --- Strategies for the allowed subset ------------------------------------------------------
@@ -440,3 +443,59 @@ def test_quick_check_nesting_limit_matches(depth: int, container: type) -> None:
     for _ in range(depth):
         value = [value] if container is list else {"k": value}
     assert _plainly_valid(value) == _full_check_passes(value) == (depth <= MAX_DEPTH)
+
+
+# --- the entry envelope ---------------------------------------------------------------------
+
+ACTORS = st.from_regex(r"[A-Za-z0-9._:-]{1,100}", fullmatch=True)
+TIMESTAMPS = st.datetimes(timezones=st.just(UTC)).map(format_ts)
+HASHES = st.binary(min_size=32, max_size=32).map(bytes.hex)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, MAX_SAFE_INTEGER),
+    TIMESTAMPS,
+    st.sampled_from(sorted(KINDS)),
+    HASHES,
+    ACTORS,
+    JSON_OBJECTS,
+)
+def test_entries_are_their_envelope_in_rfc8785(
+    seq: int, ts: str, kind: str, prev: str, actor: str, data: dict[str, Any]
+) -> None:
+    """The envelope is assembled around the data's canonical bytes; it must be exactly the
+    JCS of the whole envelope, whether the data was encoded before or with it."""
+    entry = encode_entry(seq, ts, kind, prev, actor, data)
+    assert entry.raw == rfc8785.dumps(entry.envelope())
+    assert encode_entry(seq, ts, kind, prev, actor, encode_data(data)) == entry
+    assert decode_entry(entry.raw) == entry
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("seq", -1),
+        ("seq", MAX_SAFE_INTEGER + 1),
+        ("seq", True),
+        ("ts", '2026-01-01T00:00:00Z","v":2'),
+        ("ts", "2026-01-01T00:00:00Z\\"),
+        ("ts", "2026-01-01T00:00:00Zé"),
+        ("prev", "0" * 63),
+        ("prev", "A" * 64),
+        ("actor", 'a","v'),
+        ("kind", "made_up"),
+    ],
+)
+def test_entry_fields_that_could_break_the_envelope_are_refused(field: str, value: Any) -> None:
+    fields: dict[str, Any] = {
+        "seq": 1,
+        "ts": "2026-01-01T00:00:00.000000Z",
+        "kind": "pool_created",
+        "prev": "0" * 64,
+        "actor": "system",
+        "data": {},
+    }
+    fields[field] = value
+    with pytest.raises(EncodingError):
+        encode_entry(**fields)
