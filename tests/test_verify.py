@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, select, text
 
+from ledger import verify
 from ledger.errors import VerificationError
 from ledger.log import Log
 from ledger.merkle import leaf_hash
@@ -140,3 +141,65 @@ def test_head_out_of_step(filled: Log, signer: Signer) -> None:
     with filled.engine.begin() as conn:
         conn.execute(text("UPDATE log_head SET size = 24"))
     assert_fails_at(filled, signer, 20, "log head says size 24")
+
+
+@pytest.fixture(params=["default", "server_cursor"])
+def small_fetches(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows fetched 3 at a time, so that checks cross fetches; on PostgreSQL either streamed
+    in chunks (where psycopg can) or through the server-side cursor it falls back to."""
+    monkeypatch.setattr(verify, "STREAM_CHUNK", 3)
+    monkeypatch.setattr(verify, "STREAM_BATCH", 3)
+    if request.param == "server_cursor":
+        monkeypatch.setattr(verify, "_streams_in_chunks", lambda: False)
+
+
+@pytest.fixture
+def longer(filled: Log) -> Log:
+    for i in range(20, 40):
+        filled.append("pool_created", {"slug": f"pool-{i:02d}"}, actor="admin:1")
+    filled.checkpoint_now()
+    return filled
+
+
+@pytest.mark.usefixtures("small_fetches")
+def test_fetched_in_small_pieces_verifies(longer: Log, signer: Signer) -> None:
+    report = verify_database(longer.engine, [signer.verifier()])
+    assert (report.size, report.root) == (40, longer.head().root)
+    assert (report.checkpoints, report.latest_checkpoint_size) == (5, 40)  # 0, 10, ..., 40
+
+
+@pytest.mark.usefixtures("small_fetches")
+@pytest.mark.parametrize(
+    ("statement", "seq", "reason"),
+    [
+        ("UPDATE entries SET body = :b WHERE seq = 25", 25, "stored hash does not match"),
+        ("DELETE FROM entries WHERE seq = 31", 31, "entry missing"),
+        ("DELETE FROM nodes WHERE key = :k", 27, "interior node (level 2, index 6) is missing"),
+        ("UPDATE nodes SET hash = :h WHERE key = :k", 27, "(level 2, index 6) does not match"),
+    ],
+)
+def test_fetched_in_small_pieces_catches_tampering(
+    longer: Log, signer: Signer, statement: str, seq: int, reason: str
+) -> None:
+    body = body_of(longer.engine, 25).replace(b"pool-25", b"pool-52")
+    tamper(longer.engine, statement, b=body, h=b"\x42" * 32, k=node_key(2, 6))
+    assert_fails_at(longer, signer, seq, reason)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_one_snapshot_for_entries_and_nodes(
+    filled: Log, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries appended while verification starts are seen by neither of its connections."""
+    export_snapshot = verify._export_snapshot
+
+    def export_then_append(conn: Connection) -> str:
+        snapshot = export_snapshot(conn)
+        for i in range(5):  # (their nodes would be "not part of the tree" of 20 entries)
+            filled.append("pool_created", {"slug": f"late-{i}"}, actor="admin:1")
+        return snapshot
+
+    monkeypatch.setattr(verify, "_export_snapshot", export_then_append)
+    assert verify_database(filled.engine, [signer.verifier()]).size == 20
+    monkeypatch.undo()
+    assert verify_database(filled.engine, [signer.verifier()]).size == 25

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import VerificationError
-from ledger.merkle import leaf_hash
-from ledger.verify import ChainChecker
+from ledger.merkle import Frontier, leaf_hash
+from ledger.schema import node_key
+from ledger.verify import ChainChecker, StoredNodes
 
 ORIGIN = "test.lunaria.example/log"
 
@@ -68,13 +69,33 @@ def outcome(checker: ChainChecker, raw: bytes) -> tuple[str, Any]:
     return "ok", (entry_hash, completed, checker.last_ts, checker.last_hash, checker.frontier)
 
 
+def stored_outcome(raws: list[bytes]) -> tuple[str, Any]:
+    """add_stored over ``raws`` stored faithfully: right seqs, hashes and interior nodes."""
+    rows = [(seq, leaf_hash(raw), raw) for seq, raw in enumerate(raws)]
+    frontier, nodes = Frontier(), []
+    for raw in raws:
+        completed = frontier.append(leaf_hash(raw))
+        nodes += [(node_key(level, index), digest) for (level, index), digest in completed]
+    checker = ChainChecker(ORIGIN)
+    try:
+        assert not checker.add_stored(iter(rows), StoredNodes(iter(nodes)), -1)
+    except VerificationError as exc:
+        return "error", (exc.seq, exc.message)
+    return "ok", (checker.last_ts, checker.last_hash, checker.frontier)
+
+
 def assert_same(raws: list[bytes]) -> None:
+    """add (fast path) and add_stored (its inlined copy) decide as the strict path does."""
     fast, strict = ChainChecker(ORIGIN), StrictChecker(ORIGIN)
+    want: tuple[str, Any] = ("ok", None)
     for raw in raws:
         got, want = outcome(fast, raw), outcome(strict, raw)
         assert got == want, raw
         if got[0] == "error":
-            return
+            break
+    if want[0] == "ok":
+        want = ("ok", (strict.last_ts, strict.last_hash, strict.frontier))
+    assert stored_outcome(raws) == want
 
 
 DONATION = {
@@ -207,3 +228,31 @@ def test_numbers_at_the_edges() -> None:
         raws = chain([{"n": 1}, {"n": 1}])
         raws[2] = raws[2].replace(b'"n":1', b'"n":' + text)
         assert_same(raws)
+
+
+class CountingChecker(ChainChecker):
+    """Counts the rows add_stored hands to add_row (those its fast path did not accept)."""
+
+    slow_rows = 0
+
+    def add_row(self, seq: int, stored_hash: bytes, body: bytes, nodes: StoredNodes) -> None:
+        self.slow_rows += 1
+        super().add_row(seq, stored_hash, body, nodes)
+
+
+def test_add_stored_takes_the_fast_path_and_stops_where_asked() -> None:
+    items = [{**DONATION, "amount": str(i + 1)} for i in range(300)]
+    kinds = [{"kind": "vote_cast"} if i % 7 == 0 else {} for i in range(300)]
+    raws = chain(items, kinds)
+    frontier, nodes = Frontier(), []
+    for raw in raws:
+        completed = frontier.append(leaf_hash(raw))
+        nodes += [(node_key(level, index), digest) for (level, index), digest in completed]
+    rows = iter([(seq, leaf_hash(raw), raw) for seq, raw in enumerate(raws)])
+    stored_nodes = StoredNodes(iter(nodes))
+    checker = CountingChecker(ORIGIN)
+    assert checker.add_stored(rows, stored_nodes, 100)
+    assert checker.size == 100
+    assert not checker.add_stored(rows, stored_nodes, -1)
+    assert (checker.size, checker.frontier, stored_nodes.next) == (301, frontier, None)
+    assert checker.slow_rows == 1  # only seq 0 (log_created) went through add_row
