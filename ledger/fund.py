@@ -24,7 +24,7 @@ from ledger.clock import format_ts, parse_ts
 from ledger.db import read_sql, write_sql
 from ledger.entry import CanonicalData, Entry, encode_data
 from ledger.errors import LedgerError, NotFound, RuleViolation
-from ledger.group_commit import GroupCommit
+from ledger.group_commit import GroupCommit, RetryAlone
 from ledger.log import Log, LogWriter
 from ledger.lunar import Cycle, LunarSchedule
 from ledger.money import check_currency, move, move_json, parse_amount, postings_json
@@ -603,7 +603,7 @@ class Fund:
         checked, written and answered as if it were alone."""
         require_role(actor, "treasurer", "admin")
         salt = new_salt()
-        try:  # (checked before the write lock is taken; see _record)
+        try:  # (checked before the write lock is taken; see record_donations)
             cycle = self.boundaries.cycle_number(self.log.clock.now())
             prepared: _Donation | None = _donation(pool, donation, "", salt, None, cycle)
         except Exception:
@@ -616,9 +616,12 @@ class Fund:
 
     def _record_singles(self, singles: Sequence[_SingleDonation]) -> list[Outcome | Exception]:
         with self.transaction() as tx:
-            group = _DonationGroup(tx, {s.key for s in singles if s.key is not None})
-            outcomes = [group.add(single) for single in singles]
-            group.write()
+            try:
+                group = _DonationGroup(tx, {s.key for s in singles if s.key is not None})
+                outcomes = [group.add(single) for single in singles]
+                group.write()
+            except Exception as exc:  # (rolled back: nothing of the group is written)
+                raise RetryAlone(exc) from exc
         return outcomes
 
     def record_donations(

@@ -20,6 +20,16 @@ RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")
 
 
+class RetryAlone(Exception):
+    """Raised by a group's run when it failed before anything could be written (the
+    transaction rolled back): each request is then run again alone, so one request's failure
+    is never another's. ``error`` is what went wrong."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(eq=False)
 class _Slot(Generic[RequestT, ResultT]):
     request: RequestT
@@ -32,9 +42,10 @@ class GroupCommit(Generic[RequestT, ResultT]):
     process.
 
     ``run_group`` does one transaction and returns an outcome per request: a result, or an
-    exception for a request that broke a rule (and wrote nothing). If it raises instead, the
-    transaction as a whole failed, and each request of the group is run again alone, so one
-    request's failure is never another's.
+    exception for a request that broke a rule (and wrote nothing). If it raises RetryAlone,
+    each request of the group is run again alone. Any other exception is every request's
+    error: raised by the commit, it leaves unknown whether the group was written, and only
+    the callers (with their idempotency keys) can safely try again.
     """
 
     def __init__(
@@ -78,13 +89,17 @@ class GroupCommit(Generic[RequestT, ResultT]):
     def _outcomes(self, requests: Sequence[RequestT]) -> Sequence[ResultT | BaseException]:
         try:
             return self._run_group(requests)
-        except Exception as exc:
+        except RetryAlone as failed:
             if len(requests) == 1:
-                return [exc]
-        return [self._alone(request) for request in requests]
+                return [failed.error]
+            return [self._alone(request) for request in requests]
+        except Exception as exc:
+            return [exc] * len(requests)
 
     def _alone(self, request: RequestT) -> ResultT | Exception:
         try:
             return self._run_group([request])[0]
+        except RetryAlone as failed:
+            return failed.error
         except Exception as exc:
             return exc

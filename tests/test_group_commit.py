@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from ledger.group_commit import GroupCommit
+from ledger.group_commit import GroupCommit, RetryAlone
 
 
 class Recorder:
@@ -128,20 +128,33 @@ def test_a_broken_rule_fails_only_its_own_request() -> None:
     assert waiting == {1: 10, 2: 20, 4: 40}
 
 
-def test_a_failed_group_is_retried_request_by_request() -> None:
+def test_a_group_that_failed_before_writing_is_retried_request_by_request() -> None:
     groups: list[list[int]] = []
 
     def run_group(requests: Sequence[int]) -> list[int | Exception]:
         groups.append(list(requests))
-        if 3 in requests:  # e.g. the database refused the transaction because of request 3
-            raise RuntimeError("transaction failed")
+        if 3 in requests:  # e.g. the database refused a statement of request 3: rolled back
+            raise RetryAlone(RuntimeError("statement failed"))
         return [r * 10 for r in requests]
 
     commit = GroupCommit(run_group, limit=100)
     results = commit._outcomes([1, 2, 3, 4])  # as a leader with these four waiting would
     assert groups == [[1, 2, 3, 4], [1], [2], [3], [4]]
     assert results[:2] == [10, 20] and results[3] == 40
-    assert isinstance(results[2], RuntimeError)
+    assert isinstance(results[2], RuntimeError) and str(results[2]) == "statement failed"
+
+
+def test_a_group_that_failed_at_commit_fails_every_request() -> None:
+    """Whether a failed commit wrote anything is unknown: a retry could write it twice."""
+    groups: list[list[int]] = []
+
+    def run_group(requests: Sequence[int]) -> list[int | Exception]:
+        groups.append(list(requests))
+        raise ConnectionError("lost during COMMIT")
+
+    results = GroupCommit(run_group, limit=100)._outcomes([1, 2])
+    assert groups == [[1, 2]]
+    assert all(isinstance(r, ConnectionError) for r in results)
 
 
 def test_an_interrupted_leader_releases_everyone_it_took() -> None:
