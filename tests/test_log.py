@@ -6,6 +6,7 @@ import itertools
 import multiprocessing
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -266,3 +267,39 @@ def test_sqlite_writers_wait_for_the_writer_lock_file(log: Log, db_url: str) -> 
     finally:
         os.close(fd)
     assert log.head().size == 2
+
+
+def test_write_transactions_commit_or_roll_back_whichever_api_ran_their_statements(
+    log: Log, engine: Engine
+) -> None:
+    """SQLite's write transactions are begun and ended on the driver; a SQLAlchemy statement
+    inside one joins it. Each way, everything commits together or nothing does."""
+    from sqlalchemy import insert
+
+    from ledger.db import write_sql
+
+    base = 10**12  # node keys no test log reaches
+
+    def driver_insert(conn: Any, key: int) -> None:
+        write_sql(conn, "INSERT INTO nodes (key, hash) VALUES (?, ?)", (base + key, bytes(32)))
+
+    def sqlalchemy_insert(conn: Any, key: int) -> None:
+        conn.execute(insert(nodes).values(key=base + key, hash=bytes(32)))
+
+    connections = log._write_connections
+    with connections.transaction() as conn:  # driver statements only
+        driver_insert(conn, 0)
+    with connections.transaction() as conn:  # a SQLAlchemy statement too
+        driver_insert(conn, 1)
+        sqlalchemy_insert(conn, 2)
+    for sqlalchemy in (False, True):
+        with pytest.raises(RuntimeError), connections.transaction() as conn:
+            driver_insert(conn, 3)
+            if sqlalchemy:
+                sqlalchemy_insert(conn, 4)
+            raise RuntimeError("abandoned")
+    with engine.connect() as conn:
+        keys = conn.execute(select(nodes.c.key).where(nodes.c.key >= base)).scalars()
+        assert sorted(keys) == [base, base + 1, base + 2]
+    size = log.head().size
+    assert log.append("pool_created", {"after": "rollbacks"}).seq == size  # still usable
