@@ -22,12 +22,13 @@ from flask import Response, request
 from sqlalchemy import Engine, and_, select
 
 from api import db
-from api.ledger_api import Blueprint, belongs_to_pool, mentions_pool, revalidate
+from api.ledger_api import Blueprint, revalidate
 from ledger.db import read_transaction
 from ledger.entry import Entry, decode_entry
 from ledger.fund import pool_row
 from ledger.log import load_head
 from ledger.money import CURRENCY_EXPONENTS, format_major
+from ledger.public import belongs_to_pool, mentions_pool
 from ledger.schema import entries
 
 ATOM_NS = "http://www.w3.org/2005/Atom"

@@ -145,7 +145,7 @@ class SlugConverter(BaseConverter):
 
     @staticmethod
     def openapi(converter: BaseConverter) -> dict[str, Any]:
-        return {"type": "string", "pattern": f"^{SlugConverter.regex}$"}
+        return {"type": "string", "pattern": SLUG_PATTERN}
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -205,8 +205,12 @@ def _one_of(values: tuple[str, ...], required: bool = True) -> fields.String:
     return Text(required=required, metadata={"enum": list(values)})
 
 
+# Documented, not enforced here: the ledger checks slugs and answers ``invalid_slug``.
+SLUG_PATTERN = f"^{SlugConverter.regex}$"
+
+
 class NewPool(Strict):
-    slug = Text(required=True, metadata={"example": "food-bank"})
+    slug = Text(required=True, metadata={"example": "food-bank", "pattern": SLUG_PATTERN})
     name = Text(required=True)
     currencies = fields.List(Text(), required=True, metadata={"example": ["EUR"]})
     fast_lane_cap = fields.Dict(keys=Text(), values=Text(), metadata={"example": {"EUR": "5000"}})
@@ -216,7 +220,7 @@ class NewPool(Strict):
 
 
 class NewCollective(Strict):
-    slug = Text(required=True)
+    slug = Text(required=True, metadata={"example": "alba", "pattern": SLUG_PATTERN})
     name = Text(required=True)
     quorum = fields.Integer(
         strict=True, allow_none=True, metadata={"description": "Default: a majority"}

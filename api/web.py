@@ -48,12 +48,12 @@ from markupsafe import Markup
 from sqlalchemy import Engine
 
 from api import db
-from api.ledger_api import log_keys, recent_anchors
 from ledger import views
 from ledger.clock import parse_ts
 from ledger.errors import LedgerError, NotFound
 from ledger.lunar import Cycle
 from ledger.money import CURRENCY_EXPONENTS, format_major
+from ledger.public import log_keys, recent_anchors
 
 bp = Blueprint("web", __name__)
 

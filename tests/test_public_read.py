@@ -18,7 +18,7 @@ from werkzeug.test import TestResponse
 
 from api import db, ledger_api
 from exports.links import checkpoint_url
-from ledger import merkle
+from ledger import merkle, public
 from ledger.audit import audit
 from ledger.canonical import canonical_bytes
 from ledger.log import Log
@@ -172,7 +172,7 @@ def test_kind_and_pool_filters(story: Story, monkeypatch: pytest.MonkeyPatch) ->
             if (kind is None or item["entry"]["kind"] == kind)
             and (
                 pool is None
-                or ledger_api.belongs_to_pool(item["entry"]["data"], item["entry"]["kind"], pool)
+                or public.belongs_to_pool(item["entry"]["data"], item["entry"]["kind"], pool)
             )
         ]
 
@@ -203,7 +203,7 @@ def test_kind_and_pool_filters(story: Story, monkeypatch: pytest.MonkeyPatch) ->
 
     # A filtered page looks a bounded way ahead: pages may come back short, even empty, with
     # a cursor to go on from; following it finds exactly the same entries.
-    monkeypatch.setattr(ledger_api, "SCAN_WINDOW", 4)
+    monkeypatch.setattr(public, "SCAN_WINDOW", 4)
     seqs, requests = walk("pool=rent", 1000)
     assert seqs == expected(pool="rent")
     assert requests >= len(everything) // 4
@@ -319,9 +319,9 @@ def test_proofs_are_rendered_as_their_schemas_document(story: Story) -> None:
     with story.http.app.app_context():
         engine = db.get_engine()
         size = the_log(story).head().size
-        proof = ledger_api.inclusion(engine, 1, size)
+        proof = public.inclusion(engine, 1, size)
         assert ledger_api.InclusionProofSchema().dump(proof) == proof.to_json()
-        consistent = ledger_api.consistency(engine, 3, size)
+        consistent = public.consistency(engine, 3, size)
         assert ledger_api.ConsistencyProofSchema().dump(consistent) == consistent.to_json()
     response = get(story, f"/api/v1/ledger/proofs/consistency?from=3&to={size}")
     assert response.get_json() == consistent.to_json()
@@ -526,11 +526,7 @@ def test_pool_feed(story: Story) -> None:
     assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == len(seqs)
     everything = {item["seq"]: item["entry"] for item in all_entries(story)}
     assert seqs == sorted(
-        (
-            s
-            for s, e in everything.items()
-            if ledger_api.belongs_to_pool(e["data"], e["kind"], "food")
-        ),
+        (s for s, e in everything.items() if public.belongs_to_pool(e["data"], e["kind"], "food")),
         reverse=True,
     )
     assert root.findtext(f"{ATOM}updated") == everything[seqs[0]]["ts"]
