@@ -152,22 +152,25 @@ class KnownBoundaries:
     def __init__(self) -> None:
         self._known: dict[int, datetime] = {}
 
+    def _settled(self, now: datetime) -> LunarSchedule | None:
+        """A schedule of the boundaries read so far, if they settle the cycle at ``now``."""
+        schedule = LunarSchedule(self._known)
+        schedule.cycle_at(now)
+        return None if schedule.new_boundaries else schedule
+
     def cycle_number(self, now: datetime) -> int | None:
         """The cycle at ``now`` if the boundaries read so far settle it, else None (only a
         write transaction, which reads them, can tell)."""
-        schedule = LunarSchedule(self._known)
-        number = schedule.cycle_at(now).number
-        return None if schedule.new_boundaries else number
+        schedule = self._settled(now)
+        return None if schedule is None else schedule.cycle_at(now).number
 
     def schedule(self, conn: Connection, now: datetime, *, reread: bool = False) -> LunarSchedule:
         """A schedule holding every persisted boundary it needs around ``now``."""
-        if not reread:
+        schedule = None if reread else self._settled(now)
+        if schedule is None:
+            self._known = persisted_boundaries(conn)
             schedule = LunarSchedule(self._known)
-            schedule.cycle_at(now)
-            if not schedule.new_boundaries:
-                return schedule
-        self._known = persisted_boundaries(conn)
-        return LunarSchedule(self._known)
+        return schedule
 
 
 class PoolRow(NamedTuple):
@@ -604,7 +607,7 @@ class Fund:
         require_role(actor, "treasurer", "admin")
         salt = new_salt()
         try:  # (checked before the write lock is taken; see record_donations)
-            cycle = self.boundaries.cycle_number(self.log.clock.now())
+            cycle = self._expected_cycle()
             prepared: _Donation | None = _donation(pool, donation, "", salt, None, cycle)
         except Exception:
             prepared = None
@@ -613,6 +616,10 @@ class Fund:
         return self._singles.submit(
             _SingleDonation(actor, pool, donation, key, request, salt, prepared)
         )
+
+    def _expected_cycle(self) -> int | None:
+        """The cycle a write now would be in, if known without reading (see KnownBoundaries)."""
+        return self.boundaries.cycle_number(self.log.clock.now())
 
     def _record_singles(self, singles: Sequence[_SingleDonation]) -> list[Outcome | Exception]:
         with self.transaction() as tx:
@@ -651,9 +658,7 @@ class Fund:
         # missing pool (and an idempotent replay or conflict) first: a batch that fails here
         # is checked again in the transaction, in that order, which raises the right error.
         try:
-            prepared: list[_Donation] | None = checked(
-                None, self.boundaries.cycle_number(self.log.clock.now())
-            )
+            prepared: list[_Donation] | None = checked(None, self._expected_cycle())
         except Exception:
             prepared = None
         written: list[Entry] = []

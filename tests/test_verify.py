@@ -15,12 +15,17 @@ from ledger.verify import verify_database
 from tests.conftest import tamper
 
 
-@pytest.fixture
-def filled(log: Log) -> Log:
-    for i in range(1, 20):
+def append_pools(log: Log, numbers: range) -> Log:
+    """``pool_created`` entries numbered ``numbers``, then a checkpoint."""
+    for i in numbers:
         log.append("pool_created", {"slug": f"pool-{i:02d}"}, actor="admin:1")
     log.checkpoint_now()
     return log
+
+
+@pytest.fixture
+def filled(log: Log) -> Log:
+    return append_pools(log, range(1, 20))
 
 
 def body_of(engine: Engine, seq: int) -> bytes:
@@ -155,10 +160,7 @@ def small_fetches(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture
 def longer(filled: Log) -> Log:
-    for i in range(20, 40):
-        filled.append("pool_created", {"slug": f"pool-{i:02d}"}, actor="admin:1")
-    filled.checkpoint_now()
-    return filled
+    return append_pools(filled, range(20, 40))
 
 
 @pytest.mark.usefixtures("small_fetches")
