@@ -30,6 +30,11 @@ The core of the same run, in another fresh database of the same engine and in th
   each, without HTTP, JSON or a second process: the fairer core;
 * the same two in batches of 1,000 (``Log.writer()``, ``Fund.record_donations``).
 
+The floor of the same run: bench/http_floor.py's two apps (a bare WSGI callable, and Flask
+with the JSON parsed and answered; neither touches a database) served with the same gunicorn
+settings and driven by the same client with the same single-donation requests: how fast single
+donations over HTTP could be on this machine if recording one cost nothing.
+
 Rounds alternate core and HTTP so both see the same background load; rates are medians over
 rounds (±x% the largest distance of a round from the median); latencies pool every request.
 Targets: single donations over HTTP >= 50% of the core durable append rate (``Log.append``);
@@ -291,40 +296,70 @@ def gunicorn_server(
         match = TOKEN.fullmatch(lunaria(env, "token", "create", "--role", "admin").strip())
         if match is None:
             raise RuntimeError("`lunaria token create` printed no token")
-        port = free_port()
-        log_path = Path(tmp) / "gunicorn.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [
-                    str(BIN / "gunicorn"),
-                    *server_options(worker_class),
-                    *(["--workers", str(workers)] if workers else []),
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--timeout",
-                    str(timeout),
-                    "--log-level",
-                    "warning",
-                    "wsgi:app",
-                ],
-                env=env,
-                cwd=ROOT,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        with gunicorn("wsgi:app", env, Path(tmp), workers, worker_class, timeout) as port:
+            yield Server(port, match.group(0))
+
+
+@contextmanager
+def floor_server(app: str, args: argparse.Namespace) -> Iterator[int]:
+    """One of bench/http_floor.py's apps, served as Lunaria is; yields its port."""
+    with tempfile.TemporaryDirectory(prefix="lunaria-api-floor-") as tmp:
+        served = gunicorn(
+            f"bench.http_floor:{app}",
+            dict(os.environ),
+            Path(tmp),
+            args.workers,
+            args.worker_class,
+            args.timeout,
+        )
+        with served as port:
+            yield port
+
+
+@contextmanager
+def gunicorn(
+    app: str,
+    env: dict[str, str],
+    tmp: Path,
+    workers: int | None,
+    worker_class: str | None,
+    timeout: int,
+) -> Iterator[int]:
+    """gunicorn serving ``app`` (``module:callable``) from the repository; yields its port."""
+    port = free_port()
+    log_path = tmp / "gunicorn.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                *server_options(worker_class),
+                *(["--workers", str(workers)] if workers else []),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                str(timeout),
+                "--log-level",
+                "warning",
+                app,
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_serving(process, port, log_path)
+            yield port
+        finally:
+            process.terminate()
             try:
-                _wait_until_serving(process, port, log_path)
-                yield Server(port, match.group(0))
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-                server_log = log_path.read_text(errors="replace")
-                if "Traceback" in server_log or "[ERROR]" in server_log:
-                    print(f"gunicorn's log has errors:\n{server_log[-4000:]}", file=sys.stderr)
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            server_log = log_path.read_text(errors="replace")
+            if "Traceback" in server_log or "[ERROR]" in server_log:
+                print(f"gunicorn's log has errors:\n{server_log[-4000:]}", file=sys.stderr)
 
 
 def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
@@ -435,6 +470,8 @@ class Results:
     core_fund_batch: Figure = field(default_factory=Figure)
     http_single: Figure = field(default_factory=Figure)
     http_batch: Figure = field(default_factory=Figure)
+    floor: dict[str, Figure] = field(default_factory=dict)  # bench/http_floor.py's, singles
+    floor_ratio: dict[str, Figure] = field(default_factory=dict)  # floor / Log.append
     single_ratio: Figure = field(default_factory=Figure)  # HTTP single / Log.append, per round
     single_fund_ratio: Figure = field(default_factory=Figure)
     batch_ratio: Figure = field(default_factory=Figure)  # HTTP batch / Log.writer batch
@@ -474,14 +511,19 @@ def run_engine(
     with make_db() as served, make_db() as core_db:
         served.engine.dispose()  # the server and the CLI open their own
         core = Core(core_db)
-        with gunicorn_server(served.url, args.workers, args.worker_class, args.timeout) as server:
+        with (
+            gunicorn_server(served.url, args.workers, args.worker_class, args.timeout) as server,
+            floor_server("bare", args) as bare_port,
+            floor_server("flask", args) as flask_port,
+        ):
             set_up_books(server)
+            floors = {"bare": bare_port, "flask": flask_port}
             single_path = f"/api/v1/pools/{POOL}/donations"
             batch_path = f"/api/v1/pools/{POOL}/donations:batch"
 
-            def load(path: str, requests: int, per_request: int) -> Load:
+            def load(path: str, requests: int, per_request: int, port: int = 0) -> Load:
                 return Load(
-                    server.port,
+                    port or server.port,
                     server.treasurer,
                     path,
                     requests,
@@ -493,6 +535,8 @@ def run_engine(
             # Warm-up: every worker imported, connected and cached; the core's statements too.
             run_load(pool, load(single_path, sizes.warmup_singles, 1), "warm-up")
             run_load(pool, load(batch_path, 2, sizes.batch_size), "warm-up")
+            for port in floors.values():
+                run_load(pool, load(single_path, sizes.warmup_singles, 1, port), "warm-up")
             core.appends(20, [])
             core.donations(20, [])
             core.donation_batches(1, sizes.batch_size)
@@ -523,11 +567,19 @@ def run_engine(
                         out.http_batch.add(batches.rate(sizes.batch_size))
                         out.http_batch_latency.extend(batches.latencies)
                         out.http_batches += sizes.http_batches
+                        for app, port in floors.items():
+                            floor = load(single_path, sizes.http_singles, 1, port)
+                            out.floor.setdefault(app, Figure()).add(
+                                run_load(pool, floor, f"{app} floor", out).rate(1)
+                            )
                 http_single, http_batch = out.http_single.samples[-1], out.http_batch.samples[-1]
                 out.single_ratio.add(http_single / out.core_append.samples[-1])
                 out.single_fund_ratio.add(http_single / out.core_fund.samples[-1])
                 out.batch_ratio.add(http_batch / out.core_append_batch.samples[-1])
                 out.batch_fund_ratio.add(http_batch / out.core_fund_batch.samples[-1])
+                for app, figure in out.floor.items():
+                    ratio = figure.samples[-1] / out.core_append.samples[-1]
+                    out.floor_ratio.setdefault(app, Figure()).add(ratio)
                 progress(
                     f"{name} round {round_ + 1}: HTTP single {http_single:,.0f}/s, "
                     f"Log.append {out.core_append.samples[-1]:,.0f}/s "
@@ -581,6 +633,12 @@ def report(results: dict[str, Results], sizes: Sizes, args: argparse.Namespace) 
         f">= {TARGET_SINGLE_RATIO:.0%}",
     )
     row("   HTTP / core Fund.record_donation", lambda r: percent(r.single_fund_ratio))
+    for app, label in (("bare", "bare WSGI"), ("flask", "Flask")):
+        row(
+            f"HTTP floor: {label} 201, no database",
+            lambda r, app=app: f"{cell(r.floor[app])} (x{r.http_singles:,})",
+        )
+        row("   floor / core Log.append", lambda r, app=app: percent(r.floor_ratio[app]))
     row(f"core Log.writer, batches of {size:,}", lambda r: cell(r.core_append_batch))
     row(f"core Fund.record_donations, {size:,}", lambda r: cell(r.core_fund_batch))
     row(
