@@ -103,12 +103,14 @@ _REMEMBER = RowInsert("idempotency_keys", ("key", "seq", "fingerprint"))
 _HEAD_COLUMNS = "origin, size, last_hash, last_ts, frontier, checkpoint_size, checkpoint_ts"
 
 
-def load_head(conn: Connection, *, lock: bool = False) -> LogHead:
-    """The head row; with ``lock``, PostgreSQL holds its row lock until the transaction ends."""
-    query = f"SELECT {_HEAD_COLUMNS} FROM log_head WHERE id = 1"
-    if lock and not is_sqlite(conn):
-        query += " FOR UPDATE"
-    cursor = _execute(conn, query)
+_HEAD = f"SELECT {_HEAD_COLUMNS} FROM log_head WHERE id = 1"
+# PostgreSQL holds this row lock until the transaction ends: writers take turns on it.
+_LOCKED_HEAD = {"sqlite": _HEAD, "postgresql": _HEAD + " FOR UPDATE"}
+
+
+def load_head(conn: Connection) -> LogHead:
+    """The head row."""
+    cursor = _execute(conn, _HEAD)
     row = cursor.fetchone()
     cursor.close()
     return _head_from_row(row)
@@ -541,8 +543,9 @@ class Log:
         """A write transaction; everything done through it commits or rolls back together."""
         if self.signer is None:
             raise LedgerError("this Log was opened without a signing key; it cannot write")
-        with self._write_connections.transaction() as conn:
-            head = load_head(conn, lock=True)
+        opening = _LOCKED_HEAD[self.engine.dialect.name]
+        with self._write_connections.transaction(opening) as (conn, row):
+            head = _head_from_row(row)
             if head.origin != self.origin:
                 raise LedgerError(f"database holds the log {head.origin!r}, not {self.origin!r}")
             writer = LogWriter(self, conn, head)
@@ -573,8 +576,8 @@ class Log:
         """Create the log (``log_created`` entry and first checkpoint); False if it exists."""
         if self.signer is None:
             raise LedgerError("creating a log needs its signing key")
-        with self._write_connections.transaction() as conn:
-            if conn.execute(select(log_head.c.id)).first() is not None:
+        with self._write_connections.transaction("SELECT id FROM log_head") as (conn, row):
+            if row is not None:
                 return False
             conn.execute(
                 insert(log_head).values(

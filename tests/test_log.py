@@ -272,8 +272,10 @@ def test_sqlite_writers_wait_for_the_writer_lock_file(log: Log, db_url: str) -> 
 def test_write_transactions_commit_or_roll_back_whichever_api_ran_their_statements(
     log: Log, engine: Engine
 ) -> None:
-    """SQLite's write transactions are begun and ended on the driver; a SQLAlchemy statement
-    inside one joins it. Each way, everything commits together or nothing does."""
+    """Write transactions are begun and ended on the driver (PostgreSQL's in autocommit mode,
+    with BEGIN sent together with the opening query); a SQLAlchemy statement inside one joins
+    it. Each way, everything commits together or nothing does, and a connection given back to
+    the pool after a rollback has its own transactions again."""
     from sqlalchemy import insert
 
     from ledger.db import write_sql
@@ -287,17 +289,23 @@ def test_write_transactions_commit_or_roll_back_whichever_api_ran_their_statemen
         conn.execute(insert(nodes).values(key=base + key, hash=bytes(32)))
 
     connections = log._write_connections
-    with connections.transaction() as conn:  # driver statements only
+    opening = "SELECT size FROM log_head WHERE id = 1"
+    with connections.transaction(opening) as (conn, row):  # driver statements only
+        assert tuple(row) == (log.head().size,)
         driver_insert(conn, 0)
-    with connections.transaction() as conn:  # a SQLAlchemy statement too
+    with connections.transaction(opening) as (conn, _row):  # a SQLAlchemy statement too
         driver_insert(conn, 1)
         sqlalchemy_insert(conn, 2)
     for sqlalchemy in (False, True):
-        with pytest.raises(RuntimeError), connections.transaction() as conn:
+        with pytest.raises(RuntimeError), connections.transaction(opening) as (conn, _row):
+            driver = conn.connection.dbapi_connection
             driver_insert(conn, 3)
             if sqlalchemy:
                 sqlalchemy_insert(conn, 4)
             raise RuntimeError("abandoned")
+        # The rolled-back connection went back to the pool: whoever gets it next must have
+        # psycopg's transactions, not statements autocommitted one by one.
+        assert not getattr(driver, "autocommit", False)
     with engine.connect() as conn:
         keys = conn.execute(select(nodes.c.key).where(nodes.c.key >= base)).scalars()
         assert sorted(keys) == [base, base + 1, base + 2]
