@@ -16,9 +16,12 @@ headers; HTML gets a strict Content-Security-Policy (no inline script, nothing t
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -53,13 +56,14 @@ from ledger.clock import parse_ts
 from ledger.errors import LedgerError, NotFound
 from ledger.lunar import Cycle
 from ledger.money import CURRENCY_EXPONENTS, format_major
-from ledger.public import log_keys, recent_anchors
+from ledger.public import log_keys, log_version, recent_anchors
 
 bp = Blueprint("web", __name__)
 
 LANGUAGES: Mapping[str, str] = {"en": "English", "es": "Español", "uk": "Українська"}
 LANGUAGE_COOKIE = "lang"
 _EXTENSION = "lunaria-web"
+_PAGES = "lunaria-web-pages"
 REPORT_FORMATS = ("pdf", "csv", "json", "jsonl", "beancount")
 RECENT_ENTRIES = 20
 RECENT_DECISIONS = 20
@@ -239,10 +243,56 @@ def _page_context() -> dict[str, Any]:
     }
 
 
+# -- rendered pages, kept while the log and the minute stay the same ---------------------------
+
+
+class PageCache:
+    """The latest rendered pages, each under the state it shows.
+
+    What a page shows follows from the log (every change to a pool, grant, cycle or anchor is
+    an entry; a new checkpoint gives receipts), the URL, the reader's language and the time to
+    the minute ("in 5 days, 3 hours"; the moon's phase in percent). Under that key a pool page
+    is rendered once per new entry, checkpoint or minute, not once per reader: rendering one
+    costs milliseconds (most in templating), reading the log's head a fraction of one. The
+    head is read before the page, so a page is never older than its key says."""
+
+    def __init__(self, capacity: int = 128) -> None:
+        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()  # (gunicorn's threads share a worker's cache)
+
+    def get(self, key: Hashable, render: Callable[[], str]) -> str:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+                return page
+        page = render()  # (outside the lock: two readers may both render a new page)
+        with self._lock:
+            self._pages[key] = page
+            if len(self._pages) > self._capacity:
+                self._pages.popitem(last=False)
+        return page
+
+
+def cached_page(view: Callable[..., str]) -> Callable[..., str]:
+    """Serve ``view``'s page from the app's PageCache (see there for the key)."""
+
+    @functools.wraps(view)
+    def serve(**kwargs: Any) -> str:
+        minute = int(db.get_clock().now().timestamp()) // 60
+        key = (request.full_path, str(get_locale()), log_version(db.get_engine()), minute)
+        pages: PageCache = current_app.extensions[_PAGES]
+        return pages.get(key, lambda: view(**kwargs))
+
+    return serve
+
+
 # -- routes -----------------------------------------------------------------------------------
 
 
 @bp.route("/", methods=["GET"])
+@cached_page
 def index() -> str:
     engine = db.get_engine()
     now = db.get_clock().now()
@@ -255,6 +305,7 @@ def index() -> str:
 
 
 @bp.route("/pools/<slug>", methods=["GET"])
+@cached_page
 def pool(slug: str) -> str:
     engine = db.get_engine()
     now = db.get_clock().now()
@@ -282,6 +333,7 @@ def _seq(text: str) -> int:
 
 
 @bp.route("/entries/<seq>", methods=["GET"])
+@cached_page
 def entry(seq: str) -> str:
     place = views.entry_place(db.get_log(), _seq(seq))
     return render_template("web/entry.html", place=place)
@@ -366,5 +418,6 @@ def init_app(app: Flask) -> None:
         newstyle=True,
     )
     app.extensions[_EXTENSION] = {}
+    app.extensions[_PAGES] = PageCache()
     app.register_blueprint(bp)
     app.after_request(security_headers)

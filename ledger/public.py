@@ -234,6 +234,14 @@ def entry_at(engine: Engine, seq: int) -> PublicEntry:
     return _public(*row)
 
 
+def log_version(engine: Engine) -> tuple[int, int]:
+    """The log's size and the size of its latest checkpoint, now (one read): between two
+    reads, anything published changed if and only if this did."""
+    with one_read(engine) as conn:
+        head = load_head(conn)
+        return head.size, head.checkpoint_size
+
+
 def latest_note(engine: Engine) -> str:
     with one_read(engine) as conn:
         latest = latest_checkpoint(conn)

@@ -237,6 +237,37 @@ def test_entry_not_yet_covered_has_no_receipt_links(site: Site) -> None:
     assert "/api/v1/receipts/" not in html
 
 
+def test_pages_follow_new_entries_checkpoints_and_the_clock(site: Site) -> None:
+    """Pages are rendered once and served again (PageCache) only while nothing they show
+    changed: a new entry, a new checkpoint and a later minute each show at once."""
+    assert site.html("/pools/food-bank") == site.html("/pools/food-bank")  # served again
+    with site.ctx():
+        log, fund = db.get_log(), db.get_fund()
+        outcome = fund.record_donation(
+            ADMIN,
+            "food-bank",
+            {"amount": "777", "currency": "EUR", "channel": "cash", "external_reference": "r-1"},
+        )
+    page = site.html("/pools/food-bank")
+    assert f"#{outcome.seq}" in text_of(page)
+
+    entry_page = f"/entries/{outcome.seq}"
+    assert "No checkpoint covers this entry yet" in text_of(site.html(entry_page))
+    with site.ctx():
+        log.checkpoint_now()
+    assert f"/api/v1/receipts/{outcome.seq}" in site.html(entry_page)
+
+    clock: ManualClock = site.app.config["CLOCK"]
+    before = text_of(site.html("/pools/food-bank"))
+    try:
+        clock.advance(timedelta(days=2))
+        later = text_of(site.html("/pools/food-bank"))
+    finally:
+        clock.set(NOW)
+    assert later != before and "through" in later
+    assert text_of(site.html("/pools/food-bank")) == before
+
+
 # -- languages ------------------------------------------------------------------------------
 
 
