@@ -91,11 +91,13 @@ def get_log() -> Log:
         wanted = current_app.config["ORIGIN"]
         if wanted and wanted != origin:
             raise LedgerError(f"LUNARIA_ORIGIN is {wanted!r} but the database holds {origin!r}")
+        files = key_files()
         state.log = Log(
             state.engine,
             origin,
-            signer=load_signer(),
-            retiring=key_files().retiring_signer(),
+            signer=files.signer(),
+            retiring=files.retiring_signer(),
+            fingerprint_key=files.fingerprint_key(),
             clock=state.clock,
             policy=CheckpointPolicy(
                 every_entries=int(current_app.config["CHECKPOINT_EVERY"]),

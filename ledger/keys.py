@@ -8,11 +8,14 @@ new one. Beside the active key file (``log.key``) live:
 
 * ``log.key.retiring``: the previous signing key, used only until double signing ends;
 * ``log.key.vkeys``: every verifier key the log has had, oldest first (public, never shrinks),
-  so ``lunaria verify`` can still check checkpoints signed before a rotation.
+  so ``lunaria verify`` can still check checkpoints signed before a rotation;
+* ``log.key.fingerprints``: the key of idempotency fingerprints (secret, mode 0600), derived
+  once from the signing key of the day and kept through rotations (see ``fingerprint_key``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,8 +23,8 @@ from pathlib import Path
 
 from ledger.entry import Entry
 from ledger.errors import LedgerError
-from ledger.log import Log
-from ledger.notes import Signer, Verifier
+from ledger.log import Log, fingerprint_key_from
+from ledger.notes import Signer, Verifier, write_secret_file
 
 DEFAULT_DOUBLE_SIGNING = timedelta(days=30)
 
@@ -44,8 +47,38 @@ class KeyFiles:
     def staged(self) -> Path:
         return self.active.with_name(self.active.name + ".new")
 
+    @property
+    def fingerprints(self) -> Path:
+        return self.active.with_name(self.active.name + ".fingerprints")
+
     def signer(self) -> Signer | None:
         return Signer.load(self.active) if self.active.exists() else None
+
+    def fingerprint_key(self) -> bytes | None:
+        """The key idempotency fingerprints are made with (see ``request_fingerprint``).
+
+        Stored keys' fingerprints must keep matching after the signing key rotates, or a
+        request retried after a rotation would conflict with itself: the key is derived from
+        the signing key once, as every Lunaria did before it had this file (so fingerprints
+        already stored still match), and kept here. None where there is neither file nor
+        signing key (a process that only reads)."""
+        if self.fingerprints.exists():
+            text = self.fingerprints.read_text(encoding="ascii").strip()
+            try:
+                key = bytes.fromhex(text)
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                raise LedgerError(f"{self.fingerprints} does not hold a 32-byte hex key")
+            return key
+        signer = self.signer()
+        if signer is None:
+            return None
+        key = fingerprint_key_from(signer)
+        # (FileExistsError: another process made it at the same moment, the same way.)
+        with contextlib.suppress(FileExistsError):
+            write_secret_file(self.fingerprints, (key.hex() + "\n").encode("ascii"))
+        return key
 
     def retiring_signer(self) -> Signer | None:
         return Signer.load(self.retiring) if self.retiring.exists() else None
@@ -84,6 +117,7 @@ def rotate_key(log: Log, files: KeyFiles, double_signing: timedelta) -> Entry:
             "key_rotated entry publishes its key, move it to the key file (and the old key to "
             f"{files.retiring.name}); if not, delete it"
         )
+    files.fingerprint_key()  # (made from the old key before it retires, if not yet made)
     new.save(files.staged)
     until = log.clock.now() + double_signing
     entry = log.rotate_key(new, until)

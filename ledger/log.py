@@ -83,6 +83,13 @@ def _parse_ts_cached(text: str) -> datetime:
     return parse_ts(text)
 
 
+def fingerprint_key_from(signer: Signer | None) -> bytes:
+    """A key for request_fingerprint derived from a signing key, so it never leaves this log
+    (a deployment keeps the first one it derived: see ``KeyFiles.fingerprint_key``)."""
+    seed = signer.seed if signer is not None else b""
+    return hashlib.sha256(b"lunaria idempotency fingerprints\n" + seed).digest()
+
+
 def request_fingerprint(key: bytes, request: Mapping[str, Any]) -> dict[str, str]:
     """Per-field HMACs of a request, to name differing fields without storing values.
 
@@ -521,6 +528,7 @@ class Log:
         clock: Clock | None = None,
         policy: CheckpointPolicy | None = None,
         retiring: Signer | None = None,
+        fingerprint_key: bytes | None = None,
     ) -> None:
         self.engine = engine
         self.origin = origin
@@ -531,9 +539,8 @@ class Log:
         self._retiring_until: datetime | None = None
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or CheckpointPolicy()
-        # Derived from the signing key with its own label, so the key never leaves this log.
-        seed = signer.seed if signer is not None else b""
-        self.fingerprint_key = hashlib.sha256(b"lunaria idempotency fingerprints\n" + seed).digest()
+        # What stored idempotency fingerprints were made with; it must outlive key rotations.
+        self.fingerprint_key = fingerprint_key or fingerprint_key_from(signer)
         self._write_connections = WriteConnections(engine)
 
     # -- writing ---------------------------------------------------------------------------

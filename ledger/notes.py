@@ -310,6 +310,25 @@ class Verifier:
         return True
 
 
+def write_secret_file(path: pathlib.Path, data: bytes) -> None:
+    """Write ``data`` to a new file of mode 0600, durably.
+
+    Raises :class:`FileExistsError` rather than overwrite (or follow a symlink at) ``path``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # exactly 0600 whatever the umask
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+
+
 @dataclass(frozen=True)
 class Signer:
     """An Ed25519 signing key: name, key id and 32-byte private seed (never in ``repr``)."""
@@ -388,19 +407,7 @@ class Signer:
 
         Raises :class:`FileExistsError` rather than overwrite (or follow a symlink at) ``path``.
         """
-        data = (self.skey() + "\n").encode("utf-8")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)  # exactly 0600 whatever the umask
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
+        write_secret_file(path, (self.skey() + "\n").encode("utf-8"))
 
     @classmethod
     def load(cls, path: pathlib.Path) -> Signer:

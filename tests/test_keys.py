@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import Engine
 
-from api import db
+from api import create_app, db
 from ledger.clock import ManualClock, parse_ts
 from ledger.errors import LedgerError, SignatureError, VerificationError
 from ledger.keys import KeyFiles, rotate_key
@@ -19,6 +19,7 @@ from ledger.log import CheckpointPolicy, Log
 from ledger.notes import Signer, Verifier, open_note, parse_note
 from ledger.verify import verify_database
 from tests.conftest import ORIGIN
+from tests.test_api_support import Http, cli_admin_token
 
 DAYS_30 = timedelta(days=30)
 
@@ -156,3 +157,36 @@ def test_key_rotate_command(app: Flask, runner: FlaskCliRunner) -> None:
     again = runner.invoke(args=["key", "rotate"])
     assert again.exit_code == 1 and "still there from the last rotation" in again.output
     assert "Traceback" not in again.output
+
+
+def test_a_request_retried_after_a_rotation_is_still_a_replay(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    """Idempotency fingerprints are keyed with a secret kept apart from the signing key
+    (``log.key.fingerprints``): a server started after a rotation still recognises a retried
+    request, and still names the one field that differs in a conflicting one."""
+    http = Http(app, app.test_client())
+    admin = cli_admin_token(runner)
+    body = {"slug": "cauce", "name": "Cauce"}
+    first = http.post("/collectives", body, token=admin, key="c-1", status=201)
+    with app.app_context():
+        files = db.key_files()
+    assert stat.S_IMODE(files.fingerprints.stat().st_mode) == 0o600
+    assert runner.invoke(args=["key", "rotate"]).exit_code == 0
+
+    settings = ("DATABASE_URL", "KEY_FILE", "ORIGIN", "CLOCK", "CHECKPOINT_EVERY")
+    restarted = create_app({"TESTING": True, **{name: app.config[name] for name in settings}})
+    try:
+        http = Http(restarted, restarted.test_client())
+        size = http.size()
+        again = http.post("/collectives", body, token=admin, key="c-1", status=201)
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.get_json() == first.get_json() and http.size() == size
+        conflict = {**body, "name": "Otra"}
+        problem = http.refused(
+            "POST", "/collectives", conflict, 409, "idempotency_conflict", token=admin, key="c-1"
+        )
+        assert problem["fields"] == ["name"]
+    finally:
+        with restarted.app_context():
+            db.get_engine().dispose()
