@@ -17,29 +17,23 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
-from eth_account.signers.local import LocalAccount
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from api import db
 from api.cli import reports_ledger_errors
-from contracts.anchor import (
-    DEFAULT_RECEIPT_TIMEOUT,
-    DEFAULT_RPC_TIMEOUT,
-    AnchorContract,
-    AnchorError,
-    connect,
-    deploy,
-    load_account,
-)
-from contracts.anchoring import (
-    anchor_after_handover,
-    anchor_due,
-    anchor_latest,
-    verify_anchors,
-)
+from contracts import DEFAULT_RECEIPT_TIMEOUT, DEFAULT_RPC_TIMEOUT
+from contracts.errors import AnchorError
+
+# web3 is imported by the commands that use it, not here: every command and the web app
+# import this module, and web3 costs them half a second and raises the recursion limit.
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from contracts.anchor import AnchorContract
 
 _TIMEOUT = click.option(
     "--timeout",
@@ -66,11 +60,15 @@ def _rpc_url() -> str:
 
 
 def _account() -> LocalAccount:
+    from contracts.anchor import load_account
+
     path = _setting("ANCHOR_KEY_FILE", "it names the file holding the anchoring account's key")
     return load_account(path)
 
 
 def _contract() -> AnchorContract:
+    from contracts.anchor import AnchorContract, connect
+
     address = _setting(
         "ANCHOR_CONTRACT", "deploy one with `lunaria anchor deploy` and set it to the address"
     )
@@ -114,6 +112,8 @@ def anchor_group(ctx: click.Context, if_due: bool, timeout: float) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    from contracts.anchoring import anchor_due, anchor_latest
+
     log = db.get_log()
     if if_due:
         every = anchor_every()
@@ -129,6 +129,8 @@ def anchor_group(ctx: click.Context, if_due: bool, timeout: float) -> None:
 
 def anchor_after_rotation() -> str:
     """Anchor the handover's checkpoint; a chain failure is reported, the handover stands."""
+    from contracts.anchoring import anchor_after_handover
+
     try:
         return anchor_after_handover(db.get_log(), _contract(), _account()).summary()
     except AnchorError as exc:
@@ -141,6 +143,8 @@ def anchor_after_rotation() -> str:
 def deploy_command(timeout: float) -> None:
     """Deploy a LedgerAnchor for this log, owned by the key file's account; print its address."""
     origin = db.get_log().origin
+    from contracts.anchor import connect, deploy
+
     w3 = connect(_rpc_url(), timeout=DEFAULT_RPC_TIMEOUT)
     address = deploy(w3, _account(), origin, timeout=timeout)
     click.echo(address)
@@ -153,4 +157,6 @@ def deploy_command(timeout: float) -> None:
 @reports_ledger_errors
 def verify_command() -> None:
     """Check every on-chain anchor against the log: roots, sizes and consistency."""
+    from contracts.anchoring import verify_anchors
+
     click.echo(verify_anchors(db.get_log(), _contract()).summary())

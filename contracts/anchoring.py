@@ -38,18 +38,16 @@ from sqlalchemy import Connection, select
 from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint
 
+from contracts import DEFAULT_RECEIPT_TIMEOUT
 from contracts.anchor import (
-    DEFAULT_RECEIPT_TIMEOUT,
     AnchorContract,
-    AnchorError,
     AnchorReceipt,
-    ChainUnavailable,
     OnchainAnchor,
-    TreeSizeNotIncreasing,
     _translated,
     load_artifact,
     origin_hash,
 )
+from contracts.errors import AnchorError, ChainUnavailable, TreeSizeNotIncreasing
 from ledger import merkle
 from ledger.clock import parse_ts
 from ledger.db import read_transaction

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from flask import Flask
@@ -136,3 +138,30 @@ def test_commands_before_init_say_so(runner: FlaskCliRunner) -> None:
     result = runner.invoke(args=["checkpoint"])
     assert result.exit_code != 0
     assert "lunaria init" in (result.output + str(result.exception))
+
+
+def test_only_the_anchoring_commands_load_web3(tmp_path: Path) -> None:
+    """web3 takes half a second to import and raises Python's recursion limit as it loads:
+    the web app and the other commands (``init`` here, cron's ``rotate``) never import it."""
+    config = {"DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}", "KEY_FILE": str(tmp_path / "k")}
+    script = "\n".join(
+        [
+            "import sys",
+            "from api import create_app",
+            f"app = create_app({config!r})",
+            "result = app.test_cli_runner().invoke(args=['init'])",
+            "assert result.exit_code == 0, result.output",
+            "assert app.test_client().get('/').status_code == 200",
+            "assert app.test_cli_runner().invoke(args=['rotate']).exit_code == 0",
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('web3', 'eth_account')))",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
