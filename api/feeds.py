@@ -19,23 +19,21 @@ from typing import Any
 from urllib.parse import quote, urljoin
 
 from flask import Response, request
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, select
 
 from api import db
 from api.ledger_api import Blueprint, revalidate
 from ledger.db import read_transaction
-from ledger.entry import Entry, decode_entry
+from ledger.entry import Entry
 from ledger.fund import pool_row
 from ledger.log import load_head
 from ledger.money import CURRENCY_EXPONENTS, format_major
-from ledger.public import belongs_to_pool, mentions_pool
 from ledger.schema import entries
+from ledger.views import newest_pool_entries
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 FEED_LENGTH = 50
-FEED_WINDOW = 50_000
-"""The feed shows the pool's entries among the log's latest FEED_WINDOW entries."""
 FEED_CACHE = "public, max-age=60"
 
 blp = Blueprint(
@@ -69,23 +67,13 @@ class PoolFeed:
     entries: tuple[Entry, ...]  # newest first
 
 
-def read_pool_feed(
-    engine: Engine, slug: str, limit: int = FEED_LENGTH, window: int = FEED_WINDOW
-) -> PoolFeed:
-    """The pool's newest ``limit`` entries among the log's newest ``window``."""
+def read_pool_feed(engine: Engine, slug: str, limit: int = FEED_LENGTH) -> PoolFeed:
+    """The pool's newest ``limit`` entries."""
     with read_transaction(engine) as conn:
         head = load_head(conn)
         pool = pool_row(conn, slug)
         created = conn.execute(select(entries.c.ts).where(entries.c.seq == 0)).scalar_one()
-        first = max(int(pool.created_seq), head.size - window)
-        rows = conn.execute(
-            select(entries.c.body)
-            .where(and_(entries.c.seq >= first, mentions_pool(conn, slug)))
-            .order_by(entries.c.seq.desc())
-            .limit(limit)
-        ).all()
-    found = (decode_entry(bytes(body)) for (body,) in rows)
-    mine = tuple(e for e in found if belongs_to_pool(e.data, e.kind, slug))
+        mine = tuple(newest_pool_entries(conn, slug, limit))
     return PoolFeed(head.origin, created, head.last_ts, slug, pool.name, mine)
 
 

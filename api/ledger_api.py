@@ -298,9 +298,10 @@ def list_entries(query: dict[str, Any]) -> Reply:
     """Entries in seq order, after a cursor; filter by kind and pool.
 
     Each item is ``{"seq", "hash", "entry"}`` where ``entry`` is the logged object exactly
-    as hashed: ``hash`` = SHA-256(0x00 || JCS(entry)); nothing is added inside it. A filtered
+    as hashed: ``hash`` = SHA-256(0x00 || JCS(entry)); nothing is added inside it. With
+    ``pool``, a page holds ``limit`` items unless the pool has no more. With only ``kind``, a
     page looks at most 10,000 seqs past its cursor, so it may hold fewer than ``limit`` items
-    (even none) while ``next`` is not null: follow ``next`` until it is null."""
+    (even none) while ``next`` is not null. Either way, follow ``next`` until it is null."""
     page = entry_page(db.get_engine(), **query)
     body = {**page.body(), "next_url": _next_url(page, query)}
     return body, 200, _cached(LONG_CACHE if page.settled else SHORT_CACHE)

@@ -355,11 +355,29 @@ APPLIERS: Mapping[str, Callable[[Connection, Entry], None]] = {
 }
 
 
+# -- which entries are a pool's -------------------------------------------------------------
+
+_NEW_ENTRY_POOLS = RowInsert("entry_pools", ("pool", "seq"))
+
+
+def entry_pool(kind: str, data: Mapping[str, Any]) -> str | None:
+    """The pool an entry is about: its ``data.pool``, or the slug of the pool it creates."""
+    pool = data.get("slug") if kind == "pool_created" else data.get("pool")
+    return pool if isinstance(pool, str) else None
+
+
+def _index_pools(conn: Connection, entries: Iterable[Entry]) -> None:
+    rows = [(pool, e.seq) for e in entries if (pool := entry_pool(e.kind, e.data)) is not None]
+    if rows:
+        _NEW_ENTRY_POOLS.run(conn, rows)
+
+
 def apply_entry(conn: Connection, entry: Entry) -> None:
     APPLIERS[entry.kind](conn, entry)
+    _index_pools(conn, (entry,))
 
 
-def apply_entries(conn: Connection, entries: Iterable[Entry]) -> None:
+def apply_entries(conn: Connection, entries: Sequence[Entry]) -> None:
     """Apply entries in log order; donations in a row are written together (the same rows as
     :func:`apply_entry` one at a time would write, in a few statements instead of many)."""
     run: list[Entry] = []
@@ -369,5 +387,6 @@ def apply_entries(conn: Connection, entries: Iterable[Entry]) -> None:
             continue
         _donations_recorded(conn, run)
         run = []
-        apply_entry(conn, entry)
+        APPLIERS[entry.kind](conn, entry)
     _donations_recorded(conn, run)
+    _index_pools(conn, entries)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import bisect
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func, or_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, select
 
 from ledger import merkle
-from ledger.db import is_sqlite, read_transaction
+from ledger.db import read_transaction
 from ledger.entry import decode_entry
 from ledger.errors import LedgerError, NoteError, NotFound
 from ledger.fund import pool_row
@@ -30,12 +30,12 @@ from ledger.log import (
     read_snapshot,
 )
 from ledger.notes import Verifier, open_note, parse_note
-from ledger.schema import entries
+from ledger.schema import entries, entry_pools
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 SCAN_WINDOW = 10_000
-"""A filtered page (``kind``, ``pool``) looks at no more than this many seqs past its cursor."""
+"""A page filtered by ``kind`` alone looks at no more than this many seqs past its cursor."""
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -169,28 +169,6 @@ def _public(seq: int, entry_hash: bytes, body: bytes) -> PublicEntry:
     return PublicEntry(int(seq), bytes(entry_hash).hex(), decode_entry(bytes(body)).envelope())
 
 
-def belongs_to_pool(data: Mapping[str, Any], kind: str, pool: str) -> bool:
-    """Whether an entry is the pool's: its ``data.pool``, or the pool's own creation."""
-    return data.get("pool") == pool or (kind == "pool_created" and data.get("slug") == pool)
-
-
-def _contains(conn: Connection, needle: bytes) -> ColumnElement[bool]:
-    if is_sqlite(conn):
-        return func.instr(entries.c.body, needle) > 0
-    like = entries.c.body.op("LIKE", is_comparison=True)  # bytea LIKE; no % _ \ in a needle
-    return like(b"%" + needle + b"%")
-
-
-def mentions_pool(conn: Connection, pool: str) -> ColumnElement[bool]:
-    """A cheap superset of :func:`belongs_to_pool` the database can test on the stored bytes
-    (canonical JSON: ``"pool":"<slug>"`` appears verbatim; inside a string the quotes would
-    be escaped, so the bytes cannot come from text)."""
-    return or_(
-        _contains(conn, f'"pool":"{pool}"'.encode()),
-        and_(entries.c.kind == "pool_created", _contains(conn, f'"slug":"{pool}"'.encode())),
-    )
-
-
 def entry_page(
     engine: Engine,
     after: int = -1,
@@ -198,30 +176,43 @@ def entry_page(
     kind: str | None = None,
     pool: str | None = None,
 ) -> Page:
-    """Entries after seq ``after``; with filters, looking at most SCAN_WINDOW seqs ahead."""
+    """Entries after seq ``after``. A pool's are read by key (``entry_pools``), so its pages
+    are full; with only ``kind``, a page looks at most SCAN_WINDOW seqs ahead."""
     check_page(after, limit)
     with read_transaction(engine) as conn:
-        last = load_head(conn).size - 1
         if pool is not None:
             pool_row(conn, pool)
-        end = last if kind is None and pool is None else min(last, after + SCAN_WINDOW)
+            return _pool_page(conn, pool, after, limit, kind)
+        last = load_head(conn).size - 1
+        end = last if kind is None else min(last, after + SCAN_WINDOW)
         where = [entries.c.seq > after, entries.c.seq <= end]
         if kind is not None:
             where.append(entries.c.kind == kind)
-        if pool is not None:
-            where.append(mentions_pool(conn, pool))
         rows = conn.execute(
             select(entries.c.seq, entries.c.hash, entries.c.body)
             .where(and_(*where))
             .order_by(entries.c.seq)
             .limit(limit)
         ).all()
-    items = [_public(*row) for row in rows]
-    if pool is not None:
-        items = [i for i in items if belongs_to_pool(i.entry["data"], i.entry["kind"], pool)]
     scanned = int(rows[-1].seq) if len(rows) == limit else end
     more = scanned < last
-    return Page(tuple(items), scanned if more else None, settled=more)
+    return Page(tuple(_public(*row) for row in rows), scanned if more else None, settled=more)
+
+
+def _pool_page(conn: Connection, pool: str, after: int, limit: int, kind: str | None) -> Page:
+    """A full page of the pool's entries (of ``kind``); one that is full can never change."""
+    query = (
+        select(entries.c.seq, entries.c.hash, entries.c.body)
+        .select_from(entry_pools.join(entries, entries.c.seq == entry_pools.c.seq))
+        .where(entry_pools.c.pool == pool, entry_pools.c.seq > after)
+        .order_by(entry_pools.c.seq)
+        .limit(limit)
+    )
+    if kind is not None:
+        query = query.where(entries.c.kind == kind)
+    rows = conn.execute(query).all()
+    full = len(rows) == limit
+    return Page(tuple(_public(*row) for row in rows), int(rows[-1].seq) if full else None, full)
 
 
 def entry_at(engine: Engine, seq: int) -> PublicEntry:

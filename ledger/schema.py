@@ -219,6 +219,15 @@ donations = Table(
     Column("corrected_seq", BigInteger, nullable=True),
 )
 
+# Which entries are a pool's (``data.pool``, or the slug a ``pool_created`` names), for the
+# pool's page, its feed and ``?pool=`` on the public entry list: newest first by the key.
+entry_pools = Table(
+    "entry_pools",
+    metadata,
+    Column("pool", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+)
+
 PROJECTION_TABLES = (
     pools,
     collectives,
@@ -230,6 +239,7 @@ PROJECTION_TABLES = (
     balances,
     cycle_flows,
     donations,
+    entry_pools,
 )
 
 # -- Not derived from the log. --------------------------------------------------------------

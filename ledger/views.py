@@ -39,7 +39,16 @@ from ledger.fund import (
 from ledger.log import Log, StoredCheckpoint
 from ledger.lunar import Cycle
 from ledger.privacy import private_salt
-from ledger.schema import balances, collectives, cycles, entries, grants, pools, votes
+from ledger.schema import (
+    balances,
+    collectives,
+    cycles,
+    entries,
+    entry_pools,
+    grants,
+    pools,
+    votes,
+)
 
 GRANT_STATUSES = ("proposed", "approved", "rejected", "disbursed", "cancelled")
 MAX_PAGE = 200
@@ -493,38 +502,22 @@ def current_cycle(engine: Engine, now: datetime) -> Cycle:
         return load_schedule(conn).cycle_at(now)
 
 
-def pool_entries(
-    engine: Engine, pool: str, limit: int = 20, scan_limit: int = 5000, batch: int = 500
-) -> list[Entry]:
-    """The pool's newest entries (``data.pool`` or ``data.slug`` is the pool), newest first,
-    among the log's newest ``scan_limit``."""
-    found: list[Entry] = []
-    # Canonical JSON holds "pool":"<slug>" or "slug":"<slug>" verbatim (inside a string the
-    # quotes would be escaped): entries without either are skipped before decoding.
-    marks = (f'"pool":"{pool}"'.encode(), f'"slug":"{pool}"'.encode())
+def pool_entries(engine: Engine, pool: str, limit: int = 20) -> list[Entry]:
+    """The pool's newest entries, newest first."""
     with read_transaction(engine) as conn:
-        before: int | None = None
-        scanned = 0
-        while len(found) < limit and scanned < scan_limit:
-            query = select(entries.c.seq, entries.c.body).order_by(entries.c.seq.desc())
-            if before is not None:
-                query = query.where(entries.c.seq < before)
-            rows = conn.execute(query.limit(batch)).all()
-            if not rows:
-                break
-            for _, body in rows:
-                raw = bytes(body)
-                if not any(mark in raw for mark in marks):
-                    continue
-                entry = decode_entry(raw)
-                owner = entry.data.get("pool", entry.data.get("slug"))
-                if owner == pool and entry.kind != "collective_registered":
-                    found.append(entry)
-                    if len(found) == limit:
-                        break
-            scanned += len(rows)
-            before = int(rows[-1][0])
-    return found
+        return newest_pool_entries(conn, pool, limit)
+
+
+def newest_pool_entries(conn: Connection, pool: str, limit: int) -> list[Entry]:
+    """The pool's newest ``limit`` entries (``entry_pools``), newest first."""
+    rows = conn.execute(
+        select(entries.c.body)
+        .select_from(entry_pools.join(entries, entries.c.seq == entry_pools.c.seq))
+        .where(entry_pools.c.pool == pool)
+        .order_by(entry_pools.c.seq.desc())
+        .limit(limit)
+    )
+    return [decode_entry(bytes(body)) for (body,) in rows]
 
 
 def entry_place(log: Log, seq: int) -> EntryPlace:

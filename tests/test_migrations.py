@@ -62,3 +62,32 @@ def test_0003_makes_sqlite_log_keys_the_rowid(tmp_path: Path, signer: Signer) ->
                 assert f"{key} INTEGER PRIMARY KEY" in sql
     finally:
         engine.dispose()
+
+
+def test_0004_fills_entry_pools_from_the_log(db_url: str, signer: Signer) -> None:
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine, "0003")
+        log = Log(engine, ORIGIN, signer=signer, policy=CheckpointPolicy(every_entries=7))
+        log.create()
+        for kind, data in [
+            ("pool_created", {"slug": "rent", "name": "Rent"}),
+            ("collective_registered", {"slug": "alba", "name": "Alba"}),
+            ("roster_set", {"pool": "rent", "collectives": ["alba"]}),
+            ("pool_created", {"slug": "food", "name": "Food"}),
+            ("donation_recorded", {"pool": "food", "amount": "100"}),
+            ("donation_recorded", {"pool": "rent", "amount": "100"}),
+        ]:
+            log.append(kind, data)
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT seq, pool FROM entry_pools ORDER BY seq")).all()
+        assert [tuple(row) for row in rows] == [
+            (1, "rent"),
+            (3, "rent"),
+            (4, "food"),
+            (5, "food"),
+            (6, "rent"),
+        ]
+    finally:
+        engine.dispose()

@@ -38,6 +38,14 @@ def story(app: Flask, client: Any, runner: FlaskCliRunner) -> Story:
     return build_story(app, client, runner)
 
 
+def is_pools(entry: dict[str, Any], pool: str) -> bool:
+    """Whether an entry is the pool's: its ``data.pool``, or the pool's own creation."""
+    data = entry["data"]
+    return data.get("pool") == pool or (
+        entry["kind"] == "pool_created" and data.get("slug") == pool
+    )
+
+
 def get(story: Story, path: str, status: int = 200, **kwargs: Any) -> TestResponse:
     response: TestResponse = story.http.client.get(path, **kwargs)
     assert response.status_code == status, (path, response.get_data(as_text=True)[:400])
@@ -170,10 +178,7 @@ def test_kind_and_pool_filters(story: Story, monkeypatch: pytest.MonkeyPatch) ->
             item["seq"]
             for item in everything
             if (kind is None or item["entry"]["kind"] == kind)
-            and (
-                pool is None
-                or public.belongs_to_pool(item["entry"]["data"], item["entry"]["kind"], pool)
-            )
+            and (pool is None or is_pools(item["entry"], pool))
         ]
 
     def walk(query: str, limit: int) -> tuple[list[int], int]:
@@ -201,15 +206,23 @@ def test_kind_and_pool_filters(story: Story, monkeypatch: pytest.MonkeyPatch) ->
         assert walk(query, 2)[0] == wanted, query
         assert walk(query, 1000)[0] == wanted, query
 
-    # A filtered page looks a bounded way ahead: pages may come back short, even empty, with
-    # a cursor to go on from; following it finds exactly the same entries.
+    # With only a kind, a page looks a bounded way ahead: pages may come back short, even
+    # empty, with a cursor to go on from; following it finds exactly the same entries.
     monkeypatch.setattr(public, "SCAN_WINDOW", 4)
-    seqs, requests = walk("pool=rent", 1000)
-    assert seqs == expected(pool="rent")
+    seqs, requests = walk("kind=donation_recorded", 1000)
+    assert seqs == expected("donation_recorded")
     assert requests >= len(everything) // 4
-    first = get(story, "/api/v1/ledger/entries?pool=rent&limit=1000").get_json()
+    first = get(story, "/api/v1/ledger/entries?kind=donation_recorded&limit=1000").get_json()
     assert (first["items"], first["next"]) == ([], 3)
-    assert query_of(first["next_url"]) == {"after": "3", "limit": "1000", "pool": "rent"}
+    assert query_of(first["next_url"]) == {
+        "after": "3",
+        "limit": "1000",
+        "kind": "donation_recorded",
+    }
+    # A pool's entries are read by key: its pages are full, however far apart they lie.
+    rent = expected(pool="rent")
+    assert walk("pool=rent", 1000) == (rent, 1)
+    assert walk("pool=rent", 1) == (rent, len(rent) + 1)  # (the last full page has a cursor)
 
 
 # -- checkpoint and keys ------------------------------------------------------------------------
@@ -526,7 +539,7 @@ def test_pool_feed(story: Story) -> None:
     assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == len(seqs)
     everything = {item["seq"]: item["entry"] for item in all_entries(story)}
     assert seqs == sorted(
-        (s for s, e in everything.items() if public.belongs_to_pool(e["data"], e["kind"], "food")),
+        (s for s, e in everything.items() if is_pools(e, "food")),
         reverse=True,
     )
     assert root.findtext(f"{ATOM}updated") == everything[seqs[0]]["ts"]
@@ -546,6 +559,31 @@ def test_pool_feed(story: Story) -> None:
     assert titles[-1] == "Pool created: Food bank"
     assert "Custody order set: alba, brisa" in titles
     refused(story, "/api/v1/pools/nowhere/feed.atom", "not_found", 404)
+
+
+def test_a_quiet_pool_keeps_its_entries_behind_a_busy_one(story: Story) -> None:
+    """A pool's page, feed and filtered entry list find its entries by key, however many
+    entries of other pools came after (they used to search only the newest few thousand)."""
+    http = story.http
+    http.post("/pools", {"slug": "rent", "name": "Rent", "currencies": ["EUR"]}, token=story.admin)
+    quiet = http.post("/pools/rent/donations", donation("5"), token=story.treasurer, status=201)
+    seq = quiet.get_json()["seq"]
+    batch = {"donations": [donation("1") for _ in range(1000)]}
+    for _ in range(12):
+        http.post("/pools/food/donations:batch", batch, token=story.treasurer, status=201)
+    assert http.size() > seq + 12_000
+
+    page = get(story, "/pools/rent").get_data(as_text=True)
+    assert f'href="/entries/{seq}"' in page
+    feed = get(story, "/api/v1/pools/rent/feed.atom").get_data(as_text=True)
+    assert f'href="http://localhost/entries/{seq}"' in feed
+    listed = get(story, "/api/v1/ledger/entries?pool=rent&limit=2").get_json()
+    assert [item["seq"] for item in listed["items"]] == [seq - 1, seq]  # pool_created, donation
+    assert get(story, f"/api/v1/ledger/entries?pool=rent&after={seq}").get_json() == {
+        "items": [],
+        "next": None,
+        "next_url": None,
+    }
 
 
 def test_pool_feed_words() -> None:
