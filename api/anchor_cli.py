@@ -24,7 +24,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from api import db
-from api.cli import reports_ledger_errors
+from api.command_errors import reports_ledger_errors
 from contracts import DEFAULT_RECEIPT_TIMEOUT, DEFAULT_RPC_TIMEOUT
 from contracts.errors import AnchorError
 

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn, ParamSpec
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import Engine
 
-from api import db
+from api import anchor_cli, db, publish_cli
+from api.command_errors import fail, reports_ledger_errors
 from api.reports_cli import report_command
 from ledger import access, migrate
 from ledger.clock import ManualClock, parse_ts
 from ledger.demo import load_demo, start_of_demo
-from ledger.errors import LedgerError, VerificationError
+from ledger.errors import LedgerError
 from ledger.fund import ROLES, Fund
 from ledger.keys import DEFAULT_DOUBLE_SIGNING, rotate_key
 from ledger.log import Log
@@ -27,8 +25,6 @@ from ledger.notes import Signer, Verifier
 from ledger.privacy import erase
 from ledger.replay import check_replay
 from ledger.verify import VerifyReport, verify_database, verify_export
-
-P = ParamSpec("P")
 
 
 def init_app(app: Flask) -> None:
@@ -38,31 +34,9 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
     app.cli.add_command(token_group)
     app.cli.add_command(key_group)
-    from api import anchor_cli, publish_cli  # they import this module, so not at the top
-
     publish_cli.init_app(app)
     app.cli.add_command(anchor_cli.anchor_group)
     app.cli.add_command(report_command)
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(1)
-
-
-def reports_ledger_errors(command: Callable[P, None]) -> Callable[P, None]:
-    """Turn ledger errors into one clear line and exit status 1, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            command(*args, **kwargs)
-        except VerificationError as exc:
-            _fail(f"FAILED: {exc.message}")
-        except LedgerError as exc:
-            _fail(f"error: {exc.message}")
-
-    return wrapper
 
 
 @click.command("init")
@@ -78,7 +52,7 @@ def init_command(demo: bool) -> None:
     if path.exists():
         signer = Signer.load(path)
         if signer.name != origin:
-            _fail(f"key file {path} signs for {signer.name!r}, but the log is {origin!r}")
+            fail(f"key file {path} signs for {signer.name!r}, but the log is {origin!r}")
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         signer = Signer.generate(origin)
@@ -146,7 +120,7 @@ def checkpoint_command(new: bool) -> None:
     log = db.get_log()
     latest = log.checkpoint_now() if new else log.latest_checkpoint()
     if latest is None:
-        _fail("the log has no checkpoint yet")
+        fail("the log has no checkpoint yet")
     click.echo(latest.note, nl=False)
 
 
@@ -157,7 +131,7 @@ def vkey_command() -> None:
     """Print the verifier key string of the log's signing key."""
     signer = db.load_signer()
     if signer is None:
-        _fail(f"no key file at {db.key_file()}")
+        fail(f"no key file at {db.key_file()}")
     click.echo(signer.verifier().vkey())
 
 
@@ -190,9 +164,7 @@ def rotate_command() -> None:
     if not handovers:
         click.echo("no handover due")
     elif current_app.config["ANCHOR_AT_HANDOVER"]:
-        from api.anchor_cli import anchor_after_rotation  # web3 loads only when anchoring
-
-        click.echo(anchor_after_rotation())
+        click.echo(anchor_cli.anchor_after_rotation())
 
 
 @click.command("replay")
@@ -250,7 +222,7 @@ token_group = AppGroup("token", help="API tokens: random, shown once, stored has
 def _initialised_engine() -> Engine:
     engine = db.get_engine()
     if db.stored_origin(engine) is None:
-        _fail("the log has not been created: run `lunaria init` first")
+        fail("the log has not been created: run `lunaria init` first")
     return engine
 
 

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from api import db
-from api.cli import reports_ledger_errors
+from api.command_errors import reports_ledger_errors
 from ledger.audit import audit
 from ledger.notes import Verifier
 from ledger.receipts import build_receipt, parse_receipt, verify_receipt

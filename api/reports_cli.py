@@ -17,6 +17,7 @@ import click
 from flask.cli import with_appcontext
 
 from api import db
+from api.command_errors import reports_ledger_errors
 from exports.formats import FORMATS, ReportInfo, make_options, write_report
 
 
@@ -50,8 +51,6 @@ def report_command(
     base_url: str | None,
 ) -> None:
     """Write the report of POOL for lunar CYCLE (a number, or 'latest')."""
-    from api.cli import reports_ledger_errors  # api.cli imports this module
-
     reports_ledger_errors(_write)(pool, cycle, fmt, output, lang, fields, since, until, base_url)
 
 
