@@ -75,8 +75,11 @@ class KeyFiles:
         if signer is None:
             return None
         key = fingerprint_key_from(signer)
-        # (FileExistsError: another process made it at the same moment, the same way.)
-        with contextlib.suppress(FileExistsError):
+        # FileExistsError: another process made it at the same moment, the same way. Another
+        # OSError: a key directory this process may not write (a read-only secret mount); the
+        # derived key serves as it always did, and `lunaria key rotate`, which must write
+        # there anyway, keeps it before the signing key changes.
+        with contextlib.suppress(OSError):
             write_secret_file(self.fingerprints, (key.hex() + "\n").encode("ascii"))
         return key
 

@@ -12,10 +12,11 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import Engine
 
 from api import create_app, db
+from ledger import keys
 from ledger.clock import ManualClock, parse_ts
 from ledger.errors import LedgerError, SignatureError, VerificationError
 from ledger.keys import KeyFiles, rotate_key
-from ledger.log import CheckpointPolicy, Log
+from ledger.log import CheckpointPolicy, Log, fingerprint_key_from
 from ledger.notes import Signer, Verifier, open_note, parse_note
 from ledger.verify import verify_database
 from tests.conftest import ORIGIN
@@ -190,3 +191,18 @@ def test_a_request_retried_after_a_rotation_is_still_a_replay(
     finally:
         with restarted.app_context():
             db.get_engine().dispose()
+
+
+def test_a_key_directory_the_server_may_not_write_still_serves(
+    files: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the key sits on a read-only mount, the fingerprint key is derived as before
+    (and kept by the next `lunaria key rotate`, which writes there anyway)."""
+
+    def refused(path: Path, data: bytes) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(keys, "write_secret_file", refused)
+    signer = files.signer()
+    assert files.fingerprint_key() == fingerprint_key_from(signer)
+    assert not files.fingerprints.exists()
