@@ -295,10 +295,9 @@ def _postgres_write_transaction(conn: Connection, opening: str) -> Iterator[Any]
         cursor.nextset()
         yield _first_row(cursor)
     except BaseException:
-        driver: Any = conn.connection.dbapi_connection
-        if driver is not None and not driver.closed:
+        if not conn.invalidated:  # (a lost connection is discarded, not pooled)
             with suppress(conn.dialect.loaded_dbapi.Error):  # (the first error is the one)
-                driver.rollback()
+                conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
         raise
     _commit(conn)
 

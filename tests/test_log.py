@@ -311,3 +311,18 @@ def test_write_transactions_commit_or_roll_back_whichever_api_ran_their_statemen
         assert sorted(keys) == [base, base + 1, base + 2]
     size = log.head().size
     assert log.append("pool_created", {"after": "rollbacks"}).seq == size  # still usable
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_write_connection_lost_mid_transaction(log: Log, engine: Engine) -> None:
+    """The server ends a writer's connection mid-transaction: the caller gets that error,
+    nothing of the transaction is stored, and the next append works on a new connection."""
+    size = log.head().size
+    with pytest.raises(DBAPIError) as failed, log.writer() as writer:
+        writer.append("pool_created", {"slug": "lost"})
+        pid = writer.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    assert failed.value.connection_invalidated
+    assert log.head().size == size
+    assert log.append("pool_created", {"slug": "found"}).seq == size
