@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -75,12 +76,11 @@ class KeyFiles:
         if signer is None:
             return None
         key = fingerprint_key_from(signer)
-        # FileExistsError: another process made it at the same moment, the same way. Another
-        # OSError: a key directory this process may not write (a read-only secret mount); the
-        # derived key serves as it always did, and `lunaria key rotate`, which must write
+        # An OSError: a key directory this process may not write (a read-only secret mount);
+        # the derived key serves as it always did, and `lunaria key rotate`, which must write
         # there anyway, keeps it before the signing key changes.
         with contextlib.suppress(OSError):
-            write_secret_file(self.fingerprints, (key.hex() + "\n").encode("ascii"))
+            _publish_once(self.fingerprints, (key.hex() + "\n").encode("ascii"))
         return key
 
     def retiring_signer(self) -> Signer | None:
@@ -96,6 +96,20 @@ class KeyFiles:
         if signer is not None and signer.verifier() not in found:
             found.append(signer.verifier())
         return found
+
+
+def _publish_once(path: Path, data: bytes) -> None:
+    """Make ``path`` hold ``data`` (mode 0600) unless it exists: written aside, then linked
+    into place, so a process reading it at the same moment never sees it half written (and
+    one that made it first, the same way, keeps it)."""
+    aside = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    write_secret_file(aside, data)
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(aside)
 
 
 def rotate_key(log: Log, files: KeyFiles, double_signing: timedelta) -> Entry:

@@ -173,6 +173,7 @@ def test_a_request_retried_after_a_rotation_is_still_a_replay(
     with app.app_context():
         files = db.key_files()
     assert stat.S_IMODE(files.fingerprints.stat().st_mode) == 0o600
+    assert not list(files.fingerprints.parent.glob("*.tmp"))  # written aside, then linked
     assert runner.invoke(args=["key", "rotate"]).exit_code == 0
 
     settings = ("DATABASE_URL", "KEY_FILE", "ORIGIN", "CLOCK", "CHECKPOINT_EVERY")
