@@ -60,6 +60,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(public.blp)
     app.register_blueprint(tlog.bp)  # the log as C2SP tlog-tiles under /tlog/
     app.register_blueprint(docs.blp)
+    app.before_request(db.require_current_schema)
     app.before_request(auth.guard_writes)
     errors.init_app(app)  # after the Api: its handlers replace flask-smorest's
     web.init_app(app)  # the public pages, flask-babel, security headers

@@ -9,9 +9,10 @@ from pathlib import Path
 from flask import Flask, current_app
 from sqlalchemy import Engine, inspect
 
+from ledger import migrate
 from ledger.clock import Clock, SystemClock
 from ledger.db import make_engine, read_transaction
-from ledger.errors import LedgerError, NotFound
+from ledger.errors import LedgerError, NotFound, SchemaOutdated
 from ledger.fund import Fund
 from ledger.keys import KeyFiles
 from ledger.log import CheckpointPolicy, Log, load_head
@@ -26,6 +27,7 @@ class LedgerState:
     clock: Clock
     log: Log | None = None
     fund: Fund | None = None
+    schema_current: bool = False
 
 
 def init_app(app: Flask) -> None:
@@ -45,6 +47,20 @@ def _state() -> LedgerState:
 
 def get_engine() -> Engine:
     return _state().engine
+
+
+def require_current_schema() -> None:
+    """``before_request``: a database holding a log whose schema is older than this code
+    (upgraded without ``lunaria init``) is refused with SchemaOutdated rather than served
+    half-working. Checked until found current, then not again: a schema never goes back."""
+    state = _state()
+    if state.schema_current or stored_origin(state.engine) is None:
+        return  # (no log yet: each page and endpoint says so its own way)
+    if not migrate.is_current(state.engine):
+        raise SchemaOutdated(
+            "the database schema is older than this Lunaria: run `lunaria init` to upgrade it"
+        )
+    state.schema_current = True
 
 
 def get_clock() -> Clock:

@@ -16,7 +16,12 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    ServiceUnavailable,
+)
 
 from ledger.errors import IdempotencyConflict, LedgerError, RuleViolation
 
@@ -92,6 +97,7 @@ PROBLEMS: Mapping[str, tuple[int, str]] = {
     "size_beyond_log": (422, "The tree size is beyond the log"),
     "invalid_range": (422, "The range is invalid (reversed tree sizes or dates)"),
     "inconsistent_log": (500, "The log does not add up; run lunaria verify"),
+    "schema_out_of_date": (503, "The database is being upgraded; try again shortly"),
     "internal_error": (500, "Internal server error"),
     "unbalanced_postings": (500, "Internal server error"),  # an invariant, never the client's
 }
@@ -169,8 +175,12 @@ def _ledger_error(exc: LedgerError) -> Response | HTTPException:
         return problem(exc.code, exc.message, fields=list(exc.fields))
     known = PROBLEMS.get(exc.code)
     status = known[0] if known else _inherited_status(exc)
-    if status is None or status >= 500:
+    if status is None or status == 500:
         return _unexpected(exc)
+    if status == 503:
+        current_app.logger.error("%s", exc.message)
+        if not _for_the_api():
+            return ServiceUnavailable(exc.message)
     if known is None:
         current_app.logger.warning("error code %r is not in api.errors.PROBLEMS", exc.code)
     return problem(exc.code, exc.message, status=status)

@@ -53,7 +53,7 @@ from sqlalchemy import Engine
 from api import db
 from ledger import views
 from ledger.clock import parse_ts
-from ledger.errors import LedgerError, NotFound
+from ledger.errors import LedgerError, NotFound, SchemaOutdated
 from ledger.lunar import Cycle
 from ledger.money import CURRENCY_EXPONENTS, format_major
 from ledger.public import log_keys, log_version, recent_anchors
@@ -354,6 +354,9 @@ def not_found(exc: Exception) -> tuple[str, int]:
 
 @bp.errorhandler(LedgerError)
 def ledger_error(exc: LedgerError) -> tuple[str, int]:
+    if isinstance(exc, SchemaOutdated):
+        current_app.logger.error("%s", exc.message)
+        return render_template("web/error.html", status=503, upgrading=True), 503
     current_app.logger.error("web page failed", exc_info=exc)
     return render_template("web/error.html", status=500), 500
 

@@ -198,11 +198,13 @@ def postgres_database(schema: str | None) -> Iterator[Database]:
 
 
 def existing_size(db: Database) -> int | None:
-    """The size of a log built by an earlier run (``--cache-dir``), if there is one."""
+    """The size of a log built by an earlier run (``--cache-dir``), if there is one, its
+    schema brought up to date first (as ``lunaria init`` does after an upgrade)."""
     if not db.key_file.exists():
         return None
     engine: Engine = make_engine(db.url)
     try:
+        migrate.upgrade(engine)
         with engine.connect() as conn:
             return int(conn.execute(text("SELECT checkpoint_size FROM log_head")).scalar_one())
     except Exception:

@@ -85,6 +85,13 @@ class NotFound(LedgerError):
     code = "not_found"
 
 
+class SchemaOutdated(LedgerError):
+    """The database's schema is older than this Lunaria's code (upgraded without running
+    ``lunaria init``, which migrates it)."""
+
+    code = "schema_out_of_date"
+
+
 class VerificationError(LedgerError):
     """The log failed verification; ``seq`` is the first bad entry, if one entry is to blame."""
 

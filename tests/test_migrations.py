@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from api import create_app, db
 from ledger import migrate
 from ledger.db import make_engine
 from ledger.log import CheckpointPolicy, Log
@@ -91,3 +92,41 @@ def test_0004_fills_entry_pools_from_the_log(db_url: str, signer: Signer) -> Non
         ]
     finally:
         engine.dispose()
+
+
+def test_a_server_on_an_older_schema_says_so_until_lunaria_init(
+    db_url: str, signer: Signer, tmp_path: Path
+) -> None:
+    """Code upgraded without ``lunaria init``: every request gets a clear 503 (the API's
+    problem names ``schema_out_of_date``), nothing is written, and init mends it."""
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, "0003")
+    Log(engine, ORIGIN, signer=signer).create()
+    engine.dispose()
+    key_file = tmp_path / "keys" / "log.key"
+    key_file.parent.mkdir()
+    signer.save(key_file)
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": db_url, "KEY_FILE": str(key_file), "ORIGIN": ORIGIN}
+    )
+    client = app.test_client()
+    try:
+        api = client.get("/api/v1/pools")
+        assert api.status_code == 503 and api.mimetype == "application/problem+json"
+        assert api.get_json()["code"] == "schema_out_of_date"
+        write = client.post(
+            "/api/v1/pools", json={}, headers={"Authorization": "Bearer x", "Idempotency-Key": "k"}
+        )
+        assert write.status_code == 503
+        page = client.get("/pools/food?lang=es")
+        assert page.status_code == 503 and "se está actualizando" in page.get_data(as_text=True)
+        assert client.get("/tlog/checkpoint").status_code == 503
+        with app.app_context():
+            assert db.get_log().head().size == 1  # nothing written
+
+        assert app.test_cli_runner().invoke(args=["init"]).exit_code == 0
+        assert client.get("/api/v1/pools").status_code == 200
+        assert client.get("/").status_code == 200
+    finally:
+        with app.app_context():
+            db.get_engine().dispose()
