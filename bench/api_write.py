@@ -303,17 +303,18 @@ def gunicorn_server(
 @contextmanager
 def floor_server(app: str, args: argparse.Namespace) -> Iterator[int]:
     """One of bench/http_floor.py's apps, served as Lunaria is; yields its port."""
-    with tempfile.TemporaryDirectory(prefix="lunaria-api-floor-") as tmp:
-        served = gunicorn(
+    with (
+        tempfile.TemporaryDirectory(prefix="lunaria-api-floor-") as tmp,
+        gunicorn(
             f"bench.http_floor:{app}",
             dict(os.environ),
             Path(tmp),
             args.workers,
             args.worker_class,
             args.timeout,
-        )
-        with served as port:
-            yield port
+        ) as port,
+    ):
+        yield port
 
 
 @contextmanager

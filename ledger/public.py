@@ -30,7 +30,7 @@ from ledger.log import (
     read_snapshot,
 )
 from ledger.notes import Verifier, open_note, parse_note
-from ledger.schema import entries, entry_pools
+from ledger.schema import entries, entry_pools, pools_entries
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -203,7 +203,7 @@ def _pool_page(conn: Connection, pool: str, after: int, limit: int, kind: str | 
     """A full page of the pool's entries (of ``kind``); one that is full can never change."""
     query = (
         select(entries.c.seq, entries.c.hash, entries.c.body)
-        .select_from(entry_pools.join(entries, entries.c.seq == entry_pools.c.seq))
+        .select_from(pools_entries)
         .where(entry_pools.c.pool == pool, entry_pools.c.seq > after)
         .order_by(entry_pools.c.seq)
         .limit(limit)

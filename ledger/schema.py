@@ -228,6 +228,9 @@ entry_pools = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
 )
 
+# Each pool's entries (``entry_pools``) with the entries themselves, read by the pool's key.
+pools_entries = entry_pools.join(entries, entries.c.seq == entry_pools.c.seq)
+
 PROJECTION_TABLES = (
     pools,
     collectives,

@@ -47,6 +47,7 @@ from ledger.schema import (
     entry_pools,
     grants,
     pools,
+    pools_entries,
     votes,
 )
 
@@ -512,7 +513,7 @@ def newest_pool_entries(conn: Connection, pool: str, limit: int) -> list[Entry]:
     """The pool's newest ``limit`` entries (``entry_pools``), newest first."""
     rows = conn.execute(
         select(entries.c.body)
-        .select_from(entry_pools.join(entries, entries.c.seq == entry_pools.c.seq))
+        .select_from(pools_entries)
         .where(entry_pools.c.pool == pool)
         .order_by(entry_pools.c.seq.desc())
         .limit(limit)
