@@ -302,6 +302,24 @@ def _postgres_write_transaction(conn: Connection, opening: str) -> Iterator[Any]
     _commit(conn)
 
 
+def commit_pipelined(conn: Connection, sql: str, params: Any) -> Any:
+    """``BEGIN``, ``sql``, ``COMMIT`` sent at once (psycopg's pipeline mode): one round trip
+    for a whole write transaction on PostgreSQL; returns the first row of ``sql``.
+
+    ``conn`` is an idle write connection from :meth:`WriteConnections.connection`. If ``sql``
+    fails, the server skips the ``COMMIT``; the failed transaction is rolled back when that
+    method hands the connection back to the pool."""
+    driver: Any = conn.connection.dbapi_connection
+
+    def run(cursor: Any) -> None:
+        with driver.pipeline():
+            driver.execute("BEGIN")
+            cursor.execute(sql, params)
+            driver.execute("COMMIT")
+
+    return _first_row(_on_cursor(conn, sql, params, False, run))
+
+
 def _first_row(cursor: Any) -> Any:
     try:
         return cursor.fetchone()
@@ -342,21 +360,25 @@ class WriteConnections:
         """A transaction that holds the write lock from its first statement (SQLite), which
         is ``opening`` (a query without parameters); yields the connection and that query's
         first row (or None)."""
-        with self._turns:
-            try:
-                conn = self._idle.pop()  # (no check first: another thread may take it meanwhile)
-            except IndexError:
-                conn = self._connect()
-            try:
-                with self._begin(conn, opening) as first_row:
-                    yield conn, first_row
-            except BaseException:
-                conn.close()  # rolled back (or broken): back to the pool, which resets it
-                raise
-            if conn.invalidated:
-                conn.close()
-            else:
-                self._idle.append(conn)
+        with self._turns, self.connection() as conn, self._begin(conn, opening) as first_row:
+            yield conn, first_row
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """An idle write connection, outside any transaction (see :func:`commit_pipelined`)."""
+        try:
+            conn = self._idle.pop()  # (no check first: another thread may take it meanwhile)
+        except IndexError:
+            conn = self._connect()
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # rolled back (or broken): back to the pool, which resets it
+            raise
+        if conn.invalidated:
+            conn.close()
+        else:
+            self._idle.append(conn)
 
     def _connect(self) -> Connection:
         conn = self._engine.connect()

@@ -5,6 +5,11 @@ One writer at a time: a write transaction takes the database's write lock first 
 the head, assigns ``seq``, writes entries, interior nodes, idempotency records and — through
 the same connection — whatever projections the caller keeps, and commits once. Writers in
 many processes therefore never fork the chain or leave a gap.
+
+A single ``Log.append`` on PostgreSQL may skip the locked read: it builds the entry on the head
+its Log last committed and sends the whole transaction at once, with the head update first and
+conditional on the head being unchanged (the update takes the same row lock); if another writer
+moved the head, nothing is written and the append takes the locked path.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -24,7 +29,14 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from ledger import merkle
 from ledger.clock import Clock, SystemClock, format_ts, parse_ts
-from ledger.db import RowInsert, WriteConnections, is_sqlite, read_sql, read_transaction
+from ledger.db import (
+    RowInsert,
+    WriteConnections,
+    commit_pipelined,
+    is_sqlite,
+    read_sql,
+    read_transaction,
+)
 from ledger.db import execute_raw as _execute
 from ledger.entry import GENESIS_PREV, CanonicalData, Entry, decode_entry, encode_entry
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
@@ -66,6 +78,9 @@ class LogHead:
     @property
     def root(self) -> bytes:
         return self.frontier.root()
+
+    def copy(self) -> LogHead:
+        return replace(self, frontier=self.frontier.copy())
 
 
 def _pack_frontier(frontier: Frontier) -> bytes:
@@ -305,40 +320,52 @@ def one_read(engine: Engine) -> Iterator[Connection]:
 # A few rows go as plain parameters (adapting arrays costs psycopg more than the round trip
 # saves); more go as arrays through unnest, in psycopg's binary format (%b), which it dumps
 # without the escaping its text format pays per element.
-_PG_UNNEST_ENTRIES = (
-    "new_entries AS (INSERT INTO entries (seq, hash, kind, ts, body) SELECT * FROM "
-    "unnest(%b::bigint[], %b::bytea[], %b::text[], %b::text[], %b::bytea[]))"
-)
-_PG_UNNEST_NODES = (
-    "new_nodes AS (INSERT INTO nodes (key, hash) SELECT * FROM unnest(%b::bigint[], %b::bytea[]))"
-)
-_PG_HEAD = (
+#
+# The same statement can also stand alone, for an append at a head read earlier (see
+# Log.append): the head update then comes first, only WHERE the head is still the one read,
+# and entries and nodes are inserted only if it updated a row. The update takes the row lock
+# that a locked read would have taken.
+_PG_HEAD_SET = (
     "UPDATE log_head SET size = %s, last_hash = %s, last_ts = %s, frontier = %s, "
     "checkpoint_size = %s, checkpoint_ts = %s WHERE id = 1"
 )
+_PG_HEAD_IF = f"head AS ({_PG_HEAD_SET} AND size = %s AND last_hash = %s RETURNING id)"
+_PG_ENTRY_COLUMNS = "entries (seq, hash, kind, ts, body)"
+_PG_ENTRY_TYPES = ("bigint", "bytea", "text", "text", "bytea")
+_PG_NODE_COLUMNS = "nodes (key, hash)"
+_PG_NODE_TYPES = ("bigint", "bytea")
 _PG_FEW = 8
-_pg_statements: dict[tuple[int, int], str] = {}
+_pg_statements: dict[tuple[int, int, bool], str] = {}
 
 
-def _pg_write(entry_count: int, node_count: int) -> str:
-    """The write statement for this many entries and nodes (at most _PG_FEW means inline)."""
-    key = (min(entry_count, _PG_FEW + 1), min(node_count, _PG_FEW + 1))
+def _pg_rows(count: int, types: tuple[str, ...]) -> str:
+    """Rows of parameters: ``count`` of them inline, or one array per column (unnest)."""
+    if count > _PG_FEW:
+        return "unnest(" + ", ".join(f"%b::{name}[]" for name in types) + ")"
+    row = "(" + ", ".join(f"%s::{name}" for name in types) + ")"
+    return "(VALUES " + ", ".join([row] * count) + ")"
+
+
+def _pg_write(entry_count: int, node_count: int, conditional: bool = False) -> str:
+    """The write statement for this many entries and nodes; ``conditional``: see _PG_HEAD_IF
+    (it then returns one row, the number of heads it updated)."""
+    key = (min(entry_count, _PG_FEW + 1), min(node_count, _PG_FEW + 1), conditional)
     statement = _pg_statements.get(key)
     if statement is None:
-        parts = []
-        if key[0] > _PG_FEW:
-            parts.append(_PG_UNNEST_ENTRIES)
-        elif key[0]:
-            rows = ", ".join(["(%s, %s, %s, %s, %s)"] * key[0])
-            parts.append(
-                f"new_entries AS (INSERT INTO entries (seq, hash, kind, ts, body) VALUES {rows})"
-            )
-        if key[1] > _PG_FEW:
-            parts.append(_PG_UNNEST_NODES)
-        elif key[1]:
-            rows = ", ".join(["(%s, %s)"] * key[1])
-            parts.append(f"new_nodes AS (INSERT INTO nodes (key, hash) VALUES {rows})")
-        statement = ("WITH " + ", ".join(parts) + " " if parts else "") + _PG_HEAD
+        parts = [_PG_HEAD_IF] if conditional else []
+        only_if = ", head" if conditional else ""
+        for name, count, table, types in (
+            ("new_entries", key[0], _PG_ENTRY_COLUMNS, _PG_ENTRY_TYPES),
+            ("new_nodes", key[1], _PG_NODE_COLUMNS, _PG_NODE_TYPES),
+        ):
+            if count:
+                rows = _pg_rows(count, types)
+                parts.append(
+                    f"{name} AS (INSERT INTO {table} "
+                    f"SELECT new_rows.* FROM {rows} AS new_rows{only_if})"
+                )
+        main = "SELECT count(*) FROM head" if conditional else _PG_HEAD_SET
+        statement = ("WITH " + ", ".join(parts) + " " if parts else "") + main
         _pg_statements[key] = statement
     return statement
 
@@ -364,14 +391,7 @@ def write_head(
     new_nodes: list[tuple[int, bytes]],
 ) -> None:
     """Store appended entries, completed nodes and the head, with as few statements as we can."""
-    head_values = (
-        head.size,
-        head.last_hash,
-        head.last_ts,
-        _pack_frontier(head.frontier),
-        head.checkpoint_size,
-        head.checkpoint_ts,
-    )
+    head_values = _head_values(head)
     if is_sqlite(conn):
         for sql, rows in ((_SQLITE_ENTRY, new_entries), (_SQLITE_NODE, new_nodes)):
             if len(rows) == 1:
@@ -386,6 +406,39 @@ def write_head(
         *head_values,
     ]
     _execute(conn, _pg_write(len(new_entries), len(new_nodes)), parameters).close()
+
+
+def commit_at_head(
+    conn: Connection,
+    read: LogHead,
+    head: LogHead,
+    new_entries: list[tuple[int, bytes, str, str, bytes]],
+    new_nodes: list[tuple[int, bytes]],
+) -> bool:
+    """PostgreSQL: what :func:`write_head` writes, in a transaction of its own sent in one
+    round trip, if the stored head is still ``read`` (size and last hash); False, with
+    nothing written, if another writer has moved it. ``conn`` is outside any transaction."""
+    parameters = [
+        *_head_values(head),
+        read.size,
+        read.last_hash,
+        *_pg_parameters(new_entries),
+        *_pg_parameters(new_nodes),
+    ]
+    statement = _pg_write(len(new_entries), len(new_nodes), conditional=True)
+    (updated,) = commit_pipelined(conn, statement, parameters)
+    return bool(updated)
+
+
+def _head_values(head: LogHead) -> tuple[Any, ...]:
+    return (
+        head.size,
+        head.last_hash,
+        head.last_ts,
+        _pack_frontier(head.frontier),
+        head.checkpoint_size,
+        head.checkpoint_ts,
+    )
 
 
 def _stored_checkpoint(conn: Connection, where: str, params: Any = ()) -> StoredCheckpoint | None:
@@ -425,8 +478,8 @@ class LogWriter:
         self.head = head
         self.now = log.clock.now()
         self.appended: list[Entry] = []
-        self._new_entries: list[tuple[int, bytes, str, str, bytes]] = []
-        self._new_nodes: list[tuple[int, bytes]] = []
+        self.new_entries: list[tuple[int, bytes, str, str, bytes]] = []
+        self.new_nodes: list[tuple[int, bytes]] = []
         self._checkpoint_requested = False
         self._now_formatted = (self.now, format_ts(self.now))
 
@@ -443,9 +496,9 @@ class LogWriter:
         prev = head.last_hash.hex() if head.size else GENESIS_PREV
         entry = encode_entry(head.size, ts, kind, prev, actor, data)
         entry_hash = entry.hash
-        self._new_entries.append((entry.seq, entry_hash, kind, ts, entry.raw))
+        self.new_entries.append((entry.seq, entry_hash, kind, ts, entry.raw))
         for (level, index), node in head.frontier.append(entry_hash):
-            self._new_nodes.append((node_key(level, index), node))
+            self.new_nodes.append((node_key(level, index), node))
         head.size += 1
         head.last_hash = entry_hash
         head.last_ts = ts
@@ -499,12 +552,12 @@ class LogWriter:
     def finish(self) -> None:
         """Write everything, then sign a checkpoint if one is due (called before commit)."""
         if self.appended:
-            write_head(self.conn, self.head, self._new_entries, self._new_nodes)
-            self._new_entries, self._new_nodes = [], []
-        if self._checkpoint_due():
+            write_head(self.conn, self.head, self.new_entries, self.new_nodes)
+            self.new_entries, self.new_nodes = [], []
+        if self.checkpoint_due():
             self.log.sign_checkpoint(self.conn, self.head)
 
-    def _checkpoint_due(self) -> bool:
+    def checkpoint_due(self) -> bool:
         head = self.head
         if head.checkpoint_size == head.size:
             return False
@@ -515,6 +568,36 @@ class LogWriter:
             or head.size - head.checkpoint_size >= policy.every_entries
             or self.now - _parse_ts_cached(head.checkpoint_ts) >= policy.interval
         )
+
+
+class _KnownHead:
+    """The head as a Log's last write committed it (see Log._append_at_known_head), and how
+    long to leave it unused after another writer moved it: while several processes write,
+    most attempts on a known head would fail and cost a round trip each, so after each
+    failure in a row the next twice as many appends (up to _MAX_BACKOFF) take the locked
+    path. Threads share it without a lock: at worst an attempt fails, or waits longer."""
+
+    _MAX_BACKOFF = 256
+
+    def __init__(self) -> None:
+        self.head: LogHead | None = None
+        self._backoff = 0
+        self._skip = 0
+
+    def take(self) -> LogHead | None:
+        if self._skip:
+            self._skip -= 1
+            return None
+        return self.head
+
+    def written(self, head: LogHead) -> None:
+        self.head = head
+        self._backoff = 0
+
+    def moved(self) -> None:
+        self.head = None
+        self._backoff = min(2 * self._backoff or 1, self._MAX_BACKOFF)
+        self._skip = self._backoff
 
 
 class Log:
@@ -542,6 +625,7 @@ class Log:
         # What stored idempotency fingerprints were made with; it must outlive key rotations.
         self.fingerprint_key = fingerprint_key or fingerprint_key_from(signer)
         self._write_connections = WriteConnections(engine)
+        self._known_head = _KnownHead()  # (PostgreSQL; see _append_at_known_head)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -558,6 +642,8 @@ class Log:
             writer = LogWriter(self, conn, head)
             yield writer
             writer.finish()
+        if not is_sqlite(self.engine):  # (SQLite writers take no round trips to save)
+            self._known_head.head = writer.head.copy()
 
     def append(
         self,
@@ -568,6 +654,10 @@ class Log:
         idempotency_key: str | None = None,
     ) -> Entry:
         """Append one entry in its own transaction; with a key, a retry returns the original."""
+        if idempotency_key is None:
+            entry = self._append_at_known_head(kind, data, actor)
+            if entry is not None:
+                return entry
         with self.writer() as writer:
             if idempotency_key is not None:
                 request = {"kind": kind, "data": data, "actor": actor}
@@ -578,6 +668,26 @@ class Log:
             if idempotency_key is not None:
                 writer.remember(idempotency_key, request, entry.seq)
             return entry
+
+    def _append_at_known_head(self, kind: str, data: dict[str, Any], actor: str) -> Entry | None:
+        """PostgreSQL: append one entry in one round trip instead of three (locked head read,
+        write, commit): built on the head this Log last committed, and written only if that is
+        still the head, which it is while this Log is the only writer. None, with nothing
+        written, if no head is known, a checkpoint is due, or another writer moved the head:
+        the caller then takes the locked path, which learns the new head."""
+        known = self._known_head.take()
+        if known is None:
+            return None
+        with self._write_connections.connection() as conn:
+            writer = LogWriter(self, conn, known.copy())
+            entry = writer.append(kind, data, actor)
+            if writer.checkpoint_due():
+                return None
+            if not commit_at_head(conn, known, writer.head, writer.new_entries, writer.new_nodes):
+                self._known_head.moved()
+                return None
+        self._known_head.written(writer.head)
+        return entry
 
     def create(self) -> bool:
         """Create the log (``log_created`` entry and first checkpoint); False if it exists."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import threading
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -16,11 +17,11 @@ from ledger import merkle
 from ledger.clock import ManualClock
 from ledger.entry import GENESIS_PREV, decode_entry
 from ledger.errors import EncodingError, IdempotencyConflict, InvalidAmount, LedgerError
-from ledger.log import CheckpointPolicy, Log
+from ledger.log import CheckpointPolicy, Log, LogHead, _KnownHead
 from ledger.notes import Signer, open_checkpoint
-from ledger.schema import checkpoints, entries, nodes
+from ledger.schema import checkpoints, entries, node_key, nodes
 from ledger.verify import verify_database
-from tests.conftest import ORIGIN
+from tests.conftest import ORIGIN, tamper
 
 
 def count(engine: Engine, table: object) -> int:
@@ -326,3 +327,95 @@ def test_a_write_connection_lost_mid_transaction(log: Log, engine: Engine) -> No
     assert failed.value.connection_invalidated
     assert log.head().size == size
     assert log.append("pool_created", {"slug": "found"}).seq == size
+
+
+def test_appends_alternating_with_another_writer(
+    log: Log, engine: Engine, signer: Signer, clock: ManualClock
+) -> None:
+    """Each Log's single appends build on the head it last wrote (PostgreSQL); when another
+    writer has moved it, nothing is written at the stale head and the entry goes after."""
+    other = Log(engine, ORIGIN, signer, clock, CheckpointPolicy(every_entries=10))
+    writers = [log, log, other, log, other, other, log, log, log, other]
+    for i, writer in enumerate(writers * 3):
+        assert writer.append("pool_created", {"i": i}).seq == i + 1
+    stored = log.entries(limit=100)
+    assert [e.data.get("i") for e in stored[1:]] == list(range(30))
+    assert verify_database(engine, [signer.verifier()]).size == 31
+
+
+def test_an_append_waits_for_the_writer_holding_the_head(
+    log: Log, engine: Engine, signer: Signer, clock: ManualClock
+) -> None:
+    """An append waits while another writer's transaction holds the head, then goes after
+    what that writer committed (on PostgreSQL the row lock of the head's update)."""
+    log.append("pool_created", {"by": "log", "n": 0})  # log now knows the head
+    other = Log(engine, ORIGIN, signer, clock, CheckpointPolicy(every_entries=10))
+    appended = threading.Event()
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            log.append("pool_created", {"by": "log", "n": 1})
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        appended.set()
+
+    with other.writer() as writer:
+        writer.append("pool_created", {"by": "other"})
+        waiting = threading.Thread(target=append)
+        waiting.start()
+        assert not appended.wait(timeout=0.5), "the append did not wait for the head"
+    assert appended.wait(timeout=30)
+    waiting.join(timeout=30)
+    assert errors == []
+    stored = log.entries(limit=10)
+    assert [(e.data.get("by"), e.data.get("n")) for e in stored[1:]] == [
+        ("log", 0),
+        ("other", None),
+        ("log", 1),
+    ]
+    assert verify_database(engine, [signer.verifier()]).size == 4
+
+
+def test_a_failed_single_append_writes_nothing_and_rolls_back(log: Log, engine: Engine) -> None:
+    """A statement error in a single append's transaction (here: an interior node already
+    stored under the key it completes) leaves the head and the tables as they were, and the
+    connection usable with its own transactions."""
+    log.append("pool_created", {"n": 0})  # size 2
+    log.append("pool_created", {"n": 1})  # size 3; the next completes (1, 1) and (2, 0)
+    planted = node_key(2, 0)
+    tamper(engine, "INSERT INTO nodes VALUES (:key, :hash)", key=planted, hash=bytes(32))
+    before = (log.head(), count(engine, entries), count(engine, nodes))
+    with pytest.raises(DBAPIError, match="nodes"):
+        log.append("pool_created", {"n": 2})
+    assert (log.head(), count(engine, entries), count(engine, nodes)) == before
+    idle = engine.pool.checkedin()  # type: ignore[attr-defined]
+    assert idle  # (the failed writer's connection went back)
+    with ExitStack() as stack:  # every pooled connection, the failed writer's among them
+        pooled = [stack.enter_context(engine.connect()) for _ in range(idle)]
+        assert not any(getattr(c.connection.dbapi_connection, "autocommit", 0) for c in pooled)
+    tamper(engine, "DELETE FROM nodes WHERE key = :key", key=planted)
+    assert log.append("pool_created", {"n": 2}).seq == 3
+
+
+def test_known_head_backs_off_while_other_writers_move_it() -> None:
+    """After each failed attempt in a row, twice as many appends (up to 256) skip the known
+    head; one that succeeds ends the backing off."""
+    known = _KnownHead()
+    head = LogHead(ORIGIN, 0, bytes(32), "", merkle.Frontier(), 0, "")
+    assert known.take() is None  # nothing written yet
+
+    def locked_appends_before_next_try() -> int:
+        known.moved()
+        skipped = 0
+        while True:
+            known.head = head  # (as every locked write sets it)
+            if known.take() is head:
+                return skipped
+            skipped += 1
+
+    assert [locked_appends_before_next_try() for _ in range(11)] == [
+        1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256
+    ]  # fmt: skip
+    known.written(head)
+    assert locked_appends_before_next_try() == 1
