@@ -14,6 +14,11 @@ or a PostgreSQL schema of its own, dropped at the end):
    engine's pragmas, WAL and ``synchronous=FULL``; PostgreSQL writes a normal, logged table).
    The bare table copies ``entries`` (same columns, same primary key: the rowid on SQLite).
    They take turns in blocks of 50 commits, so both see the same outside load.
+   ``Log.append`` on PostgreSQL builds on the head its Log last wrote and sends the whole
+   transaction in one round trip (see ledger.log); 1b. shows what that costs when it guesses
+   wrong because other processes write too:
+1b. single appends from 4 processes at once (a Log each), in appends per second over all,
+   next to 4 processes running the bare loop at once.
 2. appends per second in batches of 1,000 (one ``Log.writer()`` transaction per batch), next
    to a bare ``executemany`` of 1,000 rows in one transaction.
 3. ``verify_database`` over the whole log at 100,000 entries, in entries per second, next to
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import platform
 import random
@@ -70,6 +76,7 @@ DEFAULT_POSTGRES_URL = os.environ.get(
 
 TARGET_SINGLE_RATIO = 0.50
 SINGLE_BLOCK = 50
+CONCURRENT_WRITERS = 4
 TARGET_VERIFY_RATE = 150_000
 TARGET_PROOF_SECONDS = 0.002
 
@@ -78,6 +85,8 @@ TARGET_PROOF_SECONDS = 0.002
 class Sizes:
     single_entries: int  # entries per round of single appends
     single_rounds: int
+    concurrent_entries: int  # entries per process per round (1b.)
+    concurrent_rounds: int
     batch_entries: int  # entries per batch (1,000)
     batch_rounds: int  # batches timed
     verify_size: int
@@ -90,6 +99,8 @@ class Sizes:
 FULL = Sizes(
     single_entries=1_000,
     single_rounds=7,
+    concurrent_entries=250,
+    concurrent_rounds=3,
     batch_entries=1_000,
     batch_rounds=15,
     verify_size=100_000,
@@ -101,6 +112,8 @@ FULL = Sizes(
 QUICK = Sizes(
     single_entries=100,
     single_rounds=3,
+    concurrent_entries=50,
+    concurrent_rounds=1,
     batch_entries=1_000,
     batch_rounds=3,
     verify_size=10_000,
@@ -228,17 +241,18 @@ class Database:
 
 # The bare table is a plain copy of ``entries`` (same column types, same primary key, no
 # triggers): on SQLite the key is the rowid (INTEGER PRIMARY KEY), as in ``entries``.
-BARE_TABLES = {
-    "sqlite": {
-        "bench_bare": "CREATE TABLE bench_bare (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, "
-        "kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, body BLOB NOT NULL)",
-    },
-    "postgresql": {
-        "bench_bare": "CREATE TABLE bench_bare (seq BIGINT NOT NULL PRIMARY KEY, "
-        "hash BYTEA NOT NULL, kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, "
-        "body BYTEA NOT NULL)",
-    },
+_BARE_TABLE = {
+    "sqlite": "CREATE TABLE {} (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, "
+    "kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, body BLOB NOT NULL)",
+    "postgresql": "CREATE TABLE {} (seq BIGINT NOT NULL PRIMARY KEY, hash BYTEA NOT NULL, "
+    "kind VARCHAR(40) NOT NULL, ts VARCHAR(27) NOT NULL, body BYTEA NOT NULL)",
 }
+BARE_TABLES = ("bench_bare", "bench_concurrent")  # (1. and 2.; 1b.)
+
+
+def bare_insert(table: str, engine: Engine) -> str:
+    marker = "?" if engine.dialect.name == "sqlite" else "%s"
+    return f"INSERT INTO {table} VALUES ({', '.join([marker] * 5)})"
 
 
 @contextmanager
@@ -293,6 +307,8 @@ class Results:
     single_ours: Figure = field(default_factory=Figure)
     single_bare: Figure = field(default_factory=Figure)
     single_ratio: Figure = field(default_factory=Figure)
+    concurrent_ours: Figure = field(default_factory=Figure)
+    concurrent_bare: Figure = field(default_factory=Figure)
     batch_ours: Figure = field(default_factory=Figure)
     batch_bare: Figure = field(default_factory=Figure)
     verify_size: int = 0
@@ -316,15 +332,10 @@ class Bare:
         self.fairy = db.engine.raw_connection()
         self.raw: Any = self.fairy.driver_connection
         self.sqlite = db.is_sqlite
-        self.tables = BARE_TABLES[db.engine.dialect.name]
-        marker = "?" if self.sqlite else "%s"
-        self.inserts = {
-            table: f"INSERT INTO {table} VALUES ({', '.join([marker] * 5)})"
-            for table in self.tables
-        }
+        self.inserts = {table: bare_insert(table, db.engine) for table in BARE_TABLES}
         cursor = self.raw.cursor()
-        for ddl in self.tables.values():
-            cursor.execute(ddl)
+        for table in BARE_TABLES:
+            cursor.execute(_BARE_TABLE[db.engine.dialect.name].format(table))
         if not self.sqlite:
             self.raw.commit()
         cursor.close()
@@ -335,19 +346,8 @@ class Bare:
 
     def single(self, rows: Sequence[tuple[Any, ...]], table: str = "bench_bare") -> float:
         """One transaction per row; returns the elapsed seconds."""
-        raw, insert = self.raw, self.inserts[table]
-        if self.sqlite:
-            # isolation_level is None on the engine's connections: we issue BEGIN ourselves.
-            start = time.perf_counter()
-            for row in rows:
-                raw.execute("BEGIN")
-                raw.execute(insert, row)
-                raw.execute("COMMIT")
-            return time.perf_counter() - start
         start = time.perf_counter()
-        for row in rows:
-            raw.execute(insert, row)  # psycopg opens the transaction (BEGIN) itself
-            raw.commit()
+        bare_single(self.raw, self.inserts[table], rows)
         return time.perf_counter() - start
 
     def batch(self, rows: Sequence[tuple[Any, ...]]) -> float:
@@ -362,6 +362,20 @@ class Bare:
                 cursor.executemany(insert, rows)
             raw.commit()
         return time.perf_counter() - start
+
+
+def bare_single(raw: Any, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT + COMMIT of each row on a DBAPI connection of one of our engines."""
+    if isinstance(raw, sqlite3.Connection):
+        # isolation_level is None on the engine's connections: we issue BEGIN ourselves.
+        for row in rows:
+            raw.execute("BEGIN")
+            raw.execute(insert, row)
+            raw.execute("COMMIT")
+        return
+    for row in rows:
+        raw.execute(insert, row)  # psycopg opens the transaction (BEGIN) itself
+        raw.commit()
 
 
 def fill(log: Log, workload: Workload, target: int, batch: int) -> float:
@@ -415,6 +429,71 @@ def measure_single(
         progress(
             f"{db.name} single round {round_ + 1}: ours {ours:,.0f}/s, "
             f"bare {base:,.0f}/s ({ours / base:.0%})"
+        )
+
+
+def _concurrent_writer(url: str, skey: str | None, work: list[Any], start: Any, times: Any) -> None:
+    """One of the processes of 1b.: with ``skey``, Log.append of each item; without, the
+    bare loop over rows. Reports (first, last) perf_counter (system-wide on Linux)."""
+    engine = make_engine(url)
+    try:
+        if skey is not None:
+            log = Log(engine, ORIGIN, signer=Signer.from_skey(skey))
+            log.append(KIND, work[0], ACTOR)  # warm-up: connection, statements, the head
+            start.wait()
+            began = time.perf_counter()
+            for data in work[1:]:
+                log.append(KIND, data, ACTOR)
+        else:
+            fairy = engine.raw_connection()
+            raw = fairy.driver_connection
+            insert = bare_insert("bench_concurrent", engine)
+            bare_single(raw, insert, work[:1])
+            start.wait()
+            began = time.perf_counter()
+            bare_single(raw, insert, work[1:])
+            fairy.close()
+        times.put((began, time.perf_counter()))
+    finally:
+        engine.dispose()
+
+
+def run_concurrently(url: str, skey: str | None, shares: list[list[Any]]) -> float:
+    """Start a process per share, release them together; appends per second over all."""
+    context = multiprocessing.get_context("spawn")  # (no inherited connections)
+    start, times = context.Barrier(len(shares) + 1), context.Queue()
+    processes = [
+        context.Process(target=_concurrent_writer, args=(url, skey, share, start, times))
+        for share in shares
+    ]
+    for process in processes:
+        process.start()
+    start.wait(timeout=120)
+    spans = [times.get(timeout=600) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0, f"a writer process failed ({process.exitcode})"
+    timed = sum(len(share) - 1 for share in shares)
+    return rate(timed, max(end for _, end in spans) - min(began for began, _ in spans))
+
+
+def measure_concurrent(
+    db: Database, log: Log, bare: Bare, workload: Workload, sizes: Sizes, out: Results
+) -> None:
+    n = sizes.concurrent_entries + 1  # (the first of each is the warm-up)
+    skey = log.signer.skey() if log.signer else None
+    for round_ in range(sizes.concurrent_rounds):
+        items = [workload.take(n) for _ in range(CONCURRENT_WRITERS)]
+        out.concurrent_ours.add(run_concurrently(db.url, skey, items))
+        rows = []
+        for _ in range(CONCURRENT_WRITERS):
+            rows.append(workload.bare_rows(bare.next_seq, n))
+            bare.next_seq += n
+        out.concurrent_bare.add(run_concurrently(db.url, None, rows))
+        progress(
+            f"{db.name} {CONCURRENT_WRITERS} writers round {round_ + 1}: "
+            f"ours {out.concurrent_ours.samples[-1]:,.0f}/s, "
+            f"bare {out.concurrent_bare.samples[-1]:,.0f}/s"
         )
 
 
@@ -522,6 +601,7 @@ def run_engine(db: Database, sizes: Sizes, *, proofs: bool = True) -> Results:
     bare = Bare(db)
     try:
         measure_single(db, log, bare, workload, sizes, out)
+        measure_concurrent(db, log, bare, workload, sizes, out)
         measure_batches(db, log, bare, workload, sizes, out)
     finally:
         bare.close()
@@ -582,6 +662,18 @@ def report(results: dict[str, Results], sizes: Sizes) -> str:
             )
         ),
         f">= {TARGET_SINGLE_RATIO:.0%}",
+    )
+    row(
+        f"1b. single appends, {CONCURRENT_WRITERS} processes at once",
+        each(lambda r: cell(r.concurrent_ours)),
+    )
+    row(
+        f"   bare loop, {CONCURRENT_WRITERS} processes at once",
+        each(lambda r: cell(r.concurrent_bare)),
+    )
+    row(
+        "   ours / bare",
+        each(lambda r: f"{r.concurrent_ours.median / r.concurrent_bare.median:.0%}"),
     )
     row(
         f"2. batches of {sizes.batch_entries:,}, Log.writer()",
