@@ -99,7 +99,7 @@ class Sizes:
 FULL = Sizes(
     single_entries=1_000,
     single_rounds=7,
-    concurrent_entries=250,
+    concurrent_entries=500,
     concurrent_rounds=3,
     batch_entries=1_000,
     batch_rounds=15,
