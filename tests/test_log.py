@@ -419,3 +419,21 @@ def test_known_head_backs_off_while_other_writers_move_it() -> None:
     ]  # fmt: skip
     known.written(head)
     assert locked_appends_before_next_try() == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_single_appends_of_the_only_writer_skip_the_locked_read(
+    log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a Log is the only writer, its single appends (no checkpoint due) go out in one
+    round trip, without the locked head read of Log.writer."""
+    log.append("pool_created", {"n": 0})
+
+    def no_writer() -> None:
+        raise AssertionError("a single append took the locked path")
+
+    monkeypatch.setattr(log, "writer", no_writer)
+    for n in range(1, 6):
+        assert log.append("pool_created", {"n": n}).seq == n + 1
+    monkeypatch.undo()
+    assert log.head().size == 7
