@@ -585,7 +585,7 @@ class _KnownHead:
         self._skip = 0
 
     def take(self) -> LogHead | None:
-        if self._skip:
+        if self._skip > 0:  # (> 0: two threads may both count the last one down)
             self._skip -= 1
             return None
         return self.head

@@ -437,3 +437,15 @@ def test_single_appends_of_the_only_writer_skip_the_locked_read(
         assert log.append("pool_created", {"n": n}).seq == n + 1
     monkeypatch.undo()
     assert log.head().size == 7
+
+
+def test_known_head_is_used_again_after_threads_overcount_the_backoff() -> None:
+    """Threads count the backoff down without a lock: one count too many must not keep the
+    known head unused for good."""
+    known = _KnownHead()
+    head = LogHead(ORIGIN, 0, bytes(32), "", merkle.Frontier(), 0, "")
+    known.written(head)
+    known.moved()  # skip the next 1
+    known._skip -= 2  # (two threads both took the last skip)
+    known.head = head
+    assert known.take() is head
