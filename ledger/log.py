@@ -329,7 +329,11 @@ _PG_HEAD_SET = (
     "UPDATE log_head SET size = %s, last_hash = %s, last_ts = %s, frontier = %s, "
     "checkpoint_size = %s, checkpoint_ts = %s WHERE id = 1"
 )
-_PG_HEAD_IF = f"head AS ({_PG_HEAD_SET} AND size = %s AND last_hash = %s RETURNING id)"
+# (size and last hash fix the entries; a checkpoint signed since changes only the checkpoint)
+_PG_HEAD_IF = (
+    f"head AS ({_PG_HEAD_SET} AND size = %s AND last_hash = %s AND checkpoint_size = %s "
+    "RETURNING id)"
+)
 _PG_ENTRY_COLUMNS = "entries (seq, hash, kind, ts, body)"
 _PG_ENTRY_TYPES = ("bigint", "bytea", "text", "text", "bytea")
 _PG_NODE_COLUMNS = "nodes (key, hash)"
@@ -416,12 +420,14 @@ def commit_at_head(
     new_nodes: list[tuple[int, bytes]],
 ) -> bool:
     """PostgreSQL: what :func:`write_head` writes, in a transaction of its own sent in one
-    round trip, if the stored head is still ``read`` (size and last hash); False, with
-    nothing written, if another writer has moved it. ``conn`` is outside any transaction."""
+    round trip, if the stored head is still ``read`` (size, last hash and checkpoint);
+    False, with nothing written, if another writer has moved it. ``conn`` is outside any
+    transaction."""
     parameters = [
         *_head_values(head),
         read.size,
         read.last_hash,
+        read.checkpoint_size,
         *_pg_parameters(new_entries),
         *_pg_parameters(new_nodes),
     ]

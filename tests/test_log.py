@@ -449,3 +449,19 @@ def test_known_head_is_used_again_after_threads_overcount_the_backoff() -> None:
     known._skip -= 2  # (two threads both took the last skip)
     known.head = head
     assert known.take() is head
+
+
+def test_a_checkpoint_signed_by_another_writer_stays_in_the_head(
+    log: Log, engine: Engine, signer: Signer, clock: ManualClock
+) -> None:
+    """Another writer signs a checkpoint without appending: the head's size and last hash
+    are unchanged, but the next single append must not write back the older checkpoint."""
+    log.append("pool_created", {"n": 0})  # size 2, checkpoint at 1; log knows this head
+    other = Log(engine, ORIGIN, signer, clock, CheckpointPolicy(every_entries=10))
+    clock.advance(timedelta(seconds=1))
+    signed = other.checkpoint_now()
+    assert signed.size == 2
+    log.append("pool_created", {"n": 1})
+    head = log.head()
+    assert (head.size, head.checkpoint_size, head.checkpoint_ts) == (3, 2, signed.ts)
+    assert verify_database(engine, [signer.verifier()]).size == 3
