@@ -444,6 +444,7 @@ def _concurrent_writer(url: str, skey: str | None, work: list[Any], start: Any, 
             began = time.perf_counter()
             for data in work[1:]:
                 log.append(KIND, data, ACTOR)
+            ended = time.perf_counter()
         else:
             fairy = engine.raw_connection()
             raw = fairy.driver_connection
@@ -452,8 +453,9 @@ def _concurrent_writer(url: str, skey: str | None, work: list[Any], start: Any, 
             start.wait()
             began = time.perf_counter()
             bare_single(raw, insert, work[1:])
+            ended = time.perf_counter()
             fairy.close()
-        times.put((began, time.perf_counter()))
+        times.put((began, ended))
     finally:
         engine.dispose()
 
