@@ -665,29 +665,29 @@ def report(results: dict[str, Results], sizes: Sizes) -> str:
         ),
         f">= {TARGET_SINGLE_RATIO:.0%}",
     )
-    row(
+
+    def versus(
+        ours_label: str,
+        bare_label: str,
+        ours: Callable[[Results], Figure],
+        bare: Callable[[Results], Figure],
+    ) -> None:
+        """Our figure, its bare baseline, and the ratio of their medians (no target)."""
+        row(ours_label, each(lambda r: cell(ours(r))))
+        row(bare_label, each(lambda r: cell(bare(r))))
+        row("   ours / bare", each(lambda r: f"{ours(r).median / bare(r).median:.0%}"))
+
+    versus(
         f"1b. single appends, {CONCURRENT_WRITERS} processes at once",
-        each(lambda r: cell(r.concurrent_ours)),
-    )
-    row(
         f"   bare loop, {CONCURRENT_WRITERS} processes at once",
-        each(lambda r: cell(r.concurrent_bare)),
+        lambda r: r.concurrent_ours,
+        lambda r: r.concurrent_bare,
     )
-    row(
-        "   ours / bare",
-        each(lambda r: f"{r.concurrent_ours.median / r.concurrent_bare.median:.0%}"),
-    )
-    row(
+    versus(
         f"2. batches of {sizes.batch_entries:,}, Log.writer()",
-        each(lambda r: cell(r.batch_ours)),
-    )
-    row(
         f"   bare executemany {sizes.batch_entries:,} + COMMIT",
-        each(lambda r: cell(r.batch_bare)),
-    )
-    row(
-        "   ours / bare",
-        each(lambda r: f"{r.batch_ours.median / r.batch_bare.median:.0%}"),
+        lambda r: r.batch_ours,
+        lambda r: r.batch_bare,
     )
     row(
         "3. verify_database, entries/s",
