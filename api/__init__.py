@@ -13,7 +13,7 @@ DEFAULTS: dict[str, Any] = {
     "ORIGIN": None,  # default: the origin stored in the database, or DEFAULT_ORIGIN at init
     "CHECKPOINT_EVERY": 1000,
     "CHECKPOINT_INTERVAL": 60,  # seconds
-    "CLOCK": None,  # a ledger.clock.Clock; tests inject a ManualClock
+    "CLOCK": None,  # a ledger.log.clock.Clock; tests inject a ManualClock
     "MAX_CONTENT_LENGTH": 64 * 1024,  # request bodies; a donations batch may send 1 MiB
     "ANCHOR_RPC_URL": None,  # chain node JSON-RPC URL for `lunaria anchor`
     "ANCHOR_CONTRACT": None,  # LedgerAnchor address, printed by `lunaria anchor deploy`

@@ -14,8 +14,7 @@ from flask import g, request
 
 from api import db
 from api.errors import ApiProblem
-from ledger.access import TokenInfo, Unauthorized, authenticate
-from ledger.fund import Actor, Outcome
+from ledger.fund import Actor, Outcome, TokenInfo, Unauthorized, authenticate
 
 API_PREFIX = "/api/v1/"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -23,13 +23,8 @@ from sqlalchemy import Engine, select
 
 from api import db
 from api.ledger_api import Blueprint, revalidate
-from ledger.db import read_transaction
-from ledger.entry import Entry
-from ledger.fund import pool_row
-from ledger.log import load_head
-from ledger.money import CURRENCY_EXPONENTS, format_major
-from ledger.schema import entries
-from ledger.views import newest_pool_entries
+from ledger.fund import CURRENCY_EXPONENTS, format_major, newest_pool_entries, pool_row
+from ledger.log import Entry, entries, load_head, read_transaction
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"

@@ -1,6 +1,6 @@
 """The public read API of the log: entries, checkpoint, keys, proofs, receipts and anchors.
 
-No token, cacheable, paginated. Routes parse and render; the reads are :mod:`ledger.public`'s
+No token, cacheable, paginated. Routes parse and render; the reads are :mod:`ledger.log.public`'s
 plain functions over the database, raising ledger errors whose codes
 :data:`api.errors.PROBLEMS` maps to statuses.
 
@@ -28,12 +28,14 @@ from api import db
 from api.errors import ApiProblem, flatten_messages
 from api.schemas import Blueprint as ApiBlueprint
 from api.schemas import JsonParser, SlugConverter
-from ledger.entry import KINDS
-from ledger.public import (
+from ledger.fund import pool_entry_page
+from ledger.log import (
     DEFAULT_LIMIT,
+    KINDS,
     MAX_LIMIT,
     Page,
     anchor_page,
+    build_receipt,
     consistency,
     entry_at,
     entry_page,
@@ -42,7 +44,6 @@ from ledger.public import (
     log_keys,
     note_at,
 )
-from ledger.receipts import build_receipt
 
 LONG_CACHE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=10"
@@ -302,7 +303,9 @@ def list_entries(query: dict[str, Any]) -> Reply:
     ``pool``, a page holds ``limit`` items unless the pool has no more. With only ``kind``, a
     page looks at most 10,000 seqs past its cursor, so it may hold fewer than ``limit`` items
     (even none) while ``next`` is not null. Either way, follow ``next`` until it is null."""
-    page = entry_page(db.get_engine(), **query)
+    engine = db.get_engine()
+    pool = query.pop("pool", None)
+    page = entry_page(engine, **query) if pool is None else pool_entry_page(engine, pool, **query)
     body = {**page.body(), "next_url": _next_url(page, query)}
     return body, 200, _cached(LONG_CACHE if page.settled else SHORT_CACHE)
 

@@ -7,7 +7,7 @@ from typing import Any
 from api import db, schemas
 from api.auth import current_actor, idempotency_key, replay_headers
 from api.schemas import Blueprint
-from ledger import views
+from ledger.fund import views
 
 blp = Blueprint(
     "pools",

@@ -14,22 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask import Flask
 from flask.cli import with_appcontext
 
 from api import db
 from api.command_errors import reports_ledger_errors
-from ledger.audit import audit
-from ledger.notes import Verifier
-from ledger.receipts import build_receipt, parse_receipt, verify_receipt
-from ledger.tiles import publish
+from ledger.fund import audit
+from ledger.log import Verifier, build_receipt, parse_receipt, publish, verify_receipt
 
 FORMATS = ("json", "tlog-proof")
-
-
-def init_app(app: Flask) -> None:
-    for command in (publish_command, receipt_command, verify_receipt_command, audit_command):
-        app.cli.add_command(command)
 
 
 def _verifiers(vkeys: tuple[str, ...]) -> list[Verifier]:
@@ -91,3 +83,11 @@ def verify_receipt_command(
 def audit_command(source: str, vkeys: tuple[str, ...], origin: str | None) -> None:
     """Audit SOURCE: a `lunaria publish` directory or the base URL of a running Lunaria."""
     click.echo(audit(source, _verifiers(vkeys), origin=origin).summary())
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    publish_command,
+    receipt_command,
+    verify_receipt_command,
+    audit_command,
+)

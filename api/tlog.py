@@ -1,7 +1,7 @@
 """The log as static C2SP tlog-tiles under ``/tlog/``, for standard tools and mirrors.
 
 ``/tlog/checkpoint`` (the latest signed note), ``/tlog/tile/<L>/<N>[.p/<W>]`` (hash tiles) and
-``/tlog/tile/entries/<N>[.p/<W>]`` (entry bundles), byte for byte what :mod:`ledger.tiles`
+``/tlog/tile/entries/<N>[.p/<W>]`` (entry bundles), byte for byte what :mod:`ledger.log.tiles`
 reads and ``lunaria publish`` writes. Full tiles never change and are cached for a year as
 ``immutable``; the checkpoint and partial tiles only briefly. ``lunaria audit <base URL>``
 reads exactly these paths.
@@ -16,7 +16,7 @@ from flask import Blueprint, Response, request
 
 from api import db
 from ledger.errors import NotFound
-from ledger.tiles import CHECKPOINT_PATH, TILE_PREFIX, parse_tile_path, read_resource
+from ledger.log import CHECKPOINT_PATH, TILE_PREFIX, parse_tile_path, read_resource
 
 LONG_CACHE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=10"

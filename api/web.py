@@ -6,7 +6,7 @@ checkpoint signature (WebCrypto Ed25519) and consistency with the latest checkpo
 browser itself. The server only serves the page and the public proofs; it never says whether
 a receipt is valid.
 
-Pages read through :mod:`ledger.views` (and the published key through the read API), over
+Pages read through :mod:`ledger.fund.views` (and the published key through the read API), over
 public tables only (never ``private_records`` or ``tokens``); this module only presents.
 
 Interface in English, Spanish and Ukrainian (flask-babel): ``?lang=`` (remembered in a
@@ -51,12 +51,9 @@ from markupsafe import Markup
 from sqlalchemy import Engine
 
 from api import db
-from ledger import views
-from ledger.clock import parse_ts
 from ledger.errors import LedgerError, NotFound, SchemaOutdated
-from ledger.lunar import Cycle
-from ledger.money import CURRENCY_EXPONENTS, format_major
-from ledger.public import log_keys, log_version, recent_anchors
+from ledger.fund import CURRENCY_EXPONENTS, Cycle, format_major, views
+from ledger.log import log_keys, log_version, parse_ts, recent_anchors
 
 bp = Blueprint("web", __name__)
 

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from exports.data import CycleReport, EntryRow
 from exports.sink import Sink
-from ledger.money import format_major
+from ledger.fund import format_major
 
 ROOTS = {
     "available": ("Assets", "Available"),

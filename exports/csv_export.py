@@ -17,7 +17,7 @@ from typing import Any
 from exports.data import CycleReport, EntryRow
 from exports.errors import InvalidFields, InvalidRange
 from exports.sink import Sink
-from ledger.money import format_major
+from ledger.fund import format_major
 
 
 def _major(attribute: str) -> Callable[[EntryRow], Any]:

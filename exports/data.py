@@ -33,14 +33,22 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, and_, bindparam, select
 
 from exports.errors import CycleBeforePool, CycleNotStarted, InconsistentLog, InvalidCycle
-from ledger.clock import parse_ts
-from ledger.db import read_transaction
-from ledger.entry import Entry, decode_entry
-from ledger.fund import load_schedule, pool_row
-from ledger.log import StoredCheckpoint, latest_checkpoint, read_nodes
-from ledger.merkle import consistency_proof, root_at
-from ledger.notes import parse_checkpoint, parse_note
-from ledger.schema import checkpoints, cycles, entries
+from ledger.fund import cycles, load_schedule, pool_row
+from ledger.log import (
+    Entry,
+    StoredCheckpoint,
+    checkpoints,
+    consistency_proof,
+    decode_entry,
+    entries,
+    latest_checkpoint,
+    parse_checkpoint,
+    parse_note,
+    parse_ts,
+    read_nodes,
+    read_transaction,
+    root_at,
+)
 
 REPORT_KINDS = (
     "pool_created",
@@ -312,7 +320,7 @@ class CycleReport:
 
 
 def load_entry(raw: bytes) -> Entry:
-    """An entry from the stored bytes, without :func:`ledger.entry.decode_entry`'s checks.
+    """An entry from the stored bytes, without :func:`ledger.log.entry.decode_entry`'s checks.
 
     ``lunaria verify`` checks every stored entry (canonical form, fields, chain, tree); the
     report re-hashes the bytes it shows, and reading 100,000 entries strictly would cost more

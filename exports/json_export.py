@@ -34,10 +34,15 @@ from exports.data import (
 )
 from exports.links import base_url, checkpoint_url, report_url
 from exports.sink import Sink
-from ledger.db import read_transaction
-from ledger.log import read_nodes
-from ledger.merkle import NodeId, fold, inclusion_plan, leaf_hash
-from ledger.schema import entries
+from ledger.log import (
+    NodeId,
+    entries,
+    fold,
+    inclusion_plan,
+    leaf_hash,
+    read_nodes,
+    read_transaction,
+)
 
 REPORT_FORMAT = "lunaria-cycle-report/1"
 ENTRIES_FORMAT = "lunaria-cycle-entries/1"

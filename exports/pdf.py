@@ -49,7 +49,7 @@ from reportlab.platypus import (
 from exports.data import CycleReport, EntryRow, GrantRow, Handover
 from exports.i18n import strings
 from exports.links import base_url, checkpoint_url, report_url
-from ledger.money import CURRENCY_EXPONENTS, format_major
+from ledger.fund import CURRENCY_EXPONENTS, format_major
 
 FONT_DIR = Path(__file__).parent / "fonts"
 SANS, BOLD, MONO = "LunariaSans", "LunariaSans-Bold", "LunariaMono"

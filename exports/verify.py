@@ -29,12 +29,18 @@ from exports.data import (
     compute_roll_forward,
 )
 from exports.json_export import ENTRIES_FORMAT
-from ledger.canonical import canonical_bytes
-from ledger.entry import Entry, decode_entry
 from ledger.errors import LedgerError, VerificationError
-from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.money import format_major
-from ledger.notes import Checkpoint, Verifier, open_checkpoint
+from ledger.fund import format_major
+from ledger.log import (
+    Checkpoint,
+    Entry,
+    Verifier,
+    canonical_bytes,
+    decode_entry,
+    leaf_hash,
+    open_checkpoint,
+    verify_inclusion,
+)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from sqlalchemy import Engine, create_engine, text
 
 from api import create_app
 from ledger import migrate
-from ledger.clock import ManualClock
-from ledger.db import make_engine, normalise_url
-from ledger.log import CheckpointPolicy, Log
-from ledger.notes import Signer
+from ledger.log.append import CheckpointPolicy, Log
+from ledger.log.clock import ManualClock
+from ledger.log.db import make_engine, normalise_url
+from ledger.log.notes import Signer
 
 POSTGRES_URL = os.environ.get(
     "LUNARIA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

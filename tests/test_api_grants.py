@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from ledger.clock import ManualClock
+from ledger.log.clock import ManualClock
 from tests.test_api_support import Story, build_story, donation, proposal
 
 

@@ -12,8 +12,8 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from api import db
-from ledger.clock import ManualClock
-from ledger.schema import tokens
+from ledger.fund.schema import tokens
+from ledger.log.clock import ManualClock
 from tests.test_api_support import TOKEN, Http, Story, build_story, cli_admin_token, donation
 
 

@@ -20,16 +20,17 @@ from flask.testing import FlaskCliRunner
 
 from api import db
 from ledger import migrate
-from ledger.audit import audit, audit_rules, open_source
-from ledger.clock import ManualClock
-from ledger.db import make_engine
-from ledger.demo import load_demo, start_of_demo
-from ledger.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
 from ledger.errors import LedgerError, VerificationError
-from ledger.fund import Actor, Fund, member_actor
-from ledger.log import Log
-from ledger.notes import Checkpoint, Signer, sign_checkpoint
-from ledger.tiles import encode_bundle, publish
+from ledger.fund.audit import audit, audit_rules, open_source
+from ledger.fund.commands import Fund
+from ledger.fund.demo import load_demo, start_of_demo
+from ledger.fund.rules import Actor, member_actor
+from ledger.log.append import Log
+from ledger.log.clock import ManualClock
+from ledger.log.db import make_engine
+from ledger.log.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
+from ledger.log.notes import Checkpoint, Signer, sign_checkpoint
+from ledger.log.tiles import encode_bundle, publish
 from tests.conftest import ORIGIN
 from tests.test_tiles import grow
 

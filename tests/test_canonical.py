@@ -1,4 +1,4 @@
-"""Tests of ledger.canonical: Lunaria's subset of RFC 8785 (JCS), cross-checked with rfc8785."""
+"""Tests of ledger.log.canonical: Lunaria's subset of RFC 8785 (JCS), cross-checked with rfc8785."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import (
+from ledger.errors import EncodingError, InvalidAmount
+from ledger.log.canonical import (
     MAX_AMOUNT_DIGITS,
     MAX_DEPTH,
     MAX_SAFE_INTEGER,
@@ -22,9 +23,8 @@ from ledger.canonical import (
     check_amount,
     parse_canonical,
 )
-from ledger.clock import format_ts
-from ledger.entry import KINDS, decode_entry, encode_data, encode_entry
-from ledger.errors import EncodingError, InvalidAmount
+from ledger.log.clock import format_ts
+from ledger.log.entry import KINDS, decode_entry, encode_data, encode_entry
 
 # --- Strategies for the allowed subset ------------------------------------------------------
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.clock import format_ts, parse_ts
+from ledger.log.clock import format_ts, parse_ts
 
 INSTANTS = st.datetimes(
     min_value=datetime(1000, 1, 2), timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])

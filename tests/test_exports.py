@@ -30,12 +30,14 @@ from exports.data import CycleReport, gather
 from exports.formats import FORMATS, make_options, render_report
 from exports.i18n import choose_language
 from exports.verify import verify_cycle_export
-from ledger.clock import ManualClock
 from ledger.errors import LedgerError, NotFound, VerificationError
-from ledger.fund import Actor, Fund, member_actor
-from ledger.log import Log
-from ledger.notes import Signer
-from ledger.schema import checkpoints, cycle_flows, cycles, donations
+from ledger.fund.commands import Fund
+from ledger.fund.rules import Actor, member_actor
+from ledger.fund.schema import cycle_flows, cycles, donations
+from ledger.log.append import Log
+from ledger.log.clock import ManualClock
+from ledger.log.notes import Signer
+from ledger.log.schema import checkpoints
 
 ADMIN = Actor("admin:t1", "admin")
 TREASURER = Actor("treasurer:t2", "treasurer")

@@ -18,8 +18,9 @@ from sqlalchemy import Engine, and_, func, select
 
 from exports.data import gather
 from exports.pdf import render_pdf
-from ledger.money import format_major
-from ledger.schema import checkpoints, cycles, donations
+from ledger.fund.money import format_major
+from ledger.fund.schema import cycles, donations
+from ledger.log.schema import checkpoints
 from tests.test_exports import (
     NOW,
     TREASURER,
@@ -163,7 +164,7 @@ def test_pdf_is_deterministic_across_runs_and_processes(history: History, db_url
     script = (
         "import sys, hashlib\n"
         "from datetime import datetime\n"
-        "from ledger.db import make_engine\n"
+        "from ledger.log.db import make_engine\n"
         "from exports.formats import render_report, make_options\n"
         "engine = make_engine(sys.argv[1])\n"
         "report = render_report(engine, 'food', int(sys.argv[2]), 'pdf',\n"

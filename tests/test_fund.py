@@ -9,15 +9,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ledger.clock import ManualClock
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound
-from ledger.fund import Actor, Fund, member_actor
-from ledger.log import Log
-from ledger.notes import Signer
-from ledger.privacy import erase
-from ledger.replay import check_replay
-from ledger.schema import private_records
-from ledger.verify import verify_database
+from ledger.fund.commands import Fund
+from ledger.fund.privacy import erase
+from ledger.fund.replay import check_replay
+from ledger.fund.rules import Actor, member_actor
+from ledger.fund.schema import private_records
+from ledger.log.append import Log
+from ledger.log.clock import ManualClock
+from ledger.log.notes import Signer
+from ledger.log.verify import verify_database
 
 ADMIN = Actor("admin:t1", "admin")
 TREASURER = Actor("treasurer:t2", "treasurer")
@@ -69,14 +70,14 @@ def grant(fund: Fund, amount: str, urgency: str = "normal", who: Actor = APPLICA
 
 
 def status(fund: Fund, grant_id: int) -> str:
-    from ledger.fund import grant_row
+    from ledger.fund.state import grant_row
 
     with fund.log.engine.connect() as conn:
         return str(grant_row(conn, grant_id).status)
 
 
 def books(fund: Fund, currency: str = "EUR") -> dict[str, int]:
-    from ledger.fund import balance
+    from ledger.fund.state import balance
 
     with fund.log.engine.connect() as conn:
         return {
@@ -416,7 +417,7 @@ def test_idempotency_records_hold_no_guessable_digest(fund: Fund) -> None:
     import hashlib
     import json as json_
 
-    from ledger.schema import idempotency_keys
+    from ledger.log.schema import idempotency_keys
 
     iban = "DE89370400440532013000"
     fund.record_donation(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from ledger.group_commit import GroupCommit, RetryAlone
+from ledger.log.group_commit import GroupCommit, RetryAlone
 
 
 class Recorder:

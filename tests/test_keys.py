@@ -12,13 +12,13 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import Engine
 
 from api import create_app, db
-from ledger import keys
-from ledger.clock import ManualClock, parse_ts
 from ledger.errors import LedgerError, SignatureError, VerificationError
-from ledger.keys import KeyFiles, rotate_key
-from ledger.log import CheckpointPolicy, Log, fingerprint_key_from
-from ledger.notes import Signer, Verifier, open_note, parse_note
-from ledger.verify import verify_database
+from ledger.log import keys
+from ledger.log.append import CheckpointPolicy, Log, fingerprint_key_from
+from ledger.log.clock import ManualClock, parse_ts
+from ledger.log.keys import KeyFiles, rotate_key
+from ledger.log.notes import Signer, Verifier, open_note, parse_note
+from ledger.log.verify import verify_database
 from tests.conftest import ORIGIN
 from tests.test_api_support import Http, cli_admin_token
 

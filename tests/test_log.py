@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger import merkle
-from ledger.clock import ManualClock
-from ledger.entry import GENESIS_PREV, decode_entry
 from ledger.errors import EncodingError, IdempotencyConflict, InvalidAmount, LedgerError
-from ledger.log import CheckpointPolicy, Log, LogHead, _KnownHead
-from ledger.notes import Signer, open_checkpoint
-from ledger.schema import checkpoints, entries, node_key, nodes
-from ledger.verify import verify_database
+from ledger.log import merkle
+from ledger.log.append import CheckpointPolicy, Log, LogHead, _KnownHead
+from ledger.log.clock import ManualClock
+from ledger.log.entry import GENESIS_PREV, decode_entry
+from ledger.log.notes import Signer, open_checkpoint
+from ledger.log.schema import checkpoints, entries, node_key, nodes
+from ledger.log.verify import verify_database
 from tests.conftest import ORIGIN, tamper
 
 
@@ -140,7 +140,7 @@ def test_bad_input_writes_nothing(
 
 
 def test_amount_must_be_digit_string(log: Log, engine: Engine) -> None:
-    from ledger.canonical import check_amount
+    from ledger.log.canonical import check_amount
 
     for bad in ("-5", "1.50", "1e3", "0", 1500):
         with pytest.raises(InvalidAmount), log.writer() as writer:
@@ -180,7 +180,7 @@ def test_triggers_refuse_update_and_delete(log: Log, engine: Engine, table: str)
 
 
 def _append_many(url: str, skey: str, worker: int, n: int) -> None:
-    from ledger.db import make_engine
+    from ledger.log.db import make_engine
 
     engine = make_engine(url)
     log = Log(engine, ORIGIN, Signer.from_skey(skey), policy=CheckpointPolicy(every_entries=100))
@@ -279,7 +279,7 @@ def test_write_transactions_commit_or_roll_back_whichever_api_ran_their_statemen
     the pool after a rollback has its own transactions again."""
     from sqlalchemy import insert
 
-    from ledger.db import write_sql
+    from ledger.log.db import write_sql
 
     base = 10**12  # node keys no test log reaches
 

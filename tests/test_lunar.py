@@ -1,4 +1,4 @@
-"""Tests of ledger.lunar: new moons against published tables, tiling, and frozen boundaries.
+"""Tests of ledger.fund.lunar: new moons against published tables, tiling, and frozen boundaries.
 
 The reference instants in tests/testdata/lunar/new_moons.json come from USNO and Espenak
 (NASA) tables, not from ephem; each names its source. The rest are properties: cycles tile time,
@@ -19,8 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.clock import format_ts, parse_ts
-from ledger.lunar import (
+from ledger.fund.lunar import (
     LUNATION_0,
     SYNODIC_MONTH_DAYS,
     Cycle,
@@ -32,6 +31,7 @@ from ledger.lunar import (
     new_moon_of_lunation,
     new_moon_on_or_before,
 )
+from ledger.log.clock import format_ts, parse_ts
 
 DATA = json.loads((Path(__file__).parent / "testdata/lunar/new_moons.json").read_text())
 PUBLISHED: list[dict[str, Any]] = DATA["new_moons"]

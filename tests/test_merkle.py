@@ -1,4 +1,4 @@
-"""Tests of ledger.merkle (RFC 9162 §2.1), beside the vectors in tests/testdata/merkle.
+"""Tests of ledger.log.merkle (RFC 9162 §2.1), beside the vectors in tests/testdata/merkle.
 
 Three independent sources of truth are used: the published RFC 6962 vectors (as in
 transparency-dev/merkle), ``pymerkle`` (an independent implementation), and small recursive
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 
 from ledger.errors import LedgerError, ProofError
-from ledger.merkle import (
+from ledger.log.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     Frontier,
@@ -138,7 +138,7 @@ def flip(h: bytes, bit: int) -> bytes:
     return bytes(b)
 
 
-# --- Recursive models from RFC 9162 §2.1 (independent of ledger.merkle) ---------------------
+# --- Recursive models from RFC 9162 §2.1 (independent of ledger.log.merkle) ---------------------
 
 
 def split(n: int) -> int:

@@ -10,10 +10,10 @@ from sqlalchemy.exc import DBAPIError
 
 from api import create_app, db
 from ledger import migrate
-from ledger.db import make_engine
-from ledger.log import CheckpointPolicy, Log
-from ledger.notes import Signer
-from ledger.verify import verify_database
+from ledger.log.append import CheckpointPolicy, Log
+from ledger.log.db import make_engine
+from ledger.log.notes import Signer
+from ledger.log.verify import verify_database
 from tests.conftest import ORIGIN
 
 

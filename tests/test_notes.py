@@ -1,4 +1,4 @@
-"""C2SP signed notes and tlog checkpoints (ledger.notes)."""
+"""C2SP signed notes and tlog checkpoints (ledger.log.notes)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import InvalidKey, NoteError, SignatureError
-from ledger.notes import (
+from ledger.log.notes import (
     MAX_SIGNATURES,
     Checkpoint,
     Note,

@@ -27,9 +27,9 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 
 from api import db
-from ledger.entry import KINDS
-from ledger.schema import private_records, tokens
-from ledger.tiles import bundles_for_size, tiles_for_size
+from ledger.fund.schema import private_records, tokens
+from ledger.log.entry import KINDS
+from ledger.log.tiles import bundles_for_size, tiles_for_size
 from tests.test_api_support import Http, cli_admin_token
 
 MAX_URLS = 4000

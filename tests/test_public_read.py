@@ -18,13 +18,13 @@ from werkzeug.test import TestResponse
 
 from api import db, ledger_api
 from exports.links import checkpoint_url
-from ledger import merkle, public
-from ledger.audit import audit
-from ledger.canonical import canonical_bytes
-from ledger.log import Log
-from ledger.notes import Signer, Verifier, open_checkpoint
-from ledger.receipts import parse_receipt, verify_receipt
-from ledger.tiles import bundles_for_size, read_resource, tiles_for_size
+from ledger.fund.audit import audit
+from ledger.log import merkle, public
+from ledger.log.append import Log
+from ledger.log.canonical import canonical_bytes
+from ledger.log.notes import Signer, Verifier, open_checkpoint
+from ledger.log.receipts import parse_receipt, verify_receipt
+from ledger.log.tiles import bundles_for_size, read_resource, tiles_for_size
 from tests.conftest import ORIGIN
 from tests.test_api_support import PROBLEM, Story, build_story, donation, proposal
 
@@ -588,7 +588,7 @@ def test_a_quiet_pool_keeps_its_entries_behind_a_busy_one(story: Story) -> None:
 
 def test_pool_feed_words() -> None:
     from api import feeds
-    from ledger.entry import encode_entry
+    from ledger.log.entry import encode_entry
 
     def title(kind: str, data: dict[str, Any]) -> str:
         return feeds.describe(

@@ -14,10 +14,10 @@ from flask.testing import FlaskCliRunner
 
 from api import db
 from ledger.errors import InvalidKey, NotFound, NotYetCovered, ProofError, VerificationError
-from ledger.log import Log
-from ledger.merkle import leaf_hash
-from ledger.notes import Signer
-from ledger.receipts import (
+from ledger.log.append import Log
+from ledger.log.merkle import leaf_hash
+from ledger.log.notes import Signer
+from ledger.log.receipts import (
     TLOG_PROOF_HEADER,
     Receipt,
     TlogProof,

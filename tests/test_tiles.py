@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from ledger.audit import audit
-from ledger.clock import ManualClock
 from ledger.errors import EncodingError, LedgerError, NotFound
-from ledger.log import CheckpointPolicy, Log
-from ledger.merkle import Frontier, leaf_hash
-from ledger.notes import Signer
-from ledger.tiles import (
+from ledger.fund.audit import audit
+from ledger.log.append import CheckpointPolicy, Log
+from ledger.log.clock import ManualClock
+from ledger.log.merkle import Frontier, leaf_hash
+from ledger.log.notes import Signer
+from ledger.log.tiles import (
     Tile,
     bundles_for_size,
     decode_bundle,

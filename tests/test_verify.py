@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Connection, Engine, select, text
 
-from ledger import verify
 from ledger.errors import VerificationError
-from ledger.log import Log
-from ledger.merkle import leaf_hash
-from ledger.notes import Signer
-from ledger.schema import entries, node_key
-from ledger.verify import verify_database
+from ledger.log import verify
+from ledger.log.append import Log
+from ledger.log.merkle import leaf_hash
+from ledger.log.notes import Signer
+from ledger.log.schema import entries, node_key
+from ledger.log.verify import verify_database
 from tests.conftest import tamper
 
 
@@ -119,7 +119,7 @@ def test_deleted_node(filled: Log, signer: Signer) -> None:
 
 def test_forged_checkpoint_signature(filled: Log, signer: Signer) -> None:
     forger = Signer.generate(signer.name)
-    from ledger.notes import Checkpoint, sign_checkpoint
+    from ledger.log.notes import Checkpoint, sign_checkpoint
 
     note = sign_checkpoint(Checkpoint(signer.name, 20, b"\x01" * 32), [forger]).serialise()
     tamper(filled.engine, "UPDATE checkpoints SET note = :n WHERE size = 20", n=note)
@@ -127,7 +127,7 @@ def test_forged_checkpoint_signature(filled: Log, signer: Signer) -> None:
 
 
 def test_checkpoint_with_wrong_root(filled: Log, signer: Signer) -> None:
-    from ledger.notes import Checkpoint, sign_checkpoint
+    from ledger.log.notes import Checkpoint, sign_checkpoint
 
     note = sign_checkpoint(Checkpoint(signer.name, 20, b"\x01" * 32), [signer]).serialise()
     tamper(filled.engine, "UPDATE checkpoints SET note = :n WHERE size = 20", n=note)

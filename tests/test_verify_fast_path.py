@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import VerificationError
-from ledger.merkle import Frontier, leaf_hash
-from ledger.schema import node_key
-from ledger.verify import ChainChecker, StoredNodes
+from ledger.log.merkle import Frontier, leaf_hash
+from ledger.log.schema import node_key
+from ledger.log.verify import ChainChecker, StoredNodes
 
 ORIGIN = "test.lunaria.example/log"
 

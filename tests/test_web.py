@@ -25,12 +25,13 @@ from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
 from api import create_app, db, web
-from ledger import merkle, views
-from ledger.clock import ManualClock, parse_ts
-from ledger.fund import Actor
-from ledger.lunar import Cycle
-from ledger.notes import Signer, open_checkpoint
-from ledger.receipts import parse_receipt, verify_receipt
+from ledger.fund import views
+from ledger.fund.lunar import Cycle
+from ledger.fund.rules import Actor
+from ledger.log import merkle
+from ledger.log.clock import ManualClock, parse_ts
+from ledger.log.notes import Signer, open_checkpoint
+from ledger.log.receipts import parse_receipt, verify_receipt
 from tests.conftest import ORIGIN, RUN_ID, _postgres_schema_url
 
 ROOT = Path(__file__).parent.parent

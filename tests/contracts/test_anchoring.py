@@ -44,12 +44,12 @@ from contracts.anchoring import (
     read_anchors,
     verify_anchors,
 )
-from ledger.clock import ManualClock
-from ledger.entry import Entry, encode_entry
 from ledger.errors import LedgerError, VerificationError
-from ledger.log import Log, StoredCheckpoint
-from ledger.merkle import node_hash
-from ledger.schema import entries, node_key, nodes
+from ledger.log.append import Log, StoredCheckpoint
+from ledger.log.clock import ManualClock
+from ledger.log.entry import Entry, encode_entry
+from ledger.log.merkle import node_hash
+from ledger.log.schema import entries, node_key, nodes
 from tests.conftest import tamper
 
 RECEIPT_TIMEOUT = 10.0
@@ -768,7 +768,8 @@ def test_read_anchors_from_a_node_that_is_down(contract: AnchorContract) -> None
 def test_cli_rotate_anchors_each_handover_when_configured(
     anchor_app: Flask, runner: FlaskCliRunner, w3: Web3, clock: ManualClock
 ) -> None:
-    from ledger.fund import Actor, Fund
+    from ledger.fund.commands import Fund
+    from ledger.fund.rules import Actor
 
     address = deployed(anchor_app, runner)
     log = app_log(anchor_app)

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, sync_playwright
 from werkzeug.serving import make_server
 
 from api import create_app
-from ledger.clock import ManualClock
+from ledger.log.clock import ManualClock
 from tests.conftest import ORIGIN
 
 CHROMIUM = os.environ.get("LUNARIA_CHROMIUM", "/usr/bin/chromium")

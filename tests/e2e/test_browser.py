@@ -20,10 +20,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from api import db
-from ledger import merkle
-from ledger.fund import Actor
-from ledger.merkle import Frontier, NodeId
-from ledger.notes import Checkpoint, Signer, parse_checkpoint, sign_checkpoint
+from ledger.fund.rules import Actor
+from ledger.log import merkle
+from ledger.log.merkle import Frontier, NodeId
+from ledger.log.notes import Checkpoint, Signer, parse_checkpoint, sign_checkpoint
 from tests.conftest import ORIGIN
 from tests.e2e.conftest import LiveServer
 

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from ledger.errors import LedgerError
-from ledger.notes import Checkpoint, Signer, open_checkpoint, sign_checkpoint
+from ledger.log.notes import Checkpoint, Signer, open_checkpoint, sign_checkpoint
 from tests.conftest import ORIGIN
 from tests.e2e.conftest import LiveServer
 

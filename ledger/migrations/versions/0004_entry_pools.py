@@ -23,7 +23,7 @@ BATCH = 10_000
 
 
 def _pool(kind: str, data: dict) -> str | None:  # type: ignore[type-arg]
-    # The rule of ledger.projections.entry_pool, frozen here with this revision.
+    # The rule of ledger.fund.projections.entry_pool, frozen here with this revision.
     pool = data.get("slug") if kind == "pool_created" else data.get("pool")
     return pool if isinstance(pool, str) else None
 

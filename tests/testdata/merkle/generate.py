@@ -2,7 +2,7 @@
 
 The vectors are computed by a reference written straight from the recursive definitions of
 RFC 9162 §2.1 (MTH, PATH, SUBPROOF) with nothing but ``hashlib``: it shares no code with
-``ledger.merkle`` (whose verifiers use the RFC's iterative bit algorithms), so the tests compare
+``ledger.log.merkle`` (whose verifiers use the RFC's iterative bit algorithms), so the tests compare
 two independent readings of the RFC. Before anything is written the reference is checked
 against:
 

@@ -3,7 +3,7 @@
 A token reads ``lun_<16 hex id>_<43 url-safe characters>``. The id finds the row; the secret
 (32 random bytes, url-safe base64 without padding) is compared by hash in constant time. A
 token carries one role; a member's token also names the collective and the member pseudonym.
-The domain sees only an :class:`ledger.fund.Actor` built from it: a pseudonymous id, never a
+The domain sees only an :class:`ledger.fund.rules.Actor` built from it: a pseudonymous id, never a
 name (``member:<pseudonym>`` for members, ``<role>:<token id>`` for everyone else).
 """
 
@@ -20,12 +20,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger.clock import format_ts, parse_ts
-from ledger.db import read_sql, read_transaction
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, RuleViolation
-from ledger.fund import ROLES, Actor, check_text, member_actor, require_role
-from ledger.log import one_read
-from ledger.schema import members, tokens
+from ledger.fund.rules import ROLES, Actor, check_text, member_actor, require_role
+from ledger.fund.schema import members, tokens
+from ledger.log.append import one_read
+from ledger.log.clock import format_ts, parse_ts
+from ledger.log.db import read_sql, read_transaction
 
 TOKEN_PREFIX = "lun_"
 _TOKEN = re.compile(r"lun_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, delete, select
 
-from ledger.db import RowInsert
-from ledger.schema import private_records
+from ledger.fund.schema import private_records
+from ledger.log.db import RowInsert
 
 SALT_BYTES = 32
 

@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from ledger import merkle
-from ledger.clock import Clock, SystemClock, format_ts, parse_ts
-from ledger.db import (
+from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
+from ledger.log import merkle
+from ledger.log.clock import Clock, SystemClock, format_ts, parse_ts
+from ledger.log.db import (
     RowInsert,
     WriteConnections,
     commit_pipelined,
@@ -37,12 +38,11 @@ from ledger.db import (
     read_sql,
     read_transaction,
 )
-from ledger.db import execute_raw as _execute
-from ledger.entry import GENESIS_PREV, CanonicalData, Entry, decode_entry, encode_entry
-from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
-from ledger.merkle import Frontier, NodeId
-from ledger.notes import Checkpoint, Signer, sign_checkpoint
-from ledger.schema import checkpoints, entries, log_head, node_key
+from ledger.log.db import execute_raw as _execute
+from ledger.log.entry import GENESIS_PREV, CanonicalData, Entry, decode_entry, encode_entry
+from ledger.log.merkle import Frontier, NodeId
+from ledger.log.notes import Checkpoint, Signer, sign_checkpoint
+from ledger.log.schema import checkpoints, entries, log_head, node_key
 
 SYSTEM_ACTOR = "system"
 _Proven = TypeVar("_Proven")
@@ -775,7 +775,7 @@ class Log:
     def rotate_key(self, new: Signer, until: datetime) -> Entry:
         """Publish ``new`` as the signing key (``key_rotated``); both keys sign until ``until``.
 
-        The checkpoint of the rotation itself carries both signatures. See ``ledger.keys`` for
+        The checkpoint of the rotation itself carries both signatures. See ``ledger.log.keys`` for
         the key files around it.
         """
         old = self.signer

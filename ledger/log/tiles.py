@@ -29,12 +29,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select
 
-from ledger.db import read_transaction
 from ledger.errors import EncodingError, LedgerError, NoteError, NotFound
-from ledger.log import Log, StoredCheckpoint, latest_checkpoint, read_nodes
-from ledger.merkle import HASH_SIZE, NodeId
-from ledger.notes import parse_checkpoint, parse_note
-from ledger.schema import entries
+from ledger.log.append import Log, StoredCheckpoint, latest_checkpoint, read_nodes
+from ledger.log.db import read_transaction
+from ledger.log.merkle import HASH_SIZE, NodeId
+from ledger.log.notes import parse_checkpoint, parse_note
+from ledger.log.schema import entries
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT

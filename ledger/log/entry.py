@@ -1,7 +1,7 @@
 """The entry envelope: what every leaf of the log holds.
 
 ``{"v":1,"seq":N,"ts":"…Z","kind":"…","prev":"<hex hash of seq-1>","actor":"…","data":{…}}``
-canonicalised (see :mod:`ledger.canonical`); the entry hash is the RFC 9162 leaf hash of
+canonicalised (see :mod:`ledger.log.canonical`); the entry hash is the RFC 9162 leaf hash of
 exactly those bytes. ``prev`` chains entries inside the leaves, so the tree commits to both.
 """
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from ledger.canonical import MAX_ENTRY_BYTES, MAX_SAFE_INTEGER, canonical_bytes, parse_canonical
-from ledger.clock import parse_ts
 from ledger.errors import EncodingError
-from ledger.merkle import leaf_hash
+from ledger.log.canonical import MAX_ENTRY_BYTES, MAX_SAFE_INTEGER, canonical_bytes, parse_canonical
+from ledger.log.clock import parse_ts
+from ledger.log.merkle import leaf_hash
 
 ENTRY_VERSION = 1
 GENESIS_PREV = "0" * 64
@@ -107,7 +107,7 @@ class CanonicalData:
 
 
 def encode_data(data: dict[str, Any]) -> CanonicalData:
-    """Check and encode an entry's data (see :func:`ledger.canonical.canonical_bytes`)."""
+    """Check and encode an entry's data (see :func:`ledger.log.canonical.canonical_bytes`)."""
     if not isinstance(data, dict):
         raise EncodingError("entry data must be a JSON object")
     return CanonicalData(data, canonical_bytes(data))

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.entry import Entry
 from ledger.errors import VerificationError
-from ledger.fund import member_actor
+from ledger.fund.rules import member_actor
+from ledger.log.entry import Entry
 
 FLOWS = ("donations", "disbursements", "corrections")
 
@@ -80,7 +80,7 @@ class GovernanceReplay:
     """Custody, votes, decisions and handovers, entry by entry.
 
     ``balances`` is the replay of postings by (account, currency) that the caller keeps
-    (:class:`ledger.audit.RuleReplay`), read at each handover.
+    (:class:`ledger.fund.audit.RuleReplay`), read at each handover.
     """
 
     def __init__(self, balances: Mapping[tuple[str, str], int]) -> None:

@@ -5,7 +5,7 @@ tables. It runs inside the append transaction for live writes and over the whole
 ``replay``; it reads nothing but the entries and the projections so far, so replaying the log
 rebuilds exactly the same tables.
 
-The statements are plain SQL on the driver's cursor (:func:`ledger.db.write_sql`): on the
+The statements are plain SQL on the driver's cursor (:func:`ledger.log.db.write_sql`): on the
 append path SQLAlchemy's per-statement compilation cost more than the statements themselves.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger.db import RowInsert, read_sql, write_rows, write_sql
-from ledger.entry import Entry
+from ledger.log.db import RowInsert, read_sql, write_rows, write_sql
+from ledger.log.entry import Entry
 
 ZERO = "0"
 FLOWS = ("donations", "disbursements", "corrections", "fast_lane_used")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from ledger.canonical import check_amount
 from ledger.errors import RuleViolation
+from ledger.log.canonical import check_amount
 
 # ISO 4217 exponents for the fiat currencies collectives use, and crypto assets with the
 # decimals of their usual token contracts.

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from ledger.entry import Entry
 from ledger.errors import LedgerError
-from ledger.log import Log, fingerprint_key_from
-from ledger.notes import Signer, Verifier, write_secret_file
+from ledger.log.append import Log, fingerprint_key_from
+from ledger.log.entry import Entry
+from ledger.log.notes import Signer, Verifier, write_secret_file
 
 DEFAULT_DOUBLE_SIGNING = timedelta(days=30)
 

@@ -20,14 +20,14 @@ from typing import Any, NoReturn
 
 from sqlalchemy import Connection, Engine, select
 
-from ledger.canonical import MAX_ENTRY_BYTES
-from ledger.clock import parse_ts
-from ledger.entry import GENESIS_PREV, KINDS, decode_entry
 from ledger.errors import LedgerError, NoteError, VerificationError
-from ledger.log import StoredCheckpoint, load_head
-from ledger.merkle import Frontier, NodeId, leaf_hash
-from ledger.notes import Verifier, open_checkpoint
-from ledger.schema import checkpoints, node_id, node_key
+from ledger.log.append import StoredCheckpoint, load_head
+from ledger.log.canonical import MAX_ENTRY_BYTES
+from ledger.log.clock import parse_ts
+from ledger.log.entry import GENESIS_PREV, KINDS, decode_entry
+from ledger.log.merkle import Frontier, NodeId, leaf_hash
+from ledger.log.notes import Verifier, open_checkpoint
+from ledger.log.schema import checkpoints, node_id, node_key
 
 STREAM_BATCH = 10_000  # rows per fetch from a server-side cursor
 STREAM_CHUNK = 1_000  # rows per chunk of a streamed query
@@ -62,7 +62,7 @@ _TS = re.compile(
 )
 _TS_LENGTH = 27
 # RFC 9162's leaf and node hashes, prefix already hashed: copying one costs less than a new
-# sha256 (OpenSSL's set-up) and the concatenation (leaf_hash and node_hash in ledger.merkle).
+# sha256 (OpenSSL's set-up) and the concatenation (leaf_hash and node_hash in ledger.log.merkle).
 _LEAF_HASH = sha256(b"\x00")
 _NODE_HASH = sha256(b"\x01")
 _SEQ_TS = b'","seq":%d,"ts":"'

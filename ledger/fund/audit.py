@@ -1,12 +1,12 @@
 """Audit a published log from the outside, trusting nothing but the verifier keys.
 
-The source is a directory written by :func:`ledger.tiles.publish` or the base URL of a running
+The source is a directory written by :func:`ledger.log.tiles.publish` or the base URL of a running
 Lunaria, which serves the same layout under ``<base>/tlog/`` (C2SP tlog-tiles). Only the
 standard library fetches (``urllib``); everything else is the ledger's own verification code.
 
 The audit fetches the checkpoint and opens it with the given keys, then every entry bundle and
 every tile the checkpoint's size needs, in order: it re-hashes every entry and re-checks the
-chain (:class:`ledger.verify.ChainChecker`), compares every tile with the hashes it recomputed,
+chain (:class:`ledger.log.verify.ChainChecker`), compares every tile with the hashes it recomputed,
 replays the domain rules (:func:`audit_rules`) and compares the root with the signed one. It
 stops at the first problem, raising :class:`VerificationError` naming the path and seq.
 """
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ledger.entry import Entry
 from ledger.errors import EncodingError, LedgerError, NoteError, VerificationError
-from ledger.governance import GovernanceReplay
-from ledger.merkle import HASH_SIZE
-from ledger.notes import Checkpoint, Verifier, open_checkpoint
-from ledger.tiles import (
+from ledger.fund.governance import GovernanceReplay
+from ledger.log.entry import Entry
+from ledger.log.merkle import HASH_SIZE
+from ledger.log.notes import Checkpoint, Verifier, open_checkpoint
+from ledger.log.tiles import (
     CHECKPOINT_PATH,
     MAX_BUNDLE_ENTRY_BYTES,
     TILE_HEIGHT,
@@ -39,7 +39,7 @@ from ledger.tiles import (
     bundles_for_size,
     iter_bundle,
 )
-from ledger.verify import ChainChecker
+from ledger.log.verify import ChainChecker
 
 TLOG_PATH = "tlog/"
 """Where a running Lunaria serves its tlog-tiles, below its base URL."""
@@ -177,7 +177,7 @@ class RuleReplay:
     Postings balance per currency in every entry that has them, and no pool's ``available``
     account goes negative once an entry is applied (an entry's postings apply together:
     entries, not legs, are atomic); custody, votes, quorum, the fast lane and handover
-    statements hold (:class:`ledger.governance.GovernanceReplay`).
+    statements hold (:class:`ledger.fund.governance.GovernanceReplay`).
     """
 
     def __init__(self) -> None:

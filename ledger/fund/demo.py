@@ -12,10 +12,11 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ledger.clock import ManualClock
 from ledger.errors import RuleViolation
-from ledger.fund import Actor, Fund, member_actor
-from ledger.lunar import cycle_at
+from ledger.fund.commands import Fund
+from ledger.fund.lunar import cycle_at
+from ledger.fund.rules import Actor, member_actor
+from ledger.log.clock import ManualClock
 
 CYCLES = 6
 ADMIN = Actor("admin:demo", "admin")
@@ -106,7 +107,7 @@ def _one_day(fund: Fund, rng: random.Random, cycle: int) -> None:
 
 
 def _custodian_members(fund: Fund, slug: str) -> list[Actor]:
-    from ledger.fund import active_members, custodian_of, load_schedule
+    from ledger.fund.state import active_members, custodian_of, load_schedule
 
     with fund.log.engine.connect() as conn:
         number = load_schedule(conn).cycle_at(fund.log.clock.now()).number
@@ -147,7 +148,7 @@ def _grant_round(
 def _disburse_approved(fund: Fund, slug: str) -> None:
     from sqlalchemy import and_, select
 
-    from ledger.schema import grants
+    from ledger.fund.schema import grants
 
     with fund.log.engine.connect() as conn:
         approved = conn.execute(
@@ -161,7 +162,7 @@ def _disburse_approved(fund: Fund, slug: str) -> None:
 def _correct_latest_donation(fund: Fund) -> None:
     from sqlalchemy import select
 
-    from ledger.schema import donations
+    from ledger.fund.schema import donations
 
     with fund.log.engine.connect() as conn:
         latest = conn.execute(

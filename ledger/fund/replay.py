@@ -1,7 +1,7 @@
 """Rebuild the projections from the log and compare them with the stored ones.
 
 The relational tables are a cache of the log: replaying every entry through
-:func:`ledger.projections.apply_entry` into a scratch database must give exactly the same
+:func:`ledger.fund.projections.apply_entry` into a scratch database must give exactly the same
 rows. ``lunaria replay --check`` and ``lunaria verify`` run this.
 """
 
@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, Table, create_engine, select
 from sqlalchemy.pool import StaticPool
 
-from ledger.entry import decode_entry
 from ledger.errors import VerificationError
-from ledger.projections import apply_entry
-from ledger.schema import PROJECTION_TABLES, entries, metadata
+from ledger.fund.projections import apply_entry
+from ledger.fund.schema import PROJECTION_TABLES
+from ledger.log.entry import decode_entry
+from ledger.log.schema import entries, metadata
 
 BATCH = 5_000
 

@@ -1,7 +1,7 @@
 """Database engines for SQLite (embedded default) and PostgreSQL (production).
 
 Writers serialise on the database: SQLite takes the write lock at ``BEGIN IMMEDIATE``;
-PostgreSQL takes a row lock on ``log_head`` (see :mod:`ledger.log`). Everything else about
+PostgreSQL takes a row lock on ``log_head`` (see :mod:`ledger.log.append`). Everything else about
 the two engines is kept the same.
 """
 

@@ -21,12 +21,21 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, or_, select
 
-from ledger.clock import format_ts
-from ledger.db import read_transaction
-from ledger.entry import Entry, decode_entry
 from ledger.errors import LedgerError, NotFound, RuleViolation
-from ledger.fund import (
-    Outcome,
+from ledger.fund.lunar import Cycle
+from ledger.fund.privacy import private_salt
+from ledger.fund.rules import Outcome
+from ledger.fund.schema import (
+    balances,
+    collectives,
+    cycles,
+    entry_pools,
+    grants,
+    pools,
+    pools_entries,
+    votes,
+)
+from ledger.fund.state import (
     active_members,
     custodian_of,
     flows_of,
@@ -36,20 +45,12 @@ from ledger.fund import (
     quorum_of,
     roster_for,
 )
-from ledger.log import Log, StoredCheckpoint
-from ledger.lunar import Cycle
-from ledger.privacy import private_salt
-from ledger.schema import (
-    balances,
-    collectives,
-    cycles,
-    entries,
-    entry_pools,
-    grants,
-    pools,
-    pools_entries,
-    votes,
-)
+from ledger.log.append import Log, StoredCheckpoint
+from ledger.log.clock import format_ts
+from ledger.log.db import read_transaction
+from ledger.log.entry import Entry, decode_entry
+from ledger.log.public import DEFAULT_LIMIT, Page, check_page, public_entry
+from ledger.log.schema import entries
 
 GRANT_STATUSES = ("proposed", "approved", "rejected", "disbursed", "cancelled")
 MAX_PAGE = 200
@@ -661,3 +662,35 @@ def vote_result(engine: Engine, seq: int) -> VoteResult:
             rejections=tuple(sorted(m for m, v in counted if v == "reject")),
             decision=None,
         )
+
+
+def pool_entry_page(
+    engine: Engine,
+    pool: str,
+    after: int = -1,
+    limit: int = DEFAULT_LIMIT,
+    kind: str | None = None,
+) -> Page:
+    """A page of the pool's entries (of ``kind``) after seq ``after``, read by key
+    (``entry_pools``), so it is full; one that is full can never change."""
+    check_page(after, limit)
+    with read_transaction(engine) as conn:
+        pool_row(conn, pool)
+        return _pool_page(conn, pool, after, limit, kind)
+
+
+def _pool_page(conn: Connection, pool: str, after: int, limit: int, kind: str | None) -> Page:
+    query = (
+        select(entries.c.seq, entries.c.hash, entries.c.body)
+        .select_from(pools_entries)
+        .where(entry_pools.c.pool == pool, entry_pools.c.seq > after)
+        .order_by(entry_pools.c.seq)
+        .limit(limit)
+    )
+    if kind is not None:
+        query = query.where(entries.c.kind == kind)
+    rows = conn.execute(query).all()
+    full = len(rows) == limit
+    return Page(
+        tuple(public_entry(*row) for row in rows), int(rows[-1].seq) if full else None, full
+    )

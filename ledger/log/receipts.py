@@ -39,9 +39,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ledger import merkle
-from ledger.canonical import canonical_bytes
-from ledger.entry import Entry, decode_entry
 from ledger.errors import (
     InvalidKey,
     LedgerError,
@@ -51,8 +48,11 @@ from ledger.errors import (
     ProofError,
     VerificationError,
 )
-from ledger.log import Log, one_read, read_nodes, read_snapshot
-from ledger.notes import Checkpoint, Signer, Verifier, open_note, parse_checkpoint, parse_note
+from ledger.log import merkle
+from ledger.log.append import Log, one_read, read_nodes, read_snapshot
+from ledger.log.canonical import canonical_bytes
+from ledger.log.entry import Entry, decode_entry
+from ledger.log.notes import Checkpoint, Signer, Verifier, open_note, parse_checkpoint, parse_note
 
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 MAX_INDEX = 2**63 - 1

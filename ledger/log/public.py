@@ -16,12 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, select
 
-from ledger import merkle
-from ledger.db import read_transaction
-from ledger.entry import decode_entry
 from ledger.errors import LedgerError, NoteError, NotFound
-from ledger.fund import pool_row
-from ledger.log import (
+from ledger.log import merkle
+from ledger.log.append import (
     Snapshot,
     checkpoint_at,
     latest_checkpoint,
@@ -29,8 +26,10 @@ from ledger.log import (
     one_read,
     read_snapshot,
 )
-from ledger.notes import Verifier, open_note, parse_note
-from ledger.schema import entries, entry_pools, pools_entries
+from ledger.log.db import read_transaction
+from ledger.log.entry import decode_entry
+from ledger.log.notes import Verifier, open_note, parse_note
+from ledger.log.schema import entries
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -165,7 +164,7 @@ def check_page(after: int, limit: int) -> None:
         raise InvalidCursor(f"after must be a seq, or -1 for the first page, not {after}")
 
 
-def _public(seq: int, entry_hash: bytes, body: bytes) -> PublicEntry:
+def public_entry(seq: int, entry_hash: bytes, body: bytes) -> PublicEntry:
     return PublicEntry(int(seq), bytes(entry_hash).hex(), decode_entry(bytes(body)).envelope())
 
 
@@ -174,15 +173,11 @@ def entry_page(
     after: int = -1,
     limit: int = DEFAULT_LIMIT,
     kind: str | None = None,
-    pool: str | None = None,
 ) -> Page:
-    """Entries after seq ``after``. A pool's are read by key (``entry_pools``), so its pages
-    are full; with only ``kind``, a page looks at most SCAN_WINDOW seqs ahead."""
+    """Entries after seq ``after``; with ``kind``, a page looks at most SCAN_WINDOW seqs ahead
+    (a pool's entries are read by key: :func:`ledger.fund.views.pool_entry_page`)."""
     check_page(after, limit)
     with read_transaction(engine) as conn:
-        if pool is not None:
-            pool_row(conn, pool)
-            return _pool_page(conn, pool, after, limit, kind)
         last = load_head(conn).size - 1
         end = last if kind is None else min(last, after + SCAN_WINDOW)
         where = [entries.c.seq > after, entries.c.seq <= end]
@@ -196,23 +191,7 @@ def entry_page(
         ).all()
     scanned = int(rows[-1].seq) if len(rows) == limit else end
     more = scanned < last
-    return Page(tuple(_public(*row) for row in rows), scanned if more else None, settled=more)
-
-
-def _pool_page(conn: Connection, pool: str, after: int, limit: int, kind: str | None) -> Page:
-    """A full page of the pool's entries (of ``kind``); one that is full can never change."""
-    query = (
-        select(entries.c.seq, entries.c.hash, entries.c.body)
-        .select_from(pools_entries)
-        .where(entry_pools.c.pool == pool, entry_pools.c.seq > after)
-        .order_by(entry_pools.c.seq)
-        .limit(limit)
-    )
-    if kind is not None:
-        query = query.where(entries.c.kind == kind)
-    rows = conn.execute(query).all()
-    full = len(rows) == limit
-    return Page(tuple(_public(*row) for row in rows), int(rows[-1].seq) if full else None, full)
+    return Page(tuple(public_entry(*row) for row in rows), scanned if more else None, settled=more)
 
 
 def entry_at(engine: Engine, seq: int) -> PublicEntry:
@@ -222,7 +201,7 @@ def entry_at(engine: Engine, seq: int) -> PublicEntry:
         ).one_or_none()
     if row is None:
         raise NotFound(f"no entry with seq {seq}")
-    return _public(*row)
+    return public_entry(*row)
 
 
 def log_version(engine: Engine) -> tuple[int, int]:

@@ -1,0 +1,58 @@
+"""The fund: pools, collectives, lunar custody, donations, grants and votes, as log entries.
+
+Commands (:class:`Fund`, split by capability across :mod:`.organisation`, :mod:`.custody`,
+:mod:`.donations` and :mod:`.grants`), the rules they check (:mod:`.rules`, :mod:`.state`),
+the projections that the log is replayed into (:mod:`.projections`, :mod:`.replay`), read
+models (:mod:`.views`), personal data (:mod:`.privacy`), tokens (:mod:`.access`), the
+governance replay of an outside audit (:mod:`.governance`, :mod:`.audit`) and the demo.
+
+The fund builds on :mod:`ledger.log`, never the other way round. What other packages use is
+re-exported here; import it from ``ledger.fund``.
+"""
+
+from __future__ import annotations
+
+from ledger.fund import access, views
+from ledger.fund.access import TokenInfo, Unauthorized, authenticate
+from ledger.fund.audit import audit
+from ledger.fund.commands import Fund
+from ledger.fund.demo import load_demo, start_of_demo
+from ledger.fund.lunar import Cycle
+from ledger.fund.money import CURRENCY_EXPONENTS, format_major
+from ledger.fund.privacy import erase
+from ledger.fund.replay import check_replay
+from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
+from ledger.fund.schema import cycles
+from ledger.fund.state import load_schedule, pool_row
+from ledger.fund.views import GRANT_STATUSES, MAX_PAGE, newest_pool_entries, pool_entry_page
+
+__all__ = [
+    "CHANNELS",
+    "CURRENCY_EXPONENTS",
+    "GRANT_STATUSES",
+    "MAX_BATCH",
+    "MAX_PAGE",
+    "ROLES",
+    "URGENCIES",
+    "VOTES",
+    "Actor",
+    "Cycle",
+    "Fund",
+    "Outcome",
+    "TokenInfo",
+    "Unauthorized",
+    "access",
+    "audit",
+    "authenticate",
+    "check_replay",
+    "cycles",
+    "erase",
+    "format_major",
+    "load_demo",
+    "load_schedule",
+    "newest_pool_entries",
+    "pool_entry_page",
+    "pool_row",
+    "start_of_demo",
+    "views",
+]

@@ -1,0 +1,258 @@
+"""Money in: single donations (committed in groups) and batches of donations.
+
+A donor appears in the log only as a salted commitment; the reference and the receipt's salt
+live in the private, erasable records (:mod:`ledger.fund.privacy`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+from ledger.errors import LedgerError, RuleViolation
+from ledger.fund.money import check_currency, move_json, parse_amount
+from ledger.fund.privacy import PrivateRecord, commitment, keep_private, new_salt, new_salts
+from ledger.fund.projections import apply_entries
+from ledger.fund.rules import CHANNELS, MAX_BATCH, Actor, Outcome, check_text, require_role
+from ledger.fund.state import pool_row
+from ledger.fund.transaction import FundCommands, FundTransaction, scoped_key
+from ledger.log.append import Log
+from ledger.log.entry import CanonicalData, Entry, encode_data
+from ledger.log.group_commit import GroupCommit, RetryAlone
+
+
+class DonationCommands(FundCommands):
+    """Commands that record money coming in."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self._singles = GroupCommit(self._record_singles, limit=MAX_BATCH)
+
+    def record_donation(
+        self,
+        actor: Actor,
+        pool: str,
+        donation: Mapping[str, Any],
+        idempotency_key: str | None = None,
+    ) -> Outcome:
+        """One donation; the receipt's salt is in the private record keyed by its commitment.
+
+        Concurrent single donations share a write transaction (see GroupCommit); each is
+        checked, written and answered as if it were alone."""
+        require_role(actor, "treasurer", "admin")
+        salt = new_salt()
+        try:  # (checked before the write lock is taken; see record_donations)
+            cycle = self._expected_cycle()
+            prepared: _Donation | None = _donation(pool, donation, "", salt, None, cycle)
+        except Exception:
+            prepared = None
+        request = {"pool": pool, **donation}  # per field, so a conflict names the field
+        key = scoped_key(actor, idempotency_key)
+        return self._singles.submit(
+            _SingleDonation(actor, pool, donation, key, request, salt, prepared)
+        )
+
+    def _expected_cycle(self) -> int | None:
+        """The cycle a write now would be in, if known without reading (see KnownBoundaries)."""
+        return self.boundaries.cycle_number(self.log.clock.now())
+
+    def _record_singles(self, singles: Sequence[_SingleDonation]) -> list[Outcome | Exception]:
+        with self.transaction() as tx:
+            try:
+                group = _DonationGroup(tx, {s.key for s in singles if s.key is not None})
+                outcomes = [group.add(single) for single in singles]
+                group.write()
+            except Exception as exc:  # (rolled back: nothing of the group is written)
+                raise RetryAlone(exc) from exc
+        return outcomes
+
+    def record_donations(
+        self,
+        actor: Actor,
+        pool: str,
+        batch: Sequence[Mapping[str, Any]],
+        idempotency_key: str | None = None,
+    ) -> Outcome:
+        """Up to MAX_BATCH donations, all or nothing; the outcome's seq is the first one."""
+        require_role(actor, "treasurer", "admin")
+        if not 1 <= len(batch) <= MAX_BATCH:
+            raise RuleViolation(
+                f"a batch holds 1 to {MAX_BATCH} donations, not {len(batch)}", "invalid_batch"
+            )
+        request = {"pool": pool, "donations": [dict(d) for d in batch]}
+        salts = new_salts(len(batch))
+
+        def checked(accepted: Sequence[str] | None, cycle: int | None) -> list[_Donation]:
+            return [
+                _donation(pool, item, f"donations[{i}].", salt, accepted, cycle)
+                for i, (item, salt) in enumerate(zip(batch, salts, strict=True))
+            ]
+
+        # What each donation says by itself is checked (and its entry built) before the write
+        # lock is taken, so other writers need not wait for it. The rules' order puts a
+        # missing pool (and an idempotent replay or conflict) first: a batch that fails here
+        # is checked again in the transaction, in that order, which raises the right error.
+        try:
+            prepared: list[_Donation] | None = checked(None, self._expected_cycle())
+        except Exception:
+            prepared = None
+        written: list[Entry] = []
+
+        def command(tx: FundTransaction) -> Entry:
+            accepted = json.loads(pool_row(tx.conn, pool).currencies)
+            donations = checked(accepted, None) if prepared is None else prepared
+            for donation in donations:
+                _check_accepted(pool, accepted, donation.currency)
+            items = [d.entry_data(tx.cycle.number) for d in donations]
+            written.extend(tx.emit_all("donation_recorded", items, actor.id))
+            records = [d.private_record(e.seq) for d, e in zip(donations, written, strict=True)]
+            keep_private(tx.conn, records)
+            return written[0]
+
+        outcome = self._run(actor, idempotency_key, request, command)
+        if outcome.replayed:
+            return outcome
+        seqs = (entry.seq for entry in written)
+        return replace(outcome, written=tuple(written), salts=dict(zip(seqs, salts, strict=True)))
+
+
+class _Donation(NamedTuple):
+    """A checked donation: its currency, its entry's data but the cycle (known when it is
+    written), its receipt's salt, what goes to the private table, and the entry's data
+    encoded for the cycle expected (None if not known)."""
+
+    currency: str
+    data: dict[str, Any]
+    salt: bytes
+    private: dict[str, Any]
+    encoded: CanonicalData | None
+
+    def entry_data(self, cycle: int) -> CanonicalData:
+        """The entry's data in ``cycle``: encoded before the write lock was taken, unless the
+        cycle was not known then or has turned since."""
+        if self.encoded is not None and self.encoded.value["cycle"] == cycle:
+            return self.encoded
+        return encode_data({**self.data, "cycle": cycle})
+
+    def private_record(self, seq: int) -> PrivateRecord:
+        commitment_hex = self.data["donor"]["commitment"]
+        return PrivateRecord(commitment_hex, "donation", self.salt, self.private, seq)
+
+
+class _SingleDonation(NamedTuple):
+    """A single donation waiting for its group's transaction: the request as it came, its
+    idempotency key (scoped) and receipt salt, and its donation if it checked out alone."""
+
+    actor: Actor
+    pool: str
+    item: Mapping[str, Any]
+    key: str | None
+    request: Mapping[str, Any]
+    salt: bytes
+    prepared: _Donation | None
+
+
+class _DonationGroup:
+    """Single donations in one transaction: each checked in turn, in the rules' order, as if
+    alone (a later one sees the earlier ones' idempotency keys); their projections, private
+    records and keys written together at the end."""
+
+    def __init__(self, tx: FundTransaction, keys: Collection[str]) -> None:
+        self.tx = tx
+        self.seen = tx.writer.remembered(keys)
+        self.currencies: dict[str, list[str]] = {}
+        self.entries: list[Entry] = []
+        self.records: list[PrivateRecord] = []
+        self.keys: list[tuple[str, int, str]] = []
+
+    def add(self, single: _SingleDonation) -> Outcome | Exception:
+        """The donation's outcome, or the rule it broke (then nothing of it is written)."""
+        try:
+            return self._add(single)
+        except LedgerError as exc:
+            return exc
+
+    def _add(self, single: _SingleDonation) -> Outcome:
+        writer, key = self.tx.writer, single.key
+        if key is not None and key in self.seen:
+            return Outcome(writer.replay(key, single.request, self.seen[key]), replayed=True)
+        accepted = self._accepted(single.pool)
+        donation = single.prepared
+        if donation is None:  # raises what is wrong with it, now in the rules' order
+            donation = _donation(single.pool, single.item, "", single.salt, accepted)
+        _check_accepted(single.pool, accepted, donation.currency)
+        data = donation.entry_data(self.tx.cycle.number)
+        entry = writer.append("donation_recorded", data, single.actor.id)
+        self.entries.append(entry)
+        self.records.append(donation.private_record(entry.seq))
+        if key is not None:
+            self.seen[key] = (entry.seq, writer.fingerprint(single.request))
+            self.keys.append((key, *self.seen[key]))
+        return Outcome(entry.seq, replayed=False, written=(entry,), salts={entry.seq: single.salt})
+
+    def _accepted(self, pool: str) -> list[str]:
+        if pool not in self.currencies:
+            self.currencies[pool] = json.loads(pool_row(self.tx.conn, pool).currencies)
+        return self.currencies[pool]
+
+    def write(self) -> None:
+        apply_entries(self.tx.conn, self.entries)
+        keep_private(self.tx.conn, self.records)
+        self.tx.writer.remember_all(self.keys)
+
+
+def _check_accepted(pool: str, accepted: Sequence[str], currency: str) -> None:
+    if currency not in accepted:
+        raise RuleViolation(
+            f"pool {pool!r} takes {', '.join(accepted)}, not {currency}",
+            "currency_not_accepted",
+        )
+
+
+def _donation(
+    pool: str,
+    item: Mapping[str, Any],
+    where: str,
+    salt: bytes,
+    accepted: Sequence[str] | None,
+    cycle: int | None = None,
+) -> _Donation:
+    """Check one donation (``where`` prefixes the field names of a batch item) and build it;
+    the pool's ``accepted`` currencies too, in the rules' order, unless None (not known yet);
+    its entry's data is encoded for ``cycle`` unless None."""
+    currency = check_currency(item.get("currency"))
+    if accepted is not None:
+        _check_accepted(pool, accepted, currency)
+    amount = parse_amount(item.get("amount"), currency, f"{where}amount")
+    channel = item.get("channel")
+    if channel not in CHANNELS:
+        raise RuleViolation(f"{where}channel must be one of {CHANNELS}", "invalid_channel")
+    reference = check_text(item.get("external_reference"), f"{where}external_reference", 200)
+    donor_reference = item.get("donor_reference")
+    if donor_reference is not None:
+        check_text(donor_reference, f"{where}donor_reference", 200)
+    display_name = item.get("display_name")
+    donor = {"commitment": commitment(salt, donor_reference or reference)}
+    if display_name is not None:
+        donor["name"] = check_text(display_name, f"{where}display_name", 64)
+    note = item.get("note")
+    if note is not None:
+        check_text(note, f"{where}note", 500)
+    data = {
+        "pool": pool,
+        "amount": str(amount),
+        "currency": currency,
+        "channel": channel,
+        "donor": donor,
+        "reference": commitment(salt, reference),
+        "postings": move_json(pool, currency, amount, "donations", "available"),
+    }
+    private = {
+        "external_reference": reference,
+        "donor_reference": donor_reference,
+        "note": note,
+    }
+    encoded = None if cycle is None else encode_data({**data, "cycle": cycle})
+    return _Donation(currency, data, salt, private, encoded)

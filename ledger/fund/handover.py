@@ -1,0 +1,124 @@
+"""Handovers: at every new moon custody of each pool passes to the next collective of its
+roster, with a closing statement of the books (opening + donations - disbursements +
+corrections) and the votes of an outgoing custodian voided on grants still open.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, select
+
+from ledger.errors import LedgerError
+from ledger.fund.rules import cycle_json
+from ledger.fund.schema import (
+    cycles,
+    grants,
+    votes,
+)
+from ledger.fund.state import balance, custodian_of, flows_of
+from ledger.log.db import read_sql
+from ledger.log.entry import Entry
+
+if TYPE_CHECKING:
+    from ledger.fund.transaction import FundTransaction
+
+
+def apply_due_handovers(tx: FundTransaction) -> list[Entry]:
+    """Append every handover due by now, oldest first, for every pool."""
+    due = read_sql(
+        tx.conn,
+        "SELECT slug, current_cycle FROM pools WHERE current_cycle < ? ORDER BY slug",
+        (tx.cycle.number,),
+    )
+    if due:  # past cycles are about to be written down: from every persisted boundary
+        tx.schedule = tx.boundaries.schedule(tx.conn, tx.now, reread=True)
+        tx.cycle = tx.schedule.cycle_at(tx.now)
+    handovers = []
+    for slug, current in due:
+        for number in range(current + 1, tx.cycle.number + 1):
+            handovers.append(_hand_over(tx, slug, number))
+    if handovers:
+        tx.writer.request_checkpoint()
+    return handovers
+
+
+def _hand_over(tx: FundTransaction, pool: str, number: int) -> Entry:
+    closing_cycle = tx.conn.execute(
+        select(cycles).where(and_(cycles.c.pool == pool, cycles.c.number == number - 1))
+    ).one()
+    statement = _statement(tx, pool, closing_cycle)
+    outgoing = closing_cycle.custodian
+    incoming = custodian_of(tx.conn, pool, number)
+    undecided = [
+        gid
+        for (gid,) in tx.conn.execute(
+            select(grants.c.id)
+            .where(and_(grants.c.pool == pool, grants.c.status == "proposed"))
+            .order_by(grants.c.id)
+        )
+    ]
+    voided: list[int] = []
+    if outgoing != incoming and undecided:
+        voided = [
+            seq
+            for (seq,) in tx.conn.execute(
+                select(votes.c.seq)
+                .where(
+                    and_(
+                        votes.c.grant_id.in_(undecided),
+                        votes.c.void == 0,
+                        votes.c.collective == outgoing,
+                    )
+                )
+                .order_by(votes.c.seq)
+            )
+        ]
+    approved = [
+        gid
+        for (gid,) in tx.conn.execute(
+            select(grants.c.id)
+            .where(and_(grants.c.pool == pool, grants.c.status == "approved"))
+            .order_by(grants.c.id)
+        )
+    ]
+    data = {
+        "pool": pool,
+        "cycle": cycle_json(tx.schedule.cycle(number)),
+        "closed": {"number": number - 1, "statement": statement},
+        "from": outgoing,
+        "to": incoming,
+        "carried_over": undecided,
+        "committed_grants": approved,
+        "voided_votes": voided,
+    }
+    return tx.emit("custody_transferred", data, "scheduler")
+
+
+def _statement(tx: FundTransaction, pool: str, closing_cycle: Any) -> dict[str, dict[str, str]]:
+    """Roll-forward per currency: opening + donations - disbursements + corrections."""
+    opening: dict[str, str] = json.loads(closing_cycle.opening)
+    flows = flows_of(tx.conn, pool, closing_cycle.number)
+    statement = {}
+    for currency in sorted(set(opening) | set(flows)):
+        flow = flows.get(currency, {"donations": 0, "disbursements": 0, "corrections": 0})
+        start = int(opening.get(currency, "0"))
+        closing = start + flow["donations"] - flow["disbursements"] + flow["corrections"]
+        available = balance(tx.conn, pool, currency, "available")
+        committed = balance(tx.conn, pool, currency, "committed")
+        if closing != available + committed:
+            raise LedgerError(
+                f"{pool} {currency}: roll-forward gives {closing} but the books hold "
+                f"{available + committed}; refusing to hand over inconsistent books"
+            )
+        statement[currency] = {
+            "opening": str(start),
+            "donations": str(flow["donations"]),
+            "disbursements": str(flow["disbursements"]),
+            "corrections": str(flow["corrections"]),
+            "closing": str(closing),
+            "committed": str(committed),
+            "available": str(available),
+        }
+    return statement

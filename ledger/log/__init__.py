@@ -1,0 +1,130 @@
+"""The verifiable log: a library of its own, usable without the fund.
+
+Canonical JSON entries (:mod:`.canonical`, :mod:`.entry`), the RFC 9162 Merkle tree
+(:mod:`.merkle`), C2SP signed notes and checkpoints (:mod:`.notes`), the append path and its
+storage (:mod:`.append`, :mod:`.storage`, :mod:`.db`, :mod:`.schema`), keys and their rotation
+(:mod:`.keys`), receipts (:mod:`.receipts`), tlog-tiles (:mod:`.tiles`), public reads
+(:mod:`.public`) and verification (:mod:`.verify`).
+
+Rule: nothing under ``ledger.log`` imports ``ledger.fund``. What other packages use is
+re-exported here; import it from ``ledger.log``.
+"""
+
+from __future__ import annotations
+
+from ledger.log import merkle
+from ledger.log.append import (
+    CheckpointPolicy,
+    Log,
+    StoredCheckpoint,
+    latest_checkpoint,
+    load_head,
+    read_nodes,
+)
+from ledger.log.canonical import MAX_SAFE_INTEGER, canonical_bytes
+from ledger.log.clock import Clock, ManualClock, SystemClock, parse_ts
+from ledger.log.db import make_engine, read_transaction
+from ledger.log.entry import KINDS, Entry, decode_entry
+from ledger.log.keys import DEFAULT_DOUBLE_SIGNING, KeyFiles, rotate_key
+from ledger.log.merkle import (
+    NodeId,
+    NodeReader,
+    consistency_proof,
+    fold,
+    inclusion_plan,
+    leaf_hash,
+    root_at,
+    verify_inclusion,
+)
+from ledger.log.notes import (
+    Checkpoint,
+    Signer,
+    Verifier,
+    open_checkpoint,
+    parse_checkpoint,
+    parse_note,
+)
+from ledger.log.public import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Page,
+    anchor_page,
+    consistency,
+    entry_at,
+    entry_page,
+    inclusion,
+    latest_note,
+    log_keys,
+    log_version,
+    note_at,
+    recent_anchors,
+)
+from ledger.log.receipts import build_receipt, parse_receipt, verify_receipt
+from ledger.log.schema import checkpoints, entries, idempotency_keys
+from ledger.log.tiles import CHECKPOINT_PATH, TILE_PREFIX, parse_tile_path, publish, read_resource
+from ledger.log.verify import VerifyReport, verify_database, verify_export
+
+__all__ = [
+    "CHECKPOINT_PATH",
+    "DEFAULT_DOUBLE_SIGNING",
+    "DEFAULT_LIMIT",
+    "KINDS",
+    "MAX_LIMIT",
+    "MAX_SAFE_INTEGER",
+    "TILE_PREFIX",
+    "Checkpoint",
+    "CheckpointPolicy",
+    "Clock",
+    "Entry",
+    "KeyFiles",
+    "Log",
+    "ManualClock",
+    "NodeId",
+    "NodeReader",
+    "Page",
+    "Signer",
+    "StoredCheckpoint",
+    "SystemClock",
+    "Verifier",
+    "VerifyReport",
+    "anchor_page",
+    "build_receipt",
+    "canonical_bytes",
+    "checkpoints",
+    "consistency",
+    "consistency_proof",
+    "decode_entry",
+    "entries",
+    "entry_at",
+    "entry_page",
+    "fold",
+    "idempotency_keys",
+    "inclusion",
+    "inclusion_plan",
+    "latest_checkpoint",
+    "latest_note",
+    "leaf_hash",
+    "load_head",
+    "log_keys",
+    "log_version",
+    "make_engine",
+    "merkle",
+    "note_at",
+    "open_checkpoint",
+    "parse_checkpoint",
+    "parse_note",
+    "parse_receipt",
+    "parse_tile_path",
+    "parse_ts",
+    "publish",
+    "read_nodes",
+    "read_resource",
+    "read_transaction",
+    "recent_anchors",
+    "root_at",
+    "rotate_key",
+    "verify_database",
+    "verify_export",
+    "verify_inclusion",
+    "verify_receipt",
+]
