@@ -304,8 +304,11 @@ def list_entries(query: dict[str, Any]) -> Reply:
     page looks at most 10,000 seqs past its cursor, so it may hold fewer than ``limit`` items
     (even none) while ``next`` is not null. Either way, follow ``next`` until it is null."""
     engine = db.get_engine()
-    pool = query.pop("pool", None)
-    page = entry_page(engine, **query) if pool is None else pool_entry_page(engine, pool, **query)
+    page = (
+        entry_page(engine, **query)
+        if query.get("pool") is None
+        else pool_entry_page(engine, **query)
+    )
     body = {**page.body(), "next_url": _next_url(page, query)}
     return body, 200, _cached(LONG_CACHE if page.settled else SHORT_CACHE)
 
