@@ -15,7 +15,15 @@ from ledger.errors import LedgerError, RuleViolation
 from ledger.fund.money import check_currency, move_json, parse_amount
 from ledger.fund.privacy import PrivateRecord, commitment, keep_private, new_salt, new_salts
 from ledger.fund.projections import apply_entries
-from ledger.fund.rules import CHANNELS, MAX_BATCH, Actor, Outcome, check_text, require_role
+from ledger.fund.rules import (
+    CHANNELS,
+    MAX_BATCH,
+    Actor,
+    Outcome,
+    check_public_text,
+    check_text,
+    require_role,
+)
 from ledger.fund.state import pool_row
 from ledger.fund.transaction import FundCommands, FundTransaction, scoped_key
 from ledger.log.append import Log
@@ -236,7 +244,7 @@ def _donation(
     display_name = item.get("display_name")
     donor = {"commitment": commitment(salt, donor_reference or reference)}
     if display_name is not None:
-        donor["name"] = check_text(display_name, f"{where}display_name", 64)
+        donor["name"] = check_public_text(display_name, f"{where}display_name", 64, one_line=True)
     note = item.get("note")
     if note is not None:
         check_text(note, f"{where}note", 500)

@@ -19,6 +19,7 @@ from ledger.fund.rules import (
     Actor,
     Outcome,
     check_pseudonym,
+    check_public_text,
     check_text,
     member_actor,
     require_role,
@@ -53,7 +54,7 @@ class GrantCommands(FundCommands):
         require_role(actor, "member", "applicant", "admin")
         currency = check_currency(proposal.get("currency"))
         amount = parse_amount(proposal.get("amount"), currency)
-        purpose = check_text(proposal.get("purpose"), "purpose", 2000)
+        purpose = check_public_text(proposal.get("purpose"), "purpose", 2000, one_line=False)
         urgency = proposal.get("urgency", "normal")
         if urgency not in URGENCIES:
             raise RuleViolation(f"urgency must be one of {URGENCIES}", "invalid_urgency")
@@ -104,7 +105,7 @@ class GrantCommands(FundCommands):
         if vote not in VOTES:
             raise RuleViolation(f"vote must be one of {VOTES}", "invalid_vote")
         if note is not None:
-            check_text(note, "note", 500)
+            check_public_text(note, "note", 500, one_line=False)
         if fast_lane and vote != "approve":
             raise RuleViolation("the fast lane only approves", "invalid_vote")
         request = {"grant": grant_id, "vote": vote, "note": note, "fast_lane": fast_lane}
@@ -163,7 +164,7 @@ class GrantCommands(FundCommands):
         idempotency_key: str | None = None,
     ) -> Outcome:
         require_role(actor, "admin", "member", "applicant")
-        check_text(reason, "reason", 500)
+        check_public_text(reason, "reason", 500, one_line=False)
         request = {"grant": grant_id, "reason": reason}
 
         def command(tx: FundTransaction) -> Entry:
@@ -204,7 +205,7 @@ class GrantCommands(FundCommands):
     ) -> Outcome:
         """Reverse a mistaken donation or disbursement with a new entry; nothing is edited."""
         require_role(actor, "treasurer", "admin")
-        check_text(reason, "reason", 500)
+        check_public_text(reason, "reason", 500, one_line=False)
         request = {"corrects": corrects, "reason": reason}
 
         def command(tx: FundTransaction) -> Entry:

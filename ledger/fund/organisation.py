@@ -13,8 +13,8 @@ from ledger.fund.rules import (
     Actor,
     Outcome,
     check_pseudonym,
+    check_public_text,
     check_slug,
-    check_text,
     cycle_json,
     require_role,
 )
@@ -44,7 +44,7 @@ class OrganisationCommands(FundCommands):
     ) -> Outcome:
         require_role(actor, "admin")
         check_slug(slug, "slug")
-        check_text(name, "name", 200)
+        check_public_text(name, "name", 200, one_line=True)
         if not currencies or len(set(currencies)) != len(currencies):
             raise RuleViolation(
                 "currencies must be a non-empty list without repeats", "invalid_currencies"
@@ -79,7 +79,7 @@ class OrganisationCommands(FundCommands):
     ) -> Outcome:
         require_role(actor, "admin")
         check_slug(slug, "slug")
-        check_text(name, "name", 200)
+        check_public_text(name, "name", 200, one_line=True)
         if quorum is not None and (isinstance(quorum, bool) or not 1 <= quorum <= 1000):
             raise RuleViolation("quorum must be a whole number from 1 to 1000", "invalid_quorum")
         request = {"slug": slug, "name": name, "quorum": quorum}

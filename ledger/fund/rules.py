@@ -11,6 +11,7 @@ from typing import Any
 
 from ledger.errors import RuleViolation
 from ledger.fund.lunar import Cycle
+from ledger.fund.screening import screen_public_text
 from ledger.log.clock import format_ts
 from ledger.log.entry import Entry
 
@@ -96,6 +97,12 @@ def check_text(value: Any, field: str, limit: int) -> str:
     if _CONTROL.search(value):
         raise RuleViolation(f"{field} contains control characters", code="invalid_text")
     return value
+
+
+def check_public_text(value: Any, field: str, limit: int, *, one_line: bool) -> str:
+    """Text bound for the public log: checked as any text, then screened for personal data
+    and misleading characters (see :mod:`ledger.fund.screening`)."""
+    return screen_public_text(check_text(value, field, limit), field, one_line=one_line)
 
 
 def require_role(actor: Actor, *roles: str) -> None:
