@@ -172,6 +172,8 @@ class EntryPageSchema(ma.Schema):
 
 
 class InclusionProofSchema(ma.Schema):
+    """Documents the JSON of :class:`ledger.log.InclusionProof`, which the routes render."""
+
     index = fields.Integer()
     size = fields.Integer()
     leaf_hash = fields.String(metadata={"description": "hex"})

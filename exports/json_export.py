@@ -35,11 +35,12 @@ from exports.data import (
 from exports.links import base_url, checkpoint_url, report_url
 from exports.sink import Sink
 from ledger.log import (
+    InclusionProof,
     NodeId,
     entries,
-    fold,
     inclusion_plan,
     leaf_hash,
+    merkle,
     read_nodes,
     read_transaction,
 )
@@ -301,17 +302,13 @@ def _entry_lines(engine: Engine, seqs: Sequence[int], size: int) -> Iterator[byt
         ).all()
         found = read_nodes(conn, wanted)
     for seq, body in rows:
-        proof = [fold([found[node] for node in part]).hex() for part in plans[seq]]
-        leaf_hex = leaf_hash(bytes(body)).hex()
+        proof = InclusionProof.of(
+            seq, size, leaf_hash(bytes(body)), merkle.resolve(plans[seq], lambda _: found)
+        )
         line = {
             "seq": seq,
-            "entry_hash": leaf_hex,
+            "entry_hash": proof.leaf_hash,
             "entry": json.loads(bytes(body)),
-            "inclusion_proof": {
-                "index": seq,
-                "size": size,
-                "leaf_hash": leaf_hex,
-                "hashes": proof,
-            },
+            "inclusion_proof": proof.to_json(),
         }
         yield _dumps(line) + b"\n"

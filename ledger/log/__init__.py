@@ -59,7 +59,7 @@ from ledger.log.public import (
     note_at,
     recent_anchors,
 )
-from ledger.log.receipts import build_receipt, parse_receipt, verify_receipt
+from ledger.log.receipts import InclusionProof, build_receipt, parse_receipt, verify_receipt
 from ledger.log.schema import checkpoints, entries, idempotency_keys
 from ledger.log.tiles import CHECKPOINT_PATH, TILE_PREFIX, parse_tile_path, publish, read_resource
 from ledger.log.verify import VerifyReport, verify_database, verify_export
@@ -76,6 +76,7 @@ __all__ = [
     "CheckpointPolicy",
     "Clock",
     "Entry",
+    "InclusionProof",
     "KeyFiles",
     "Log",
     "ManualClock",

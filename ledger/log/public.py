@@ -29,6 +29,7 @@ from ledger.log.append import (
 from ledger.log.db import read_transaction
 from ledger.log.entry import decode_entry
 from ledger.log.notes import Verifier, open_note, parse_note
+from ledger.log.receipts import InclusionProof
 from ledger.log.schema import entries
 
 DEFAULT_LIMIT = 100
@@ -92,23 +93,6 @@ class Page:
 
     def body(self) -> dict[str, Any]:
         return {"items": self.items, "next": self.next}
-
-
-@dataclass(frozen=True)
-class InclusionProof:
-    index: int
-    size: int
-    leaf_hash: str
-    hashes: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """As DESIGN.md gives it (and InclusionProofSchema documents it)."""
-        return {
-            "index": self.index,
-            "size": self.size,
-            "leaf_hash": self.leaf_hash,
-            "hashes": list(self.hashes),
-        }
 
 
 @dataclass(frozen=True)
@@ -256,7 +240,7 @@ def inclusion(engine: Engine, index: int, size: int) -> InclusionProof:
         raise InvalidIndex(f"index {index} is not below the tree size {size}")
     hashes = merkle.resolve(plan, lambda _: snapshot.nodes)
     leaf = merkle.resolve([[(0, index)]], lambda _: snapshot.nodes)[0]
-    return InclusionProof(index, size, leaf.hex(), _hex(hashes))
+    return InclusionProof.of(index, size, leaf, hashes)
 
 
 def consistency(engine: Engine, old: int, new: int) -> ConsistencyProof:

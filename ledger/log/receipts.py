@@ -32,7 +32,7 @@ import binascii
 import json
 import re
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -148,6 +148,42 @@ def parse_tlog_proof(data: str | bytes) -> TlogProof:
     return TlogProof(index=index, hashes=tuple(hashes), checkpoint=rest, extra=extra)
 
 
+# --- the inclusion proof, in JSON -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """An RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves, hashes hex.
+
+    One JSON shape wherever Lunaria publishes a proof: the public read API
+    (``/ledger/proofs/inclusion``), a JSON receipt's ``proof`` and each line of a cycle's
+    JSONL export (``inclusion_proof``)::
+
+        {"index": 5, "size": 10, "leaf_hash": "<hex>", "hashes": ["<hex>", ...]}
+
+    ``hashes`` run from the leaf's sibling up to a child of the root.
+    """
+
+    index: int
+    size: int
+    leaf_hash: str
+    hashes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, index: int, size: int, leaf: bytes, hashes: Iterable[bytes]) -> InclusionProof:
+        """The proof from raw hashes."""
+        return cls(index, size, leaf.hex(), tuple(h.hex() for h in hashes))
+
+    def to_json(self) -> dict[str, Any]:
+        """The proof as JSON-ready values, keys in the order above."""
+        return {
+            "index": self.index,
+            "size": self.size,
+            "leaf_hash": self.leaf_hash,
+            "hashes": list(self.hashes),
+        }
+
+
 # --- the JSON receipt ------------------------------------------------------------------------
 
 
@@ -169,15 +205,15 @@ class Receipt:
             "entry_b64": _b64encode(self.entry),
             "seq": self.seq,
             "leaf_hash": self.leaf_hash.hex(),
-            "proof": {
-                "index": self.seq,
-                "size": self.size,
-                "leaf_hash": self.leaf_hash.hex(),
-                "hashes": [h.hex() for h in self.hashes],
-            },
+            "proof": self.proof.to_json(),
             "checkpoint": self.checkpoint,
             "vkey": self.vkey,
         }
+
+    @property
+    def proof(self) -> InclusionProof:
+        """The inclusion proof of the entry in the tree of the checkpoint."""
+        return InclusionProof.of(self.seq, self.size, self.leaf_hash, self.hashes)
 
     def dumps(self) -> str:
         """The receipt as indented JSON text ending in a newline."""
