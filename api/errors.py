@@ -78,6 +78,7 @@ PROBLEMS: Mapping[str, tuple[int, str]] = {
     "invalid_pseudonym": (422, "Invalid pseudonym"),
     "invalid_text": (422, "Invalid text"),
     "personal_data_suspected": (422, "The text looks like it holds personal data"),
+    "duplicate_reference": (409, "This reference was recorded already"),
     "invalid_currencies": (422, "Invalid currencies"),
     "invalid_quorum": (422, "Invalid quorum"),
     "invalid_roster": (422, "Invalid roster"),

@@ -317,11 +317,14 @@ def test_idempotent_replay_and_conflict(story: Story) -> None:
     assert again.get_json() == first.get_json()  # the salt too, read back from private records
     assert again.headers["Idempotent-Replayed"] == "true"
     assert http.size() == size
-    # The same key from another client is another request.
+    # The same key from another client is another request (for another bank reference: the
+    # same one would be a duplicate, see test_references.py).
     other = http.post("/tokens", {"role": "treasurer", "label": "t2"}, token=story.admin)
+    theirs_body = {**body, "external_reference": "bank-another"}
     theirs = http.post(
-        "/pools/food/donations", body, token=other.get_json()["token"], key="don-1", status=201
+        "/pools/food/donations", theirs_body, token=other.get_json()["token"], key="don-1"
     )
+    assert theirs.status_code == 201
     assert theirs.get_json()["seq"] != first.get_json()["seq"]
 
     problem = refuse_donation(

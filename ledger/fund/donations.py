@@ -13,7 +13,14 @@ from typing import Any, NamedTuple
 
 from ledger.errors import LedgerError, RuleViolation
 from ledger.fund.money import check_currency, move_json, parse_amount
-from ledger.fund.privacy import PrivateRecord, commitment, keep_private, new_salt, new_salts
+from ledger.fund.privacy import (
+    PrivateRecord,
+    commitment,
+    keep_private,
+    new_salt,
+    new_salts,
+    reference_digest,
+)
 from ledger.fund.projections import apply_entries
 from ledger.fund.rules import (
     CHANNELS,
@@ -27,6 +34,7 @@ from ledger.fund.rules import (
 from ledger.fund.state import pool_row
 from ledger.fund.transaction import FundCommands, FundTransaction, scoped_key
 from ledger.log.append import Log
+from ledger.log.db import read_sql, write_sql
 from ledger.log.entry import CanonicalData, Entry, encode_data
 from ledger.log.group_commit import GroupCommit, RetryAlone
 
@@ -69,7 +77,9 @@ class DonationCommands(FundCommands):
     def _record_singles(self, singles: Sequence[_SingleDonation]) -> list[Outcome | Exception]:
         with self.transaction() as tx:
             try:
-                group = _DonationGroup(tx, {s.key for s in singles if s.key is not None})
+                keys = {s.key for s in singles if s.key is not None}
+                group = _DonationGroup(tx, keys, _References(tx, self.log.fingerprint_key))
+                group.prefetch(singles)
                 outcomes = [group.add(single) for single in singles]
                 group.write()
             except Exception as exc:  # (rolled back: nothing of the group is written)
@@ -113,8 +123,13 @@ class DonationCommands(FundCommands):
             donations = checked(accepted, None) if prepared is None else prepared
             for donation in donations:
                 _check_accepted(pool, accepted, donation.currency)
+            references = _References(tx, self.log.fingerprint_key)
+            digests = references.check_batch(pool, donations)
             items = [d.entry_data(tx.cycle.number) for d in donations]
             written.extend(tx.emit_all("donation_recorded", items, actor.id))
+            for digest, entry in zip(digests, written, strict=True):
+                references.claim(pool, digest, entry.seq)
+            references.write()
             records = [d.private_record(e.seq) for d, e in zip(donations, written, strict=True)]
             keep_private(tx.conn, records)
             return written[0]
@@ -167,8 +182,9 @@ class _DonationGroup:
     alone (a later one sees the earlier ones' idempotency keys); their projections, private
     records and keys written together at the end."""
 
-    def __init__(self, tx: FundTransaction, keys: Collection[str]) -> None:
+    def __init__(self, tx: FundTransaction, keys: Collection[str], refs: _References) -> None:
         self.tx = tx
+        self.references = refs
         self.seen = tx.writer.remembered(keys)
         self.currencies: dict[str, list[str]] = {}
         self.entries: list[Entry] = []
@@ -191,8 +207,10 @@ class _DonationGroup:
         if donation is None:  # raises what is wrong with it, now in the rules' order
             donation = _donation(single.pool, single.item, "", single.salt, accepted)
         _check_accepted(single.pool, accepted, donation.currency)
+        digest = self.references.check(single.pool, donation, "external_reference")
         data = donation.entry_data(self.tx.cycle.number)
         entry = writer.append("donation_recorded", data, single.actor.id)
+        self.references.claim(single.pool, digest, entry.seq)
         self.entries.append(entry)
         self.records.append(donation.private_record(entry.seq))
         if key is not None:
@@ -205,10 +223,95 @@ class _DonationGroup:
             self.currencies[pool] = json.loads(pool_row(self.tx.conn, pool).currencies)
         return self.currencies[pool]
 
+    def prefetch(self, singles: Sequence[_SingleDonation]) -> None:
+        """Read the references the group's checked donations name, in one query per pool."""
+        by_pool: dict[str, list[str]] = {}
+        for single in singles:
+            if single.prepared is not None:
+                digest = self.references.digest(single.pool, single.prepared)
+                by_pool.setdefault(single.pool, []).append(digest)
+        for pool, digests in by_pool.items():
+            self.references.load(pool, digests)
+
     def write(self) -> None:
         apply_entries(self.tx.conn, self.entries)
         keep_private(self.tx.conn, self.records)
+        self.references.write()
         self.tx.writer.remember_all(self.keys)
+
+
+class DuplicateReference(RuleViolation):
+    """A donation names an external reference the pool has recorded already (409)."""
+
+    def __init__(self, field: str, first: str) -> None:
+        super().__init__(
+            f"{field} was recorded already in this pool: {first}; one bank or chain "
+            "reference is one donation",
+            code="duplicate_reference",
+        )
+
+
+_RECORDED = "SELECT digest, seq FROM donation_references WHERE pool = ? AND digest IN ({})"
+_CHUNK = 500
+
+
+class _References:
+    """The pools' external references, compared by keyed digest within one transaction (which
+    holds the log's write lock, so no other writer can claim one meanwhile)."""
+
+    def __init__(self, tx: FundTransaction, key: bytes) -> None:
+        self.tx = tx
+        self.key = key
+        self.known: dict[tuple[str, str], int | None] = {}  # (pool, digest): seq, or None
+        self.claimed: list[tuple[str, str, int]] = []
+
+    def digest(self, pool: str, donation: _Donation) -> str:
+        return reference_digest(self.key, pool, donation.private["external_reference"])
+
+    def load(self, pool: str, digests: Sequence[str]) -> None:
+        missing = [d for d in dict.fromkeys(digests) if (pool, d) not in self.known]
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            query = _RECORDED.format(", ".join("?" * len(chunk)))
+            found = dict(read_sql(self.tx.conn, query, (pool, *chunk)))
+            self.known.update({(pool, d): found.get(d) for d in chunk})
+
+    def check(self, pool: str, donation: _Donation, field: str) -> str:
+        """The donation's digest, unless its reference was recorded (DuplicateReference)."""
+        digest = self.digest(pool, donation)
+        self.load(pool, [digest])
+        first = self.known[(pool, digest)]
+        if first is not None:
+            raise DuplicateReference(field, f"the donation at seq {first}")
+        return digest
+
+    def check_batch(self, pool: str, donations: Sequence[_Donation]) -> list[str]:
+        """The batch's digests, unless one was recorded or repeats an earlier one."""
+        digests = [self.digest(pool, d) for d in donations]
+        self.load(pool, digests)
+        first_index: dict[str, int] = {}
+        for i, digest in enumerate(digests):
+            field = f"donations[{i}].external_reference"
+            seq = self.known[(pool, digest)]
+            if seq is not None:
+                raise DuplicateReference(field, f"the donation at seq {seq}")
+            if digest in first_index:
+                raise DuplicateReference(field, f"donations[{first_index[digest]}] of this batch")
+            first_index[digest] = i
+        return digests
+
+    def claim(self, pool: str, digest: str, seq: int) -> None:
+        self.known[(pool, digest)] = seq
+        self.claimed.append((pool, digest, seq))
+
+    def write(self) -> None:
+        if self.claimed:
+            write_sql(
+                self.tx.conn,
+                "INSERT INTO donation_references (pool, digest, seq) VALUES (?, ?, ?)",
+                self.claimed,
+                many=True,
+            )
 
 
 def _check_accepted(pool: str, accepted: Sequence[str], currency: str) -> None:

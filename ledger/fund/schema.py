@@ -182,6 +182,16 @@ lunar_boundaries = Table(
     Column("starts_at", String(27), nullable=False),
 )
 
+# One bank or chain reference, one donation: the reference is private, so it is compared
+# through a keyed hash (see ledger.fund.privacy.reference_digest), unique per pool.
+donation_references = Table(
+    "donation_references",
+    metadata,
+    Column("pool", String(64), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
 # Personal data, keyed by the public commitment. Nothing public reads this table; erasing a
 # row (``lunaria erase``) leaves every hash and proof valid.
 private_records = Table(
