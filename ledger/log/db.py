@@ -60,6 +60,14 @@ def _postgres_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def _owner_only(database: Path) -> None:
+    """Make the database file readable by its owner only (it holds private records and token
+    hashes), before the first write: SQLite creates ``-wal`` and ``-shm`` with its mode."""
+    stat = database.stat()
+    if stat.st_mode & 0o077 and stat.st_uid == os.getuid():
+        database.chmod(stat.st_mode & 0o700)
+
+
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
@@ -68,6 +76,8 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        if database and database != ":memory:":
+            _owner_only(Path(database))
         # Let SQLAlchemy's "begin" event, not pysqlite, decide how transactions start.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
