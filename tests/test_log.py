@@ -15,11 +15,12 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger.errors import EncodingError, IdempotencyConflict, InvalidAmount, LedgerError
 from ledger.log import merkle
-from ledger.log.append import CheckpointPolicy, Log, LogHead, _KnownHead
+from ledger.log.append import CheckpointPolicy, Log, _KnownHead
 from ledger.log.clock import ManualClock
 from ledger.log.entry import GENESIS_PREV, decode_entry
 from ledger.log.notes import Signer, open_checkpoint
 from ledger.log.schema import checkpoints, entries, node_key, nodes
+from ledger.log.storage import LogHead
 from ledger.log.verify import verify_database
 from tests.conftest import ORIGIN, tamper
 

@@ -23,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, RuleViolation
 from ledger.fund.rules import ROLES, Actor, check_text, member_actor, require_role
 from ledger.fund.schema import members, tokens
-from ledger.log.append import one_read
 from ledger.log.clock import format_ts, parse_ts
 from ledger.log.db import read_sql, read_transaction
+from ledger.log.storage import one_read
 
 TOKEN_PREFIX = "lun_"
 _TOKEN = re.compile(r"lun_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")

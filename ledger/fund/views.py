@@ -45,12 +45,13 @@ from ledger.fund.state import (
     quorum_of,
     roster_for,
 )
-from ledger.log.append import Log, StoredCheckpoint
+from ledger.log.append import Log
 from ledger.log.clock import format_ts
 from ledger.log.db import read_transaction
 from ledger.log.entry import Entry, decode_entry
 from ledger.log.public import DEFAULT_LIMIT, Page, check_page, public_entry
 from ledger.log.schema import entries
+from ledger.log.storage import StoredCheckpoint
 
 GRANT_STATUSES = ("proposed", "approved", "rejected", "disbursed", "cancelled")
 MAX_PAGE = 200

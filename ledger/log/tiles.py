@@ -30,11 +30,12 @@ from pathlib import Path
 from sqlalchemy import Connection, select
 
 from ledger.errors import EncodingError, LedgerError, NoteError, NotFound
-from ledger.log.append import Log, StoredCheckpoint, latest_checkpoint, read_nodes
+from ledger.log.append import Log
 from ledger.log.db import read_transaction
 from ledger.log.merkle import HASH_SIZE, NodeId
 from ledger.log.notes import parse_checkpoint, parse_note
 from ledger.log.schema import entries
+from ledger.log.storage import StoredCheckpoint, latest_checkpoint, read_nodes
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT

@@ -21,13 +21,13 @@ from typing import Any, NoReturn
 from sqlalchemy import Connection, Engine, select
 
 from ledger.errors import LedgerError, NoteError, VerificationError
-from ledger.log.append import StoredCheckpoint, load_head
 from ledger.log.canonical import MAX_ENTRY_BYTES
 from ledger.log.clock import parse_ts
 from ledger.log.entry import GENESIS_PREV, KINDS, decode_entry
 from ledger.log.merkle import Frontier, NodeId, leaf_hash
 from ledger.log.notes import Verifier, open_checkpoint
 from ledger.log.schema import checkpoints, node_id, node_key
+from ledger.log.storage import StoredCheckpoint, load_head
 
 STREAM_BATCH = 10_000  # rows per fetch from a server-side cursor
 STREAM_CHUNK = 1_000  # rows per chunk of a streamed query

@@ -45,11 +45,12 @@ from contracts.anchoring import (
     verify_anchors,
 )
 from ledger.errors import LedgerError, VerificationError
-from ledger.log.append import Log, StoredCheckpoint
+from ledger.log.append import Log
 from ledger.log.clock import ManualClock
 from ledger.log.entry import Entry, encode_entry
 from ledger.log.merkle import node_hash
 from ledger.log.schema import entries, node_key, nodes
+from ledger.log.storage import StoredCheckpoint
 from tests.conftest import tamper
 
 RECEIPT_TIMEOUT = 10.0
