@@ -13,14 +13,7 @@ re-exported here; import it from ``ledger.log``.
 from __future__ import annotations
 
 from ledger.log import merkle
-from ledger.log.append import (
-    CheckpointPolicy,
-    Log,
-    StoredCheckpoint,
-    latest_checkpoint,
-    load_head,
-    read_nodes,
-)
+from ledger.log.append import CheckpointPolicy, Log
 from ledger.log.canonical import MAX_SAFE_INTEGER, canonical_bytes
 from ledger.log.clock import Clock, ManualClock, SystemClock, parse_ts
 from ledger.log.db import make_engine, read_transaction
@@ -61,6 +54,7 @@ from ledger.log.public import (
 )
 from ledger.log.receipts import InclusionProof, build_receipt, parse_receipt, verify_receipt
 from ledger.log.schema import checkpoints, entries, idempotency_keys
+from ledger.log.storage import StoredCheckpoint, latest_checkpoint, load_head, read_nodes
 from ledger.log.tiles import CHECKPOINT_PATH, TILE_PREFIX, parse_tile_path, publish, read_resource
 from ledger.log.verify import VerifyReport, verify_database, verify_export
 

@@ -18,7 +18,12 @@ from sqlalchemy import Connection, Engine, and_, bindparam, select
 
 from ledger.errors import LedgerError, NoteError, NotFound
 from ledger.log import merkle
-from ledger.log.append import (
+from ledger.log.db import read_transaction
+from ledger.log.entry import decode_entry
+from ledger.log.notes import Verifier, open_note, parse_note
+from ledger.log.receipts import InclusionProof
+from ledger.log.schema import entries
+from ledger.log.storage import (
     Snapshot,
     checkpoint_at,
     latest_checkpoint,
@@ -26,11 +31,6 @@ from ledger.log.append import (
     one_read,
     read_snapshot,
 )
-from ledger.log.db import read_transaction
-from ledger.log.entry import decode_entry
-from ledger.log.notes import Verifier, open_note, parse_note
-from ledger.log.receipts import InclusionProof
-from ledger.log.schema import entries
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

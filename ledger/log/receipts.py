@@ -49,10 +49,11 @@ from ledger.errors import (
     VerificationError,
 )
 from ledger.log import merkle
-from ledger.log.append import Log, one_read, read_nodes, read_snapshot
+from ledger.log.append import Log
 from ledger.log.canonical import canonical_bytes
 from ledger.log.entry import Entry, decode_entry
 from ledger.log.notes import Checkpoint, Signer, Verifier, open_note, parse_checkpoint, parse_note
+from ledger.log.storage import one_read, read_nodes, read_snapshot
 
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 MAX_INDEX = 2**63 - 1
