@@ -3,8 +3,11 @@
 Reads ``ledger/`` (the public log and the projections as an index), never writes it, and never
 reads ``private_records`` or ``tokens``.
 
-``data``              :func:`~exports.data.gather` builds the frozen ``CycleReport`` once;
-                      every format renders from it
+``data``              :func:`~exports.data.gather` reads the cycle's entries once and builds
+                      the frozen ``CycleReport``; every format renders from it
+``report``            the ``CycleReport`` value and its rows (roll-forward, grants, custody)
+``cycle``             which entries belong to a cycle, and their roll-forward (no database)
+``rows``              from decoded entries to the report's rows
 ``pdf``               the deterministic PDF (reportlab, fonts in ``fonts/``)
 ``csv_export``        one row per entry; ``fields=`` and a ``since``/``until`` range
 ``json_export``       the report as typed JSON; JSONL of the raw entries with inclusion proofs

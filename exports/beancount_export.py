@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, timedelta
 
-from exports.data import CycleReport, EntryRow
+from exports.report import CycleReport, EntryRow
 from exports.sink import Sink
 from ledger.fund import format_major
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from exports.data import CycleReport, EntryRow
 from exports.errors import InvalidFields, InvalidRange
+from exports.report import CycleReport, EntryRow
 from exports.sink import Sink
 from ledger.fund import format_major
 

@@ -21,11 +21,12 @@ from sqlalchemy import Engine
 
 from exports.beancount_export import write_beancount
 from exports.csv_export import parse_fields, parse_range, write_csv
-from exports.data import CycleReport, gather, parse_cycle
+from exports.data import gather, parse_cycle
 from exports.errors import UnknownFormat
 from exports.i18n import LANGUAGES, choose_language
 from exports.json_export import PdfDigest, write_json, write_jsonl
 from exports.pdf import render_pdf
+from exports.report import CycleReport
 from exports.sink import Sink
 
 MEDIA_TYPES = {

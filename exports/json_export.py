@@ -22,7 +22,8 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
 
-from exports.data import (
+from exports.links import base_url, checkpoint_url, report_url
+from exports.report import (
     Anchor,
     CycleReport,
     Decision,
@@ -32,7 +33,6 @@ from exports.data import (
     Handover,
     VoteRow,
 )
-from exports.links import base_url, checkpoint_url, report_url
 from exports.sink import Sink
 from ledger.log import (
     InclusionProof,

@@ -46,9 +46,9 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from exports.data import CycleReport, EntryRow, GrantRow, Handover
 from exports.i18n import strings
 from exports.links import base_url, checkpoint_url, report_url
+from exports.report import CycleReport, EntryRow, GrantRow, Handover
 from ledger.fund import CURRENCY_EXPONENTS, format_major
 
 FONT_DIR = Path(__file__).parent / "fonts"

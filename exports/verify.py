@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exports.data import (
-    RollForward,
+from exports.cycle import (
     belongs_to_cycle,
     check_statement,
     closes_cycle,
@@ -29,6 +28,7 @@ from exports.data import (
     compute_roll_forward,
 )
 from exports.json_export import ENTRIES_FORMAT
+from exports.report import RollForward
 from ledger.errors import LedgerError, VerificationError
 from ledger.fund import format_major
 from ledger.log import (

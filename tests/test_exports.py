@@ -26,9 +26,10 @@ from sqlalchemy import Engine, and_, select
 
 from exports import errors
 from exports.csv_export import CSV_FIELDS, parse_fields
-from exports.data import CycleReport, gather
+from exports.data import gather
 from exports.formats import FORMATS, make_options, render_report
 from exports.i18n import choose_language
+from exports.report import CycleReport
 from exports.verify import verify_cycle_export
 from ledger.errors import LedgerError, NotFound, VerificationError
 from ledger.fund.commands import Fund
