@@ -8,7 +8,10 @@ reads ``private_records`` or ``tokens``.
 ``report``            the ``CycleReport`` value and its rows (roll-forward, grants, custody)
 ``cycle``             which entries belong to a cycle, and their roll-forward (no database)
 ``rows``              from decoded entries to the report's rows
-``pdf``               the deterministic PDF (reportlab, fonts in ``fonts/``)
+``pdf``               the deterministic PDF (reportlab, fonts in ``fonts/``): the document
+``pdf_sections``      its cover, roll-forward, charts and how to verify
+``pdf_tables``        its tables of entries: donations, grants, corrections, custody
+``pdf_layout``        its page, fonts, styles and monospaced tables
 ``csv_export``        one row per entry; ``fields=`` and a ``since``/``until`` range
 ``json_export``       the report as typed JSON; JSONL of the raw entries with inclusion proofs
 ``beancount_export``  the postings, with exact balance assertions at the handover
