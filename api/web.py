@@ -6,8 +6,9 @@ checkpoint signature (WebCrypto Ed25519) and consistency with the latest checkpo
 browser itself. The server only serves the page and the public proofs; it never says whether
 a receipt is valid.
 
-Pages read through :mod:`ledger.fund.views` (and the published key through the read API), over
-public tables only (never ``private_records`` or ``tokens``); this module only presents.
+Pages read through :mod:`ledger.fund.views` (and the log's anchors and version through
+:mod:`ledger.log`), over public tables only (never ``private_records`` or ``tokens``); this
+module only presents: it parses the URL, calls the read models and renders them.
 
 Interface in English, Spanish and Ukrainian (flask-babel): ``?lang=`` (remembered in a
 cookie), else the best match of Accept-Language. Every response carries the security
@@ -48,12 +49,11 @@ from flask_babel import (  # type: ignore[import-untyped]
     lazy_gettext,
 )
 from markupsafe import Markup
-from sqlalchemy import Engine
 
 from api import db
 from ledger.errors import LedgerError, NotFound, SchemaOutdated
 from ledger.fund import CURRENCY_EXPONENTS, Cycle, format_major, views
-from ledger.log import log_keys, log_version, parse_ts, recent_anchors
+from ledger.log import log_version, parse_ts, recent_anchors
 
 bp = Blueprint("web", __name__)
 
@@ -115,24 +115,24 @@ URGENCY_LABELS: Mapping[str, Any] = {
 
 @dataclass(frozen=True)
 class MoonPhase:
-    """Where ``now`` is in a lunar cycle: a phase name, percent elapsed and an SVG shape."""
+    """The moon's phase as drawn: its name, percent of the cycle elapsed and an SVG shape."""
 
-    key: str
+    key: str  # one of views.MOON_PHASES
     name: Any  # a lazy translated string
     percent: int
     lit_path: str  # SVG path (viewBox 0 0 100 100) of the sunlit part, northern hemisphere
 
 
-_PHASES = (
-    ("new", lazy_gettext("New moon")),
-    ("waxing_crescent", lazy_gettext("Waxing crescent")),
-    ("first_quarter", lazy_gettext("First quarter")),
-    ("waxing_gibbous", lazy_gettext("Waxing gibbous")),
-    ("full", lazy_gettext("Full moon")),
-    ("waning_gibbous", lazy_gettext("Waning gibbous")),
-    ("last_quarter", lazy_gettext("Last quarter")),
-    ("waning_crescent", lazy_gettext("Waning crescent")),
-)
+PHASE_NAMES: Mapping[str, Any] = {
+    "new": lazy_gettext("New moon"),
+    "waxing_crescent": lazy_gettext("Waxing crescent"),
+    "first_quarter": lazy_gettext("First quarter"),
+    "waxing_gibbous": lazy_gettext("Waxing gibbous"),
+    "full": lazy_gettext("Full moon"),
+    "waning_gibbous": lazy_gettext("Waning gibbous"),
+    "last_quarter": lazy_gettext("Last quarter"),
+    "waning_crescent": lazy_gettext("Waning crescent"),
+}
 
 
 def _lit_path(fraction: float, r: float = 40.0, c: float = 50.0) -> str:
@@ -150,37 +150,28 @@ def _lit_path(fraction: float, r: float = 40.0, c: float = 50.0) -> str:
     )
 
 
+def _drawn(lunar: views.LunarNow) -> MoonPhase:
+    return MoonPhase(
+        lunar.phase, PHASE_NAMES[lunar.phase], lunar.percent, _lit_path(lunar.fraction)
+    )
+
+
 def moon_phase(cycle: Cycle, now: datetime) -> MoonPhase:
     """The phase for ``now`` from the fraction of the current cycle (new moon to new moon)."""
-    fraction = (now - cycle.start) / (cycle.end - cycle.start)
-    fraction = min(max(fraction, 0.0), 0.999999)
-    key, name = _PHASES[int(fraction * 8 + 0.5) % 8]
-    return MoonPhase(key, name, int(fraction * 100), _lit_path(fraction))
-
-
-# -- what the pages show --------------------------------------------------------------------
+    return _drawn(views.lunar_position(cycle, now))
 
 
 @dataclass(frozen=True)
-class LunarNow:
+class MoonPanel:
+    """What ``web/_moon.html`` shows: the cycle, the moon drawn, the time to the handover."""
+
     cycle: Cycle
-    now: datetime
     phase: MoonPhase
-
-    @property
-    def until_handover(self) -> timedelta:
-        return self.cycle.end - self.now
+    until_handover: timedelta
 
 
-def _lunar_now(engine: Engine, now: datetime) -> LunarNow:
-    cycle = views.current_cycle(engine, now)
-    return LunarNow(cycle, now, moon_phase(cycle, now))
-
-
-def _published_vkey(engine: Engine) -> str | None:
-    """The current verifier key as the log published it (``log_created``, ``key_rotated``)."""
-    current = [key.vkey for key in log_keys(engine).keys if key.current]
-    return current[-1] if current else None
+def _moon_panel(lunar: views.LunarNow) -> MoonPanel:
+    return MoonPanel(lunar.cycle, _drawn(lunar), lunar.until_handover)
 
 
 # -- formatting for templates -----------------------------------------------------------------
@@ -296,7 +287,7 @@ def index() -> str:
     return render_template(
         "web/index.html",
         pools=views.list_pools(engine, now),
-        lunar=_lunar_now(engine, now),
+        lunar=_moon_panel(views.lunar_now(engine, now)),
         anchors=recent_anchors(engine),
     )
 
@@ -307,14 +298,11 @@ def pool(slug: str) -> str:
     engine = db.get_engine()
     now = db.get_clock().now()
     detail = views.pool_detail(engine, slug, now)
-    quorum = None
-    if detail.custodian is not None:
-        quorum = views.collective_detail(engine, detail.custodian).quorum
     return render_template(
         "web/pool.html",
         pool=detail,
-        quorum=quorum,
-        lunar=_lunar_now(engine, now),
+        quorum=views.custodian_quorum(engine, detail),
+        lunar=_moon_panel(views.lunar_now(engine, now)),
         cycles=list(reversed(views.pool_cycles(engine, slug))),
         queue=views.grant_queue(engine, slug, status="proposed", limit=QUEUE_LENGTH).items,
         decisions=views.recent_decisions(engine, slug, RECENT_DECISIONS),
@@ -339,7 +327,7 @@ def entry(seq: str) -> str:
 @bp.route("/verify", methods=["GET"])
 def verify() -> str:
     log = db.get_log()
-    vkey = _published_vkey(log.engine)
+    vkey = views.published_vkey(log.engine)
     return render_template("web/verify.html", origin=log.origin, vkey=vkey)
 
 

@@ -3,7 +3,8 @@
 Commands (:class:`Fund`, split by capability across :mod:`.organisation`, :mod:`.custody`,
 :mod:`.donations` and :mod:`.grants`), the rules they check (:mod:`.rules`, :mod:`.state`),
 the projections that the log is replayed into (:mod:`.projections`, :mod:`.replay`), read
-models (:mod:`.views`), personal data (:mod:`.privacy`), tokens (:mod:`.access`), the
+models (:mod:`.views`, which gathers :mod:`.pool_views`, :mod:`.grant_views` and
+:mod:`.entry_views`), personal data (:mod:`.privacy`), tokens (:mod:`.access`), the
 governance replay of an outside audit (:mod:`.governance`, :mod:`.audit`) and the demo.
 
 The fund builds on :mod:`ledger.log`, never the other way round. What other packages use is
@@ -17,6 +18,8 @@ from ledger.fund.access import TokenInfo, Unauthorized, authenticate
 from ledger.fund.audit import audit
 from ledger.fund.commands import Fund
 from ledger.fund.demo import load_demo, start_of_demo
+from ledger.fund.entry_views import newest_pool_entries, pool_entry_page
+from ledger.fund.grant_views import GRANT_STATUSES, MAX_PAGE
 from ledger.fund.lunar import Cycle
 from ledger.fund.money import CURRENCY_EXPONENTS, format_major
 from ledger.fund.privacy import erase
@@ -24,7 +27,6 @@ from ledger.fund.replay import check_replay
 from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
 from ledger.fund.schema import cycles
 from ledger.fund.state import load_schedule, pool_row
-from ledger.fund.views import GRANT_STATUSES, MAX_PAGE, newest_pool_entries, pool_entry_page
 
 __all__ = [
     "CHANNELS",
