@@ -34,6 +34,7 @@ from exports.cycle import (
 from exports.errors import CycleBeforePool, CycleNotStarted, InconsistentLog, InvalidCycle
 from exports.report import Anchor, CycleReport, EntryRow, GrantRow
 from exports.rows import (
+    anchor_row,
     checkpoint_info,
     custodian_of,
     daily_flows,
@@ -275,18 +276,7 @@ class _Gatherer:
         if root_at(size, read).hex() != root:
             return None
         proof = consistency_proof(covering.size, size, read) if size > covering.size else []
-        return Anchor(
-            seq=entry.seq,
-            ts=entry.ts,
-            entry_hash=entry.hash.hex(),
-            chain_id=int(data["chain_id"]),
-            contract=str(data["contract"]),
-            tx_hash=str(data["tx_hash"]),
-            block_number=int(data["block_number"]),
-            size=size,
-            root=root,
-            consistency=tuple(h.hex() for h in proof),
-        )
+        return anchor_row(entry, size, root, proof)
 
 
 # -- reading entries --------------------------------------------------------------------------

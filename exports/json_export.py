@@ -94,7 +94,7 @@ def report_json(
             "url": checkpoint_url(url, cp.size),
         },
         "anchor": None if r.anchor is None else _anchor(r.anchor),
-        "roll_forward": {rf.currency: _amounts(rf) for rf in r.roll_forward},
+        "roll_forward": {rf.currency: rf.amounts() for rf in r.roll_forward},
         "statement": None if r.statement is None else {c: dict(v) for c, v in r.statement.items()},
         "counts": _counts(r),
         "daily": {
@@ -125,23 +125,6 @@ def write_json(
     report: CycleReport, out: Sink, pdf: PdfDigest | None = None, base: str | None = None
 ) -> None:
     out.write(_dumps(report_json(report, pdf, base)) + b"\n")
-
-
-def _amounts(rf: Any) -> dict[str, str]:
-    names = (
-        "opening",
-        "donations",
-        "disbursements",
-        "corrections",
-        "closing",
-        "committed",
-        "available",
-        "opening_committed",
-        "opening_available",
-        "fast_lane_used",
-        "fast_lane_allowance",
-    )
-    return {name: str(getattr(rf, name)) for name in names}
 
 
 def _counts(r: CycleReport) -> dict[str, int]:

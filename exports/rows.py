@@ -13,6 +13,7 @@ from typing import Any
 
 from exports.cycle import GRANT_KINDS, closes_cycle
 from exports.report import (
+    Anchor,
     CheckpointInfo,
     DayFlow,
     Decision,
@@ -29,6 +30,11 @@ DAY = timedelta(days=1)
 
 
 # -- grants, custody, the checkpoint and the days ----------------------------------------------
+
+
+def _ref(entry: Entry) -> tuple[int, str, str]:
+    """seq, time and hash (hex) of an entry: the first fields of every row about one entry."""
+    return entry.seq, entry.ts, entry.hash.hex()
 
 
 def custodian_of(custody: Sequence[Entry]) -> str | None:
@@ -54,7 +60,7 @@ def grant_of(entry: Entry) -> int | None:
 def _event(entry: Entry) -> Event:
     d = entry.data
     reason = d.get("reason")
-    return Event(entry.seq, entry.ts, entry.hash.hex(), entry.kind, int(d["amount"]), reason)
+    return Event(*_ref(entry), entry.kind, int(d["amount"]), reason)
 
 
 def grant_row(proposal: Entry, events: Sequence[Entry], voided: set[int]) -> GrantRow:
@@ -96,9 +102,7 @@ def grant_row(proposal: Entry, events: Sequence[Entry], voided: set[int]) -> Gra
 def _vote_row(entry: Entry, voided: set[int]) -> VoteRow:
     d = entry.data
     return VoteRow(
-        seq=entry.seq,
-        ts=entry.ts,
-        entry_hash=entry.hash.hex(),
+        *_ref(entry),
         member=str(d["member"]),
         collective=str(d["collective"]),
         vote=str(d["vote"]),
@@ -111,9 +115,7 @@ def _decision(entry: Entry) -> Decision:
     d = entry.data
     left = d.get("allowance_left")
     return Decision(
-        seq=entry.seq,
-        ts=entry.ts,
-        entry_hash=entry.hash.hex(),
+        *_ref(entry),
         decision=str(d["decision"]),
         lane=str(d["lane"]),
         quorum=d.get("quorum"),
@@ -126,22 +128,35 @@ def _decision(entry: Entry) -> Decision:
 def handover_row(entry: Entry, number: int) -> Handover:
     """A custody entry of cycle ``number``: creation, roster or handover in or out."""
     d = entry.data
-    seq, ts, entry_hash = entry.seq, entry.ts, entry.hash.hex()
+    ref = _ref(entry)
     if entry.kind == "pool_created":
-        return Handover(seq, ts, entry_hash, "created", None, None)
+        return Handover(*ref, "created", None, None)
     if entry.kind == "roster_set":
-        roster = tuple(d["collectives"])
-        return Handover(seq, ts, entry_hash, "roster", None, d.get("custodian_now"), roster)
+        return Handover(*ref, "roster", None, d.get("custodian_now"), tuple(d["collectives"]))
     return Handover(
-        seq,
-        ts,
-        entry_hash,
+        *ref,
         role="closed" if closes_cycle(entry, number) else "opened",
         custodian_from=d["from"],
         custodian_to=d["to"],
         carried_over=tuple(d["carried_over"]),
         committed_grants=tuple(d["committed_grants"]),
         voided_votes=tuple(d["voided_votes"]),
+    )
+
+
+def anchor_row(entry: Entry, size: int, root: str, consistency: Iterable[bytes]) -> Anchor:
+    """A ``checkpoint_anchored`` entry of tree ``size`` and ``root`` (hex), checked against the
+    log, with the consistency proof from the covering checkpoint's tree to the anchored one."""
+    d = entry.data
+    return Anchor(
+        *_ref(entry),
+        chain_id=int(d["chain_id"]),
+        contract=str(d["contract"]),
+        tx_hash=str(d["tx_hash"]),
+        block_number=int(d["block_number"]),
+        size=size,
+        root=root,
+        consistency=tuple(h.hex() for h in consistency),
     )
 
 
