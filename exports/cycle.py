@@ -40,6 +40,7 @@ REPORT_KINDS = tuple(sorted(CUSTODY_KINDS | GRANT_KINDS | MONEY_KINDS))
 
 
 def pool_of(entry: Entry) -> str | None:
+    """The pool an entry is about (``pool_created``: the pool it creates), or None."""
     key = "slug" if entry.kind == "pool_created" else "pool"
     value = entry.data.get(key)
     return value if isinstance(value, str) else None
@@ -59,6 +60,7 @@ def cycle_of(entry: Entry) -> int | None:
 
 
 def closes_cycle(entry: Entry, number: int) -> bool:
+    """True for the handover that closes cycle ``number``."""
     return entry.kind == "custody_transferred" and entry.data["closed"]["number"] == number
 
 

@@ -76,6 +76,7 @@ class Styles:
 
 
 def styles() -> Styles:
+    """The report's styles, built fresh for each document."""
     body = ParagraphStyle("body", fontName=SANS, fontSize=9, leading=12)
     return Styles(
         title=ParagraphStyle("title", parent=body, fontName=BOLD, fontSize=18, leading=22),
@@ -253,6 +254,7 @@ _EXTRA = 4.0  # points beyond the rows: the header's rule and the last row's des
 
 
 def qr(url: str, size: float) -> Drawing:
+    """A QR code of ``url``, ``size`` points square."""
     widget = QrCodeWidget(url)
     x0, y0, x1, y1 = widget.getBounds()
     drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])

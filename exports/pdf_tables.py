@@ -22,6 +22,7 @@ HASH: ColumnSpec = ("h_hash", "<", HASH_PREFIX)
 
 
 def donations(ctx: Context) -> list[Any]:
+    """The cycle's donations, with the donor's name (if given) or commitment."""
     corrected = ctx.report.corrected()
     rows = [_donation_cells(row, corrected, ctx.t) for row in ctx.report.donations]
     columns = (
@@ -37,6 +38,7 @@ def donations(ctx: Context) -> list[Any]:
 
 
 def grants(ctx: Context) -> list[Any]:
+    """Each grant with an entry in the cycle: its proposal, votes, decision and events."""
     rows: list[list[str]] = []
     for grant in ctx.report.grants:
         rows.extend(_grant_cells(grant, ctx.t))
@@ -52,6 +54,7 @@ def grants(ctx: Context) -> list[Any]:
 
 
 def corrections(ctx: Context) -> list[Any]:
+    """The cycle's corrections: what each corrects and its change to the fund."""
     rows = [_correction_cells(row) for row in ctx.report.corrections]
     columns = (
         SEQ,
@@ -67,6 +70,7 @@ def corrections(ctx: Context) -> list[Any]:
 
 
 def custody(ctx: Context) -> list[Any]:
+    """The pool's creation, rosters and handovers in the cycle."""
     rows = [_custody_cells(h, ctx.t) for h in ctx.report.custody]
     columns = (
         SEQ,

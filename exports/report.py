@@ -120,6 +120,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class VoteRow:
+    """A vote on a grant; ``void`` when the handover closing the cycle voided it."""
+
     seq: int
     ts: str
     entry_hash: str
@@ -132,6 +134,8 @@ class VoteRow:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """A grant's decision: by quorum (with the quorum) or fast lane (with what is left)."""
+
     seq: int
     ts: str
     entry_hash: str
