@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from api import create_app
 from ledger import migrate
+from ledger.fund.vault import Vault
 from ledger.log.append import CheckpointPolicy, Log
 from ledger.log.clock import ManualClock
 from ledger.log.db import make_engine, normalise_url
@@ -103,12 +105,23 @@ def log(engine: Engine, signer: Signer, clock: ManualClock) -> Log:
     return log
 
 
+def new_vault() -> Vault:
+    """A vault with a fresh key in a folder of its own (for helpers without ``tmp_path``)."""
+    return Vault.create(Path(tempfile.mkdtemp(prefix="lunaria-vault-")) / "data.key")
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Vault:
+    return Vault.create(tmp_path / "vault" / "data.key")
+
+
 @pytest.fixture
 def app(db_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[Flask]:
     config: dict[str, Any] = {
         "TESTING": True,
         "DATABASE_URL": db_url,
         "KEY_FILE": str(tmp_path / "keys" / "log.key"),
+        "DATA_KEY_FILE": str(tmp_path / "keys" / "data.key"),
         "ORIGIN": ORIGIN,
         "CLOCK": clock,
         "CHECKPOINT_EVERY": 10,

@@ -31,7 +31,7 @@ from ledger.log.db import make_engine
 from ledger.log.entry import GENESIS_PREV, Entry, decode_entry, encode_entry
 from ledger.log.notes import Checkpoint, Signer, sign_checkpoint
 from ledger.log.tiles import encode_bundle, publish
-from tests.conftest import ORIGIN
+from tests.conftest import ORIGIN, new_vault
 from tests.test_tiles import grow
 
 ADMIN = Actor("admin:t1", "admin")
@@ -41,7 +41,7 @@ APPLICANT = Actor("applicant:t3", "applicant")
 
 def fund_history(log: Log) -> None:
     """A short real history with money: donations, a fast-lane grant paid out, a correction."""
-    fund = Fund(log)
+    fund = Fund(log, new_vault())
     fund.register_collective(ADMIN, slug="alba", name="Alba")
     fund.add_member(ADMIN, "alba", member="a1")
     fund.create_pool(
@@ -385,7 +385,7 @@ def demo_history(tmp_path_factory: pytest.TempPathFactory, signer: Signer) -> li
     clock = ManualClock(start_of_demo(DEMO_END))
     log = Log(engine, ORIGIN, signer=signer, clock=clock)
     log.create()
-    load_demo(Fund(log), clock, DEMO_END)
+    load_demo(Fund(log, new_vault()), clock, DEMO_END)
     history = [decode_entry(raw) for raw in log.iter_raw()]
     engine.dispose()
     return history

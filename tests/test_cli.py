@@ -11,15 +11,16 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from api import db
-from ledger.fund import Actor, Fund
-from ledger.log import Log
-from ledger.notes import Signer, open_checkpoint
-from tests.conftest import ORIGIN, tamper
+from ledger.fund.commands import Fund
+from ledger.fund.rules import Actor
+from ledger.log.append import Log
+from ledger.log.notes import Signer, open_checkpoint
+from tests.conftest import ORIGIN, new_vault, tamper
 
 
 def add_collectives(log: Log, count: int) -> None:
     """Real fund entries (projections included), so verify's replay check has work to do."""
-    fund = Fund(log)
+    fund = Fund(log, new_vault())
     for i in range(count):
         fund.register_collective(Actor("admin:t", "admin"), slug=f"c{i}", name=f"Collective {i}")
 

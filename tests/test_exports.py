@@ -35,6 +35,7 @@ from ledger.errors import LedgerError, NotFound, VerificationError
 from ledger.fund.commands import Fund
 from ledger.fund.rules import Actor, member_actor
 from ledger.fund.schema import cycle_flows, cycles, donations
+from ledger.fund.vault import Vault
 from ledger.log.append import Log
 from ledger.log.clock import ManualClock
 from ledger.log.notes import Signer
@@ -159,8 +160,8 @@ def _proposal(fund: Fund, amount: str, urgency: str, details: str | None = None)
 
 
 @pytest.fixture
-def history(log: Log, clock: ManualClock) -> History:
-    return build_history(Fund(log), clock)
+def history(log: Log, vault: Vault, clock: ManualClock) -> History:
+    return build_history(Fund(log, vault), clock)
 
 
 def render(engine: Engine, cycle: int | str, fmt: str, **options: Any) -> bytes:

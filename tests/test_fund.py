@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +11,11 @@ from sqlalchemy import select
 
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound
 from ledger.fund.commands import Fund
-from ledger.fund.privacy import erase
+from ledger.fund.privacy import erase, private_record, private_salt
 from ledger.fund.replay import check_replay
 from ledger.fund.rules import Actor, member_actor
 from ledger.fund.schema import private_records
+from ledger.fund.vault import Vault
 from ledger.log.append import Log
 from ledger.log.clock import ManualClock
 from ledger.log.notes import Signer
@@ -40,8 +41,8 @@ def donation(amount: str, ref: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fund(log: Log) -> Fund:
-    fund = Fund(log)
+def fund(log: Log, vault: Vault) -> Fund:
+    fund = Fund(log, vault)
     for slug, names in {"alba": ["a1", "a2", "a3"], "brisa": ["b1", "b2"], "cauce": ["c1"]}.items():
         fund.register_collective(ADMIN, slug=slug, name=slug.title())
         for name in names:
@@ -275,12 +276,13 @@ def test_a_batch_keeps_every_character_of_its_private_records(fund: Fund) -> Non
     ]
     outcome = fund.record_donations(TREASURER, "food", batch)
     with fund.log.engine.connect() as conn:
-        payloads = conn.execute(
-            select(private_records.c.payload)
+        commitments = conn.execute(
+            select(private_records.c.commitment)
             .where(private_records.c.seq >= outcome.seq)
             .order_by(private_records.c.seq)
         ).scalars()
-        kept = [(p["external_reference"], p["note"]) for p in map(json.loads, payloads)]
+        records = [private_record(conn, fund.vault, c) for c in commitments]
+    kept = [(r.payload["external_reference"], r.payload["note"]) for r in records if r]
     assert kept == [(text, f"{text}!") for text in texts]
     kept_names = [fund.log.entry(outcome.seq + i).data["donor"]["name"] for i in range(len(texts))]
     assert kept_names == names
@@ -312,14 +314,13 @@ def test_private_data_stays_private_and_erases(fund: Fund, signer: Signer) -> No
     assert b"DE89370400440532013000" not in entry.raw and b"BANK-REF-9931" not in entry.raw
     commitment = entry.data["donor"]["commitment"]
     with fund.log.engine.connect() as conn:
-        salt = conn.execute(
-            select(private_records.c.salt).where(private_records.c.commitment == commitment)
-        ).scalar_one()
-    import hashlib
-
-    assert hashlib.sha256(bytes.fromhex(salt) + b"DE89370400440532013000").hexdigest() == commitment
-    assert erase(fund.log.engine, commitment)
-    assert not erase(fund.log.engine, commitment)
+        salt = private_salt(conn, fund.vault, commitment)
+    assert salt is not None
+    assert hashlib.sha256(salt + b"DE89370400440532013000").hexdigest() == commitment
+    assert erase(fund.log, fund.vault, commitment)
+    assert not erase(fund.log, fund.vault, commitment)
+    with fund.log.engine.connect() as conn:
+        assert private_salt(conn, fund.vault, commitment) is None
     verify_database(fund.log.engine, [signer.verifier()])
     check_replay(fund.log.engine)
 

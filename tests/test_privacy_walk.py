@@ -11,6 +11,7 @@ fill fails the test: a new public route must be walked too.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,7 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 
 from api import db
+from ledger.fund.privacy import private_record
 from ledger.fund.schema import private_records, tokens
 from ledger.log.entry import KINDS
 from ledger.log.tiles import bundles_for_size, tiles_for_size
@@ -130,8 +132,12 @@ def write_private_history(app: Flask, client: Any, runner: FlaskCliRunner) -> Se
 def stored_privately(app: Flask, secrets: Secrets) -> None:
     """The values were really written (to the private tables): the walk is not vacuous."""
     with app.app_context(), db.get_engine().connect() as conn:
-        kept = " ".join(conn.execute(select(private_records.c.payload)).scalars())
-        kept += " ".join(str(s) for s in conn.execute(select(private_records.c.salt)).scalars())
+        vault = db.get_fund().vault
+        commitments = conn.execute(select(private_records.c.commitment)).scalars().all()
+        records = [private_record(conn, vault, c) for c in commitments]
+        kept = " ".join(
+            json.dumps(r.payload, ensure_ascii=False) + r.salt.hex() for r in records if r
+        )
         kept += " ".join(conn.execute(select(tokens.c.label)).scalars())
     missing = [v for v in secrets.values if v not in kept]
     assert not missing, missing

@@ -129,8 +129,8 @@ def test_init_indexes_donations_written_before_the_table(log: Log, fund: Fund) -
         fund.record_donation(TREASURER, "food", fund_donation("100", ref))
     with log.engine.begin() as conn:
         conn.execute(delete(donation_references))
-    assert index_references(log.engine, log.fingerprint_key) == 3
-    assert index_references(log.engine, log.fingerprint_key) == 0
+    assert index_references(log.engine, fund.vault, log.fingerprint_key) == 3
+    assert index_references(log.engine, fund.vault, log.fingerprint_key) == 0
     with log.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(donation_references)).scalar() == 3
     with pytest.raises(LedgerError) as refused:

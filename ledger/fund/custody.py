@@ -20,7 +20,7 @@ class CustodyCommands(FundCommands):
     def rotate(self) -> list[Entry]:
         """Append every due handover (cron-safe: runs serialised on the log's write lock)."""
         with self.log.writer() as writer:
-            tx = FundTransaction(writer, self.boundaries)
+            tx = FundTransaction(writer, self.boundaries, self.vault)
             handovers = apply_due_handovers(tx)
             tx.persist_schedule()
             return handovers

@@ -33,6 +33,7 @@ from ledger.fund.rules import (
 )
 from ledger.fund.state import pool_row
 from ledger.fund.transaction import FundCommands, FundTransaction, scoped_key
+from ledger.fund.vault import Vault
 from ledger.log.append import Log
 from ledger.log.db import read_sql, write_sql
 from ledger.log.entry import CanonicalData, Entry, encode_data
@@ -42,8 +43,8 @@ from ledger.log.group_commit import GroupCommit, RetryAlone
 class DonationCommands(FundCommands):
     """Commands that record money coming in."""
 
-    def __init__(self, log: Log) -> None:
-        super().__init__(log)
+    def __init__(self, log: Log, vault: Vault) -> None:
+        super().__init__(log, vault)
         self._singles = GroupCommit(self._record_singles, limit=MAX_BATCH)
 
     def record_donation(
@@ -131,7 +132,7 @@ class DonationCommands(FundCommands):
                 references.claim(pool, digest, entry.seq)
             references.write()
             records = [d.private_record(e.seq) for d, e in zip(donations, written, strict=True)]
-            keep_private(tx.conn, records)
+            keep_private(tx.conn, tx.vault, records)
             return written[0]
 
         outcome = self._run(actor, idempotency_key, request, command)
@@ -235,7 +236,7 @@ class _DonationGroup:
 
     def write(self) -> None:
         apply_entries(self.tx.conn, self.entries)
-        keep_private(self.tx.conn, self.records)
+        keep_private(self.tx.conn, self.tx.vault, self.records)
         self.references.write()
         self.tx.writer.remember_all(self.keys)
 

@@ -20,6 +20,7 @@ from ledger.fund.privacy import private_salt
 from ledger.fund.rules import Outcome
 from ledger.fund.schema import entry_pools, pools_entries
 from ledger.fund.state import pool_row
+from ledger.fund.vault import Vault
 from ledger.log.append import Log
 from ledger.log.db import read_transaction
 from ledger.log.entry import Entry, decode_entry
@@ -161,7 +162,7 @@ def written(engine: Engine, seq: int, kind: str) -> Written:
     return written_entry(entry)
 
 
-def donation_receipts(engine: Engine, first: int, count: int) -> list[Receipt]:
+def donation_receipts(engine: Engine, vault: Vault, first: int, count: int) -> list[Receipt]:
     """Receipts for the ``count`` donations written from ``first`` on, with their salts.
 
     Only for the response to the treasurer who recorded them (or their idempotent retry)."""
@@ -175,7 +176,7 @@ def donation_receipts(engine: Engine, first: int, count: int) -> list[Receipt]:
         if len(found) != count or any(e.kind != "donation_recorded" for e in found):
             raise LedgerError(f"entries {first}..{first + count - 1} are not the donations")
         return [
-            donation_receipt(entry, private_salt(conn, entry.data["donor"]["commitment"]))
+            donation_receipt(entry, private_salt(conn, vault, entry.data["donor"]["commitment"]))
             for entry in found
         ]
 
@@ -198,11 +199,11 @@ def donation_receipt(entry: Entry, salt: bytes | None) -> Receipt:
     )
 
 
-def recorded_receipts(engine: Engine, outcome: Outcome, count: int) -> list[Receipt]:
+def recorded_receipts(engine: Engine, vault: Vault, outcome: Outcome, count: int) -> list[Receipt]:
     """Receipts for the ``count`` donations a command recorded: from what it just wrote, or
     (an idempotent retry wrote nothing) read back from the log."""
     if outcome.replayed:
-        return donation_receipts(engine, outcome.seq, count)
+        return donation_receipts(engine, vault, outcome.seq, count)
     return [donation_receipt(entry, outcome.salts[entry.seq]) for entry in outcome.written]
 
 

@@ -86,7 +86,7 @@ class GrantCommands(FundCommands):
                 record = PrivateRecord(
                     commitment(salt, details), "recipient", salt, payload, entry.seq
                 )
-                keep_private(tx.conn, [record])
+                keep_private(tx.conn, tx.vault, [record])
             return entry
 
         return self._run(actor, idempotency_key, request, command)
@@ -150,7 +150,8 @@ class GrantCommands(FundCommands):
             }
             entry = tx.emit("grant_disbursed", data, actor.id)
             payload = {"grant": grant_id, "payment_reference": payment_reference}
-            keep_private(tx.conn, [PrivateRecord(reference, "payment", salt, payload, entry.seq)])
+            record = PrivateRecord(reference, "payment", salt, payload, entry.seq)
+            keep_private(tx.conn, tx.vault, [record])
             return entry
 
         return self._run(actor, idempotency_key, request, command)

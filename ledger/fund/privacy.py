@@ -2,8 +2,11 @@
 
 A donor appears in the log as ``SHA-256(salt || donor reference)``; the 32-byte random salt
 goes to the donor in the receipt, so only they can later show the donation is theirs.
-Payment and recipient details are kept the same way. Erasing a record deletes the salt and the
-data; the public commitment stays and every hash and proof remains valid.
+Payment and recipient details are kept the same way. The record (salt and data) is sealed by
+the :class:`~ledger.fund.vault.Vault` before it reaches the database, so no plaintext of a
+private field is ever written there. Erasing a record deletes it and rotates the vault key,
+which leaves every copy the database still holds unreadable; the public commitment stays and
+every hash and proof remains valid.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, insert, select, text
+from sqlalchemy import Connection, Engine, insert, inspect, select, text
 
 from ledger.fund.schema import donation_references, private_records
-from ledger.log.db import RowInsert
+from ledger.fund.vault import Sealed, Vault
+from ledger.log.append import Log
+from ledger.log.db import RowInsert, read_sql, write_sql
 
 SALT_BYTES = 32
 
@@ -55,51 +60,132 @@ class PrivateRecord(NamedTuple):
     payload: dict[str, Any]
     seq: int
 
-
-_NEW_RECORDS = RowInsert("private_records", ("commitment", "kind", "salt", "payload", "seq"))
-
-
-def keep_private(conn: Connection, records: Sequence[PrivateRecord]) -> None:
-    """Store private records, a batch of donations' in a few statements (see RowInsert)."""
-    _NEW_RECORDS.run(
-        conn, [(r.commitment, r.kind, r.salt.hex(), json.dumps(r.payload), r.seq) for r in records]
-    )
+    def plaintext(self) -> bytes:
+        return json.dumps({"salt": self.salt.hex(), "payload": self.payload}).encode()
 
 
-def private_salt(conn: Connection, key: str) -> bytes | None:
-    salt = conn.execute(
-        select(private_records.c.salt).where(private_records.c.commitment == key)
-    ).scalar()
-    return None if salt is None else bytes.fromhex(salt)
+_COLUMNS = ("commitment", "kind", "seq", "key_id", "wrapped_key", "sealed")
+_NEW_RECORDS = RowInsert("private_records", _COLUMNS)
 
 
-def erase(engine: Engine, key: str) -> bool:
-    """Delete the private record behind a public commitment; False if there was none."""
+def keep_private(conn: Connection, vault: Vault, records: Sequence[PrivateRecord]) -> None:
+    """Seal and store private records, a batch of donations' in a few statements."""
+    rows = []
+    for record in records:
+        sealed = vault.seal(record.commitment, record.plaintext())
+        rows.append(
+            (record.commitment, record.kind, record.seq, *_stored(sealed)),
+        )
+    _NEW_RECORDS.run(conn, rows)
+
+
+def _stored(sealed: Sealed) -> tuple[str, bytes, bytes]:
+    return sealed.key_id, sealed.wrapped_key, sealed.ciphertext
+
+
+def _opened(vault: Vault, row: Any) -> PrivateRecord:
+    sealed = Sealed(row.key_id, bytes(row.wrapped_key), bytes(row.sealed))
+    opened = json.loads(vault.open(row.commitment, sealed))
+    salt = bytes.fromhex(opened["salt"])
+    return PrivateRecord(row.commitment, row.kind, salt, opened["payload"], int(row.seq))
+
+
+def private_record(conn: Connection, vault: Vault, key: str) -> PrivateRecord | None:
+    """The record behind a public commitment, opened; None if there is none (or erased)."""
+    row = conn.execute(
+        select(private_records).where(private_records.c.commitment == key)
+    ).one_or_none()
+    return None if row is None else _opened(vault, row)
+
+
+def private_salt(conn: Connection, vault: Vault, key: str) -> bytes | None:
+    record = private_record(conn, vault, key)
+    return None if record is None else record.salt
+
+
+def recipient_commitment(engine: Engine, grant_id: int) -> str | None:
+    """The commitment of a grant's recipient details (kept under the grant's seq)."""
+    with engine.connect() as conn:
+        rows = read_sql(
+            conn,
+            "SELECT commitment FROM private_records WHERE kind = 'recipient' AND seq = ?",
+            (grant_id,),
+        )
+    return str(rows[0][0]) if rows else None
+
+
+def erase(log: Log, vault: Vault, key: str) -> bool:
+    """Delete the private record behind a public commitment and rotate the vault key, so no
+    copy of it anywhere can be opened again; False if there was none.
+
+    Runs under the log's write lock, which every writer of private records holds too: none
+    can seal a record with the old vault key once the new one is installed."""
+    with log.engine.connect() as conn:
+        if not private_record_exists(conn, key):
+            return False
+    with vault.rotation() as rewrap, log.writer() as writer:
+        conn = writer.conn
+        write_sql(conn, "DELETE FROM private_records WHERE commitment = ?", (key,))
+        rows = read_sql(conn, "SELECT commitment, key_id, wrapped_key FROM private_records")
+        rewrapped = [
+            (rewrap.key_id, rewrap(commitment, key_id, bytes(wrapped)), commitment)
+            for commitment, key_id, wrapped in rows
+        ]
+        if rewrapped:
+            write_sql(
+                conn,
+                "UPDATE private_records SET key_id = ?, wrapped_key = ? WHERE commitment = ?",
+                rewrapped,
+                many=True,
+            )
+        rewrap.install()
+    return True
+
+
+def private_record_exists(conn: Connection, key: str) -> bool:
+    found = read_sql(conn, "SELECT 1 FROM private_records WHERE commitment = ?", (key,))
+    return bool(found)
+
+
+def seal_legacy_records(engine: Engine, vault: Vault) -> int:
+    """Seal the records that migration 0006 set aside as written before sealing existed, then
+    drop their table (``lunaria init`` runs this). The number sealed."""
+    if "private_records_legacy" not in inspect(engine).get_table_names():
+        return 0
     with engine.begin() as conn:
-        result = conn.execute(delete(private_records).where(private_records.c.commitment == key))
-        return result.rowcount > 0
+        rows = read_sql(
+            conn, "SELECT commitment, kind, salt, payload, seq FROM private_records_legacy"
+        )
+        records = [
+            PrivateRecord(c, kind, bytes.fromhex(salt), json.loads(payload), int(seq))
+            for c, kind, salt, payload, seq in rows
+        ]
+        keep_private(conn, vault, records)
+        conn.execute(text("DROP TABLE private_records_legacy"))
+    return len(records)
 
 
-def index_references(engine: Engine, key: bytes) -> int:
+def index_references(engine: Engine, vault: Vault, key: bytes) -> int:
     """Fill ``donation_references`` from the private records of donations it lacks (written
     before it existed); the first donation of a repeated reference keeps it. The number of
     donations indexed."""
     with engine.begin() as conn:
         rows = conn.execute(
             text(
-                "SELECT e.pool, p.payload, p.seq FROM private_records p"
-                " JOIN entry_pools e ON e.seq = p.seq"
+                "SELECT e.pool, p.commitment, p.kind, p.seq, p.key_id, p.wrapped_key, p.sealed"
+                " FROM private_records p JOIN entry_pools e ON e.seq = p.seq"
                 " WHERE p.kind = 'donation' AND NOT EXISTS"
                 " (SELECT 1 FROM donation_references r WHERE r.seq = p.seq) ORDER BY p.seq"
             )
         ).all()
         known = {(pool, digest) for pool, digest in conn.execute(text(_INDEXED))}
         fresh = []
-        for pool, payload, seq in rows:
-            digest = reference_digest(key, pool, json.loads(payload)["external_reference"])
-            if (pool, digest) not in known:
-                known.add((pool, digest))
-                fresh.append({"pool": pool, "digest": digest, "seq": seq})
+        for row in rows:
+            reference = _opened(vault, row).payload["external_reference"]
+            digest = reference_digest(key, row.pool, reference)
+            if (row.pool, digest) not in known:
+                known.add((row.pool, digest))
+                fresh.append({"pool": row.pool, "digest": digest, "seq": row.seq})
         if fresh:
             conn.execute(insert(donation_references), fresh)
         return len(fresh)

@@ -192,16 +192,18 @@ donation_references = Table(
     Column("seq", BigInteger, nullable=False),
 )
 
-# Personal data, keyed by the public commitment. Nothing public reads this table; erasing a
-# row (``lunaria erase``) leaves every hash and proof valid.
+# Personal data, keyed by the public commitment, sealed (ledger.fund.vault): the salt and the
+# data encrypted under a data key of its own, wrapped by the vault key ``key_id``. Nothing
+# public reads this table; erasing a row (``lunaria erase``) leaves every hash and proof valid.
 private_records = Table(
     "private_records",
     metadata,
     Column("commitment", String(64), primary_key=True),
     Column("kind", String(24), nullable=False),
-    Column("salt", String(64), nullable=False),
-    Column("payload", Text, nullable=False),  # JSON
     Column("seq", BigInteger, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
 )
 
 tokens = Table(

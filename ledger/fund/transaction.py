@@ -18,6 +18,7 @@ from ledger.fund.handover import apply_due_handovers
 from ledger.fund.projections import apply_entries, apply_entry
 from ledger.fund.rules import Actor, Outcome
 from ledger.fund.state import KnownBoundaries, persisted_boundaries
+from ledger.fund.vault import Vault
 from ledger.log.append import Log, LogWriter
 from ledger.log.clock import format_ts
 from ledger.log.db import write_sql
@@ -27,8 +28,9 @@ from ledger.log.entry import CanonicalData, Entry
 class FundTransaction:
     """A log write transaction that also keeps the projections and lunar custody current."""
 
-    def __init__(self, writer: LogWriter, boundaries: KnownBoundaries) -> None:
+    def __init__(self, writer: LogWriter, boundaries: KnownBoundaries, vault: Vault) -> None:
         self.writer = writer
+        self.vault = vault
         self.conn = writer.conn
         self.now: datetime = writer.now
         self.boundaries = boundaries
@@ -77,14 +79,15 @@ def scoped_key(actor: Actor, idempotency_key: str | None) -> str | None:
 class FundCommands:
     """The commands' shared core: the log, the known lunar boundaries, and :meth:`_run`."""
 
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, vault: Vault) -> None:
         self.log = log
+        self.vault = vault
         self.boundaries = KnownBoundaries()
 
     @contextmanager
     def transaction(self) -> Iterator[FundTransaction]:
         with self.log.writer() as writer:
-            tx = FundTransaction(writer, self.boundaries)
+            tx = FundTransaction(writer, self.boundaries, self.vault)
             apply_due_handovers(tx)
             yield tx
             tx.persist_schedule()

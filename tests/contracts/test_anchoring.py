@@ -771,10 +771,11 @@ def test_cli_rotate_anchors_each_handover_when_configured(
 ) -> None:
     from ledger.fund.commands import Fund
     from ledger.fund.rules import Actor
+    from tests.conftest import new_vault
 
     address = deployed(anchor_app, runner)
     log = app_log(anchor_app)
-    fund, admin = Fund(log), Actor("admin:t", "admin")
+    fund, admin = Fund(log, new_vault()), Actor("admin:t", "admin")
     fund.register_collective(admin, slug="alba", name="Alba")
     fund.create_pool(admin, slug="food", name="Food", currencies=["EUR"])
     fund.set_roster(admin, "food", ["alba"])
