@@ -5,11 +5,17 @@ The columns are :data:`CSV_FIELDS`, always in that order, always all present unl
 in the log, with ``*_major`` twins in major units (``15.00``). ``fund_change`` is the entry's
 signed effect on the fund, so over all rows sum(fund_change) = closing - opening; empty
 cells are values the entry kind does not have.
+
+Text that a spreadsheet would run as a formula (a cell beginning with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return, e.g. ``=HYPERLINK(…)`` in a grant's purpose) is
+neutralised as OWASP recommends, with a leading ``'``; numbers, negative ones included, are
+left as they are. The JSON forms keep the raw text, checkable against the log.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -138,7 +144,20 @@ def write_csv(
     writer = csv.writer(_Utf8(out), lineterminator="\r\n")
     writer.writerow(fields)
     for row in select_rows(report.entries, since, until):
-        writer.writerow(["" if (v := get(row)) is None else v for get in getters])
+        writer.writerow([neutralised_cell(get(row)) for get in getters])
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?\Z")
+
+
+def neutralised_cell(value: Any) -> Any:
+    """A cell's value, with text a spreadsheet would run as a formula neutralised."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
 
 
 class _Utf8:
