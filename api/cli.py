@@ -1,42 +1,42 @@
-"""The ``lunaria`` command line (registered on the app, as in Flask's tutorial)."""
+"""The ``lunaria`` command line: Lunaria's commands and nothing of Flask's own.
+
+:data:`main` (the ``lunaria`` script) is a plain click group: no ``--app``, ``run``, ``shell`` or
+``routes``. Each command that needs the app gets it from ``with_appcontext``, which creates it
+with :func:`api.create_app` on first use; that app refuses a database, log or key file that is
+not there (:func:`api.db.for_the_command_line`). :func:`init_app` registers the same commands on
+``app.cli`` too, for ``app.test_cli_runner()``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from sqlalchemy import Engine
 
-from api import anchor_cli, db, publish_cli
+from api import anchor_cli, create_app, db, publish_cli
 from api.command_errors import fail, reports_ledger_errors
 from api.reports_cli import report_command
-from ledger import access, migrate
-from ledger.clock import ManualClock, parse_ts
-from ledger.demo import load_demo, start_of_demo
+from ledger import migrate
 from ledger.errors import LedgerError
-from ledger.fund import ROLES, Fund
-from ledger.keys import DEFAULT_DOUBLE_SIGNING, rotate_key
-from ledger.log import Log
-from ledger.notes import Signer, Verifier
-from ledger.privacy import erase
-from ledger.replay import check_replay
-from ledger.verify import VerifyReport, verify_database, verify_export
-
-
-def init_app(app: Flask) -> None:
-    for command in (init_command, verify_command, checkpoint_command, vkey_command, export_command):
-        app.cli.add_command(command)
-    for command in (rotate_command, replay_command, erase_command):
-        app.cli.add_command(command)
-    app.cli.add_command(token_group)
-    app.cli.add_command(key_group)
-    publish_cli.init_app(app)
-    app.cli.add_command(anchor_cli.anchor_group)
-    app.cli.add_command(report_command)
+from ledger.fund import ROLES, Fund, access, check_replay, erase, load_demo, start_of_demo
+from ledger.log import (
+    DEFAULT_DOUBLE_SIGNING,
+    Log,
+    ManualClock,
+    Signer,
+    Verifier,
+    VerifyReport,
+    parse_ts,
+    rotate_key,
+    verify_database,
+    verify_export,
+)
 
 
 @click.command("init")
@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
 @reports_ledger_errors
 def init_command(demo: bool) -> None:
     """Create the schema, the signing key (mode 0600), the log and its first checkpoint."""
-    engine = db.get_engine()
+    engine = db.get_engine(create=True)
     migrate.upgrade(engine)
     origin = db.stored_origin(engine) or db.configured_origin()
     path = db.key_file()
@@ -141,9 +141,10 @@ def vkey_command() -> None:
 @reports_ledger_errors
 def export_command(output: Path) -> None:
     """Write every entry, one per line, as exactly the canonical bytes that were hashed."""
+    log = db.get_log()  # (before the file is made: no empty file is left if there is no log)
     count = 0
     with output.open("wb") as out:
-        for raw in db.get_log().iter_raw():
+        for raw in log.iter_raw():
             out.write(raw + b"\n")
             count += 1
     click.echo(f"wrote {count} entries to {output}")
@@ -285,17 +286,58 @@ def token_revoke_command(token_id: str) -> None:
     click.echo(f"token {info.id} revoked at {info.revoked}")
 
 
-def _create_app() -> Flask:
-    from api import create_app
-
-    return create_app()
-
-
-main = FlaskGroup(
-    name="lunaria",
-    help="Lunaria: a transparent micro-grant ledger.",
-    create_app=_create_app,
-    add_version_option=False,
-    load_dotenv=False,
-    set_debug_flag=False,
+COMMANDS: tuple[click.Command, ...] = (
+    init_command,
+    verify_command,
+    checkpoint_command,
+    vkey_command,
+    export_command,
+    rotate_command,
+    replay_command,
+    erase_command,
+    token_group,
+    key_group,
+    *publish_cli.COMMANDS,
+    anchor_cli.anchor_group,
+    report_command,
 )
+
+
+def init_app(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _command_line_app() -> Flask:
+    app = create_app()
+    db.for_the_command_line(app)
+    return app
+
+
+class _Lunaria(click.Group):
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # What with_appcontext loads the app from (Flask's FlaskGroup does the same).
+        extra.setdefault(
+            "obj",
+            ScriptInfo(
+                create_app=_command_line_app, set_debug_flag=False, load_dotenv_defaults=False
+            ),
+        )
+        return super().make_context(info_name, args, parent, **extra)
+
+
+@click.group("lunaria", cls=_Lunaria, commands=COMMANDS)
+@click.version_option(package_name="lunaria", prog_name="lunaria")
+def main() -> None:
+    """Lunaria: a transparent micro-grant ledger.
+
+    The database and the signing key are LUNARIA_DATABASE_URL (default
+    sqlite:///var/lunaria.db) and LUNARIA_KEY_FILE (default var/log.key), relative to the
+    current folder.
+    """

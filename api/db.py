@@ -1,4 +1,10 @@
-"""The database and the log for the app: created on first use, shared by requests."""
+"""The database and the log for the app: created on first use, shared by requests.
+
+Only ``lunaria init`` creates a database. Until it has, the web server reads a SQLite file that
+is not there as an empty database (the pages say "no ledger yet") without creating the file or
+its folder in whatever directory it runs in; the ``lunaria`` command line refuses instead (see
+:func:`for_the_command_line`).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,24 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from ledger import migrate
-from ledger.clock import Clock, SystemClock
-from ledger.db import make_engine, read_transaction
 from ledger.errors import LedgerError, NotFound, SchemaOutdated
 from ledger.fund import Fund
-from ledger.keys import KeyFiles
-from ledger.log import CheckpointPolicy, Log, load_head
-from ledger.notes import Signer
+from ledger.log import (
+    CheckpointPolicy,
+    Clock,
+    KeyFiles,
+    Log,
+    Signer,
+    SystemClock,
+    load_head,
+    make_engine,
+    read_transaction,
+)
 
 DEFAULT_ORIGIN = "localhost/lunaria"
 
@@ -30,23 +44,101 @@ class LedgerState:
     schema_current: bool = False
 
 
+COMMAND_LINE = "lunaria.command_line"  # app.extensions: set by for_the_command_line
+
+
+class NoLog(LedgerError):
+    """The database, the log or the key file that the configuration names is not there."""
+
+    code = "no_log"
+
+
 def init_app(app: Flask) -> None:
     app.extensions["lunaria"] = None
+    app.extensions[COMMAND_LINE] = False
 
 
-def _state() -> LedgerState:
+def for_the_command_line(app: Flask) -> None:
+    """Make ``app`` the ``lunaria`` command's: the first use of the database or the key files
+    (by any command but ``init``) checks that the database holds a log and that the key file
+    exists, and raises :class:`NoLog` naming both otherwise. The defaults are relative paths,
+    so a command run from another folder would otherwise work on a new, empty log there.
+
+    Commands that use neither (``verify --export``, ``verify-receipt``, ``audit``) run anywhere.
+    """
+    app.extensions[COMMAND_LINE] = True
+
+
+def _state(*, create: bool = False) -> LedgerState:
     state: LedgerState | None = current_app.extensions["lunaria"]
     if state is None:
-        state = LedgerState(
-            engine=make_engine(current_app.config["DATABASE_URL"]),
-            clock=current_app.config["CLOCK"] or SystemClock(),
-        )
+        url = current_app.config["DATABASE_URL"]
+        sqlite_file = _sqlite_file(url)
+        missing = not create and sqlite_file is not None and not sqlite_file.exists()
+        clock = current_app.config["CLOCK"] or SystemClock()
+        if current_app.extensions[COMMAND_LINE] and not create:
+            if missing:
+                raise _no_log("no such file")
+            engine = make_engine(url)
+            _check_log_and_key(engine)
+        elif missing:
+            # An empty in-memory stand-in, not kept: the file is used once `lunaria init` has
+            # created it, even by a server started before.
+            return LedgerState(engine=create_engine("sqlite://"), clock=clock)
+        else:
+            engine = make_engine(url)
+        state = LedgerState(engine=engine, clock=clock)
         current_app.extensions["lunaria"] = state
     return state
 
 
-def get_engine() -> Engine:
-    return _state().engine
+def _sqlite_file(url: str) -> Path | None:
+    """The absolute path of a SQLite database file; None for PostgreSQL and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).absolute()
+
+
+def _check_log_and_key(engine: Engine) -> None:
+    try:
+        has_log = stored_origin(engine) is not None
+    except OperationalError as exc:
+        engine.dispose()
+        raise _no_log(f"cannot be read: {str(exc.orig).strip().splitlines()[0]}") from exc
+    if not has_log or not key_file().exists():
+        engine.dispose()
+        raise _no_log("holds a log" if has_log else "holds no log", has_log=has_log)
+
+
+def _no_log(database: str, *, has_log: bool = False) -> NoLog:
+    """The refusal: what the configuration resolved to, and how to point it elsewhere."""
+    configured = current_app.config["DATABASE_URL"]
+    url = make_url(configured)
+    sqlite_file = _sqlite_file(configured)
+    if sqlite_file is not None:
+        url = url.set(database=str(sqlite_file))
+    key = key_file().absolute()
+    if has_log:
+        headline = "the log's signing key is not at this path:"
+        init = "would make a new signing key there, not the log's own"
+    else:
+        headline = "no Lunaria log at these paths:"
+        init = "would start a new, empty log at these paths"
+    return NoLog(
+        f"{headline}\n"
+        f"  database  {url.render_as_string(hide_password=True)}  ({database})\n"
+        f"  key file  {key}  ({'found' if key.exists() else 'no such file'})\n"
+        "Run lunaria from the folder that holds the log (relative paths start there), or set "
+        "LUNARIA_DATABASE_URL and LUNARIA_KEY_FILE to its database and key file "
+        f"(`lunaria init` {init})."
+    )
+
+
+def get_engine(*, create: bool = False) -> Engine:
+    """The deployment's engine. ``create`` is for ``lunaria init`` alone: a SQLite database
+    file (and its folder) that does not exist yet is created rather than refused."""
+    return _state(create=create).engine
 
 
 def require_current_schema() -> None:
@@ -72,6 +164,7 @@ def key_file() -> Path:
 
 
 def key_files() -> KeyFiles:
+    _state()  # (on the command line, the first use checks the database and the key together)
     return KeyFiles(key_file())
 
 
