@@ -568,8 +568,8 @@ def test_a_quiet_pool_keeps_its_entries_behind_a_busy_one(story: Story) -> None:
     http.post("/pools", {"slug": "rent", "name": "Rent", "currencies": ["EUR"]}, token=story.admin)
     quiet = http.post("/pools/rent/donations", donation("5"), token=story.treasurer, status=201)
     seq = quiet.get_json()["seq"]
-    batch = {"donations": [donation("1") for _ in range(1000)]}
-    for _ in range(12):
+    for _ in range(12):  # (each batch its own bank references: one reference, one donation)
+        batch = {"donations": [donation("1") for _ in range(1000)]}
         http.post("/pools/food/donations:batch", batch, token=story.treasurer, status=201)
     assert http.size() > seq + 12_000
 
