@@ -17,8 +17,8 @@ from flask import Blueprint, Flask, current_app, render_template
 from flask_smorest.utils import prepare_response
 
 from api.auth import IDEMPOTENCY_HEADER, KEYED_METHODS, MAX_IDEMPOTENCY_KEY, WRITE_METHODS
+from api.blueprint import SlugConverter
 from api.errors import PROBLEM_TYPE, PROBLEMS, ProblemSchema
-from api.schemas import SlugConverter
 
 SECURITY_SCHEME = "bearerAuth"
 IDEMPOTENCY_PARAMETER = "IdempotencyKey"

@@ -6,7 +6,7 @@ from typing import Any
 
 from api import db, schemas
 from api.auth import current_actor, idempotency_key, replay_headers
-from api.schemas import Blueprint, body_limit
+from api.blueprint import Blueprint, body_limit
 from ledger.fund import views
 
 # A full batch of 1,000 donations is larger than the 64 KiB every other body is held to.

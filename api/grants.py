@@ -6,7 +6,7 @@ from typing import Any
 
 from api import db, schemas
 from api.auth import current_actor, idempotency_key, replay_headers
-from api.schemas import Blueprint
+from api.blueprint import Blueprint
 from ledger.fund import views
 
 blp = Blueprint(

@@ -25,9 +25,9 @@ from flask import Response, request, url_for
 from marshmallow import fields
 
 from api import db
+from api.blueprint import Blueprint as ApiBlueprint
+from api.blueprint import JsonParser, SlugConverter
 from api.errors import ApiProblem, flatten_messages
-from api.schemas import Blueprint as ApiBlueprint
-from api.schemas import JsonParser, SlugConverter
 from ledger.fund import pool_entry_page
 from ledger.log import (
     DEFAULT_LIMIT,

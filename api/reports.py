@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, request
 
 from api import db
-from api.schemas import Blueprint
+from api.blueprint import Blueprint
 from api.web import select_locale
 from exports.formats import make_options, render_report
 

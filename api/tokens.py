@@ -6,7 +6,7 @@ from typing import Any
 
 from api import db, schemas
 from api.auth import current_actor, current_token, idempotency_scope, replay_headers
-from api.schemas import Blueprint
+from api.blueprint import Blueprint
 from ledger.fund import access
 
 blp = Blueprint(
