@@ -157,6 +157,6 @@ def deploy_command(timeout: float) -> None:
 @reports_ledger_errors
 def verify_command() -> None:
     """Check every on-chain anchor against the log: roots, sizes and consistency."""
-    from contracts.anchoring import verify_anchors
+    from contracts.verification import verify_anchors
 
     click.echo(verify_anchors(db.get_log(), _contract()).summary())

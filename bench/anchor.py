@@ -41,12 +41,13 @@ from eth_account.signers.local import LocalAccount
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contracts.anchor import AnchorContract, connect, deploy, load_account
-from contracts.anchoring import AnchorOutcome, anchor_latest, read_anchors, verify_anchors
+from contracts.anchoring import AnchorOutcome, anchor_latest
 from contracts.devchain import REPO, AnvilNode, start_anvil
+from contracts.verification import read_anchors, verify_anchors
 from ledger import migrate
-from ledger.db import make_engine
-from ledger.log import Log
-from ledger.notes import Signer
+from ledger.log.append import Log
+from ledger.log.db import make_engine
+from ledger.log.notes import Signer
 
 ORIGIN = "bench.lunaria.example/log"
 GAS_TARGET = 80_000

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 from web3 import Web3
 
 from api import db
-from contracts import anchoring
+from contracts import verification
 from contracts.anchor import (
     AnchorContract,
     AnchorReceipt,
@@ -37,13 +37,11 @@ from contracts.anchoring import (
     AnchorConflict,
     AnchoringResult,
     AnchorOutcome,
-    AnchorVerificationFailed,
     anchor_due,
     anchor_latest,
     latest_anchor_entry,
-    read_anchors,
-    verify_anchors,
 )
+from contracts.verification import AnchorVerificationFailed, read_anchors, verify_anchors
 from ledger.errors import LedgerError, VerificationError
 from ledger.log.append import Log
 from ledger.log.clock import ManualClock
@@ -458,7 +456,7 @@ def test_verify_names_the_first_anchor_after_a_rewrite(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """However the log's subtrees are read in chunks, the first bad anchor is the one named."""
-    monkeypatch.setattr(anchoring, "PREFETCH_ANCHORS", prefetch)
+    monkeypatch.setattr(verification, "PREFETCH_ANCHORS", prefetch)
     sizes = _three_anchors(log, contract, owner)
     assert verify_anchors(log, contract).anchors == 3
     onchain = contract.anchors()
