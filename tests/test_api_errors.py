@@ -471,7 +471,8 @@ def test_every_code_the_api_can_meet_has_a_status() -> None:
     ledger = Path(__file__).parent.parent / "ledger"
     codes: set[str] = set()
     commands = ("rules", "state", "handover", "transaction", "custody", "organisation")
-    fund = (*commands, "donations", "grants", "money", "access", "views")
+    views = ("pool_views", "grant_views", "entry_views")
+    fund = (*commands, "donations", "grants", "money", "access", *views)
     for path in (*(f"fund/{name}.py" for name in fund), "errors.py", "log/canonical.py"):
         codes |= _codes_raised_in(ledger / path)
     # Errors of verification and signing: never raised by a request.

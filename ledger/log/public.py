@@ -159,7 +159,7 @@ def entry_page(
     kind: str | None = None,
 ) -> Page:
     """Entries after seq ``after``; with ``kind``, a page looks at most SCAN_WINDOW seqs ahead
-    (a pool's entries are read by key: :func:`ledger.fund.views.pool_entry_page`)."""
+    (a pool's entries are read by key by the fund, which knows what a pool is)."""
     check_page(after, limit)
     with read_transaction(engine) as conn:
         last = load_head(conn).size - 1
