@@ -1,7 +1,8 @@
 """Anchoring on a local anvil chain: gas per anchor, anchors per second, verify time.
 
     .venv/bin/python bench/anchor.py                 # 1,000 anchors
-    .venv/bin/python bench/anchor.py --anchors 100   # a smoke run
+    .venv/bin/python bench/anchor.py --anchors 100   # a shorter run
+    .venv/bin/python bench/anchor.py --smoke         # 2 anchors: every step runs, in seconds
 
 What is measured, on a fresh anvil (started as the tests start it, ``contracts.devchain``) and
 a fresh SQLite log in a temporary directory:
@@ -51,6 +52,9 @@ from ledger.log.notes import Signer
 
 ORIGIN = "bench.lunaria.example/log"
 GAS_TARGET = 80_000
+# The fewest anchors that still take every step (the first anchor, and a later one): a test
+# that the benchmark works (tests/test_bench_smoke.py), not a measurement.
+SMOKE_ANCHORS = 2
 T = TypeVar("T")
 
 
@@ -84,9 +88,12 @@ def key_file(directory: Path, node: AnvilNode) -> Path:
 
 
 def new_log(directory: Path) -> Log:
+    """A fresh SQLite log in ``directory``, its key in ``log.key`` there (as ``lunaria init``)."""
     engine = make_engine(f"sqlite:///{directory / 'bench.db'}")
     migrate.upgrade(engine)
-    log = Log(engine, ORIGIN, signer=Signer.generate(ORIGIN))
+    signer = Signer.generate(ORIGIN)
+    signer.save(directory / "log.key")
+    log = Log(engine, ORIGIN, signer=signer)
     log.create()
     return log
 
@@ -132,7 +139,7 @@ def cli_verify(directory: Path, node: AnvilNode, contract: AnchorContract) -> fl
     env = {
         **os.environ,
         "LUNARIA_DATABASE_URL": f"sqlite:///{directory / 'bench.db'}",
-        "LUNARIA_KEY_FILE": str(directory / "no-signing-key"),  # verify only reads
+        "LUNARIA_KEY_FILE": str(directory / "log.key"),
         "LUNARIA_ANCHOR_RPC_URL": node.url,
         "LUNARIA_ANCHOR_CONTRACT": contract.address,
     }
@@ -206,12 +213,20 @@ def report(figures: Figures) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--anchors", type=int, default=1000, help="number of anchors (>= 2)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--anchors", type=int, default=1000, help="number of anchors (>= 2)")
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
+        "nothing (tests/test_bench_smoke.py runs it)",
+    )
     args = parser.parse_args()
-    if args.anchors < 2:
+    anchors = SMOKE_ANCHORS if args.smoke else args.anchors
+    if anchors < 2:
         parser.error("--anchors must be at least 2")
     with tempfile.TemporaryDirectory(prefix="lunaria-bench-anchor-") as tmp:
-        report(run(args.anchors, Path(tmp)))
+        report(run(anchors, Path(tmp)))
 
 
 if __name__ == "__main__":
