@@ -1,7 +1,8 @@
 """Throughput and latency of the log core, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/ledger_core.py              # full sizes (1M-entry proof log)
-    .venv/bin/python bench/ledger_core.py --quick      # small sizes, a smoke run
+    .venv/bin/python bench/ledger_core.py --quick      # small sizes
+    .venv/bin/python bench/ledger_core.py --smoke      # tiny sizes: every step runs, in seconds
     .venv/bin/python bench/ledger_core.py --sqlite-only | --postgres-only
     .venv/bin/python bench/ledger_core.py --skip-proofs  # leave out 4. (the 1M-entry log)
 
@@ -15,7 +16,7 @@ or a PostgreSQL schema of its own, dropped at the end):
    The bare table copies ``entries`` (same columns, same primary key: the rowid on SQLite).
    They take turns in blocks of 50 commits, so both see the same outside load.
    ``Log.append`` on PostgreSQL builds on the head its Log last wrote and sends the whole
-   transaction in one round trip (see ledger.log); 1b. shows what that costs when it guesses
+   transaction in one round trip (see ledger.log.append); 1b. shows what that costs when it guesses
    wrong because other processes write too:
 1b. single appends from 4 processes at once (a Log each), in appends per second over all,
    next to 4 processes running the bare loop at once.
@@ -59,12 +60,13 @@ from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger import merkle, migrate
-from ledger.db import make_engine, normalise_url
-from ledger.entry import encode_entry
-from ledger.log import Log
-from ledger.notes import Signer
-from ledger.verify import verify_database
+from ledger import migrate
+from ledger.log import merkle
+from ledger.log.append import Log
+from ledger.log.db import make_engine, normalise_url
+from ledger.log.entry import encode_entry
+from ledger.log.notes import Signer
+from ledger.log.verify import verify_database
 
 ORIGIN = "bench.lunaria.example/log"
 ACTOR = "treasurer:7f3a9c2e"
@@ -120,6 +122,21 @@ QUICK = Sizes(
     verify_rounds=2,
     proof_size=30_000,
     proof_queries=200,
+    build_batch=10_000,
+)
+# The smallest sizes that still run every measurement and print every row: a test that the
+# benchmark works (tests/test_bench_smoke.py), not a measurement.
+SMOKE = Sizes(
+    single_entries=10,
+    single_rounds=1,
+    concurrent_entries=5,
+    concurrent_rounds=1,
+    batch_entries=100,
+    batch_rounds=1,
+    verify_size=500,
+    verify_rounds=1,
+    proof_size=1_000,
+    proof_queries=20,
     build_batch=10_000,
 )
 
@@ -462,7 +479,11 @@ def _concurrent_writer(url: str, skey: str | None, work: list[Any], start: Any, 
 
 def run_concurrently(url: str, skey: str | None, shares: list[list[Any]]) -> float:
     """Start a process per share, release them together; appends per second over all."""
-    context = multiprocessing.get_context("spawn")  # (no inherited connections)
+    # Processes that inherit no connection, forked from a server that has imported this
+    # script's libraries once: each starts in milliseconds, not a second of imports (the
+    # preload names the module: Python 3.11 ignores a preloaded "__main__").
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bench.ledger_core"])
     start, times = context.Barrier(len(shares) + 1), context.Queue()
     processes = [
         context.Process(target=_concurrent_writer, args=(url, skey, share, start, times))
@@ -758,7 +779,14 @@ def machine_facts(pg_version: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small sizes")
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
+        "nothing (tests/test_bench_smoke.py runs it)",
+    )
     engines = parser.add_mutually_exclusive_group()
     engines.add_argument("--sqlite-only", action="store_true")
     engines.add_argument("--postgres-only", action="store_true")
@@ -767,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--skip-proofs", action="store_true", help="leave out 4. (the big log and the proofs)"
     )
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
 
     pg_version = None if args.sqlite_only else postgres_version(args.postgres_url)
     if args.postgres_only and pg_version is None:
@@ -788,7 +816,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report(results, sizes))
     print()
     print(
-        f"{'quick' if args.quick else 'full'} run in {time.perf_counter() - began:.0f} s; "
+        f"{'smoke' if args.smoke else 'quick' if args.quick else 'full'} run in "
+        f"{time.perf_counter() - began:.0f} s; "
         "figures are medians over rounds, ±x% is the largest distance of a round from the median"
     )
     return 0
