@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/reports.py                  # cycles of 1,000, 10,000 and 100,000 entries
     .venv/bin/python bench/reports.py --quick          # 1,000 and 10,000
+    .venv/bin/python bench/reports.py --smoke          # 2,100, once: every step runs, in seconds
     .venv/bin/python bench/reports.py --sizes 5000 --sqlite-only | --postgres-only
 
 For each engine and size, a fresh database (a SQLite file in a temporary directory, or a
@@ -29,6 +30,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,11 +52,13 @@ from exports.data import gather
 from exports.formats import make_options, render_report
 from exports.pdf import bare_table_pdf
 from ledger import migrate
-from ledger.clock import ManualClock
-from ledger.db import make_engine, normalise_url
-from ledger.fund import Actor, Fund, member_actor
-from ledger.log import Log
-from ledger.notes import Signer
+from ledger.fund.commands import Fund
+from ledger.fund.rules import Actor, member_actor
+from ledger.fund.vault import Vault
+from ledger.log.append import Log
+from ledger.log.clock import ManualClock
+from ledger.log.db import make_engine, normalise_url
+from ledger.log.notes import Signer
 
 ORIGIN = "bench.lunaria.example/log"
 POSTGRES_URL = os.environ.get(
@@ -67,6 +71,9 @@ TREASURER = Actor("treasurer:bench", "treasurer")
 APPLICANT = Actor("applicant:bench", "applicant")
 TARGET_SECONDS, TARGET_MB, TARGET_SIZE = 20.0, 400.0, 100_000
 GRANTS = 20
+# The smallest cycle that still takes every step (two batches of donations, so an urgent grant
+# and a normal one), measured once: a test that the benchmark works (tests/test_bench_smoke.py).
+SMOKE_SIZE = 2_100
 
 
 def progress(message: str) -> None:
@@ -120,7 +127,10 @@ def build_cycle(url: str, entries: int) -> tuple[int, float]:
     clock = ManualClock(START)
     log = Log(engine, ORIGIN, signer=Signer.generate(ORIGIN), clock=clock)
     log.create()
-    fund = Fund(log)
+    # The vault seals the donors' private data; reports read none of it, so its key is
+    # thrown away once the cycle is written.
+    keys = Path(tempfile.mkdtemp(prefix="lunaria-bench-vault-"))
+    fund = Fund(log, Vault.create(keys / "data.key"))
     started = time.perf_counter()
     fund.register_collective(ADMIN, slug="alba", name="Alba")
     for name in ("a1", "a2", "a3"):
@@ -150,6 +160,7 @@ def build_cycle(url: str, entries: int) -> tuple[int, float]:
     assert handovers, "the cycle did not close"
     number = int(handovers[0].data["closed"]["number"])
     engine.dispose()
+    shutil.rmtree(keys)
     return number, time.perf_counter() - started
 
 
@@ -244,15 +255,19 @@ class Row:
         return "" if len(values) < 2 else f" ({min(values):.2f}-{max(values):.2f})"
 
 
-def run(engine_name: str, url_maker: Any, sizes: Sequence[int]) -> list[Row]:
+def run(
+    engine_name: str, url_maker: Any, sizes: Sequence[int], rounds: int | None = None
+) -> list[Row]:
+    """Each size in a fresh database; ``rounds`` of each measurement (default: 3 below
+    100,000 entries, else 1)."""
     rows = []
     for size in sizes:
         with url_maker() as url:
             progress(f"{engine_name}: building a cycle of {size:,} entries")
             cycle, build = build_cycle(url, size)
             row = Row(engine_name, size, build)
-            rounds = 3 if size < 100_000 else 1
-            for _ in range(rounds):  # alternate, so all three see the same background load
+            rounds_here = rounds or (3 if size < 100_000 else 1)
+            for _ in range(rounds_here):  # alternate, so all three see the same background load
                 for what in ("pdf", "csv", "bare"):
                     row.figures.setdefault(what, []).append(measure(url, cycle, what))
             pdf, csv_, bare = (row.median(w, "seconds") for w in ("pdf", "csv", "bare"))
@@ -302,7 +317,14 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 entries only")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="1,000 and 10,000 entries only")
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
+        "nothing (tests/test_bench_smoke.py runs it)",
+    )
     parser.add_argument("--sizes", help="comma-separated entry counts")
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--postgres-only", action="store_true")
@@ -315,13 +337,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(child(url, int(cycle), what)))
         return 0
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    if args.smoke:
+        sizes = [SMOKE_SIZE]
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
+    rounds = 1 if args.smoke else None
     rows: list[Row] = []
     if not args.postgres_only:
-        rows += run("SQLite", sqlite_url, sizes)
+        rows += run("SQLite", sqlite_url, sizes, rounds)
     if not args.sqlite_only and postgres_reachable(POSTGRES_URL):
-        rows += run("PostgreSQL", lambda: postgres_url(POSTGRES_URL), sizes)
+        rows += run("PostgreSQL", lambda: postgres_url(POSTGRES_URL), sizes, rounds)
     print(f"# Cycle reports: {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"{platform.machine()}")  # fmt: skip
     print()
