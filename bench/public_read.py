@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/public_read.py                 # a 1,000,000-entry log
     .venv/bin/python bench/public_read.py --quick         # a 20,000-entry log, short rounds
+    .venv/bin/python bench/public_read.py --smoke         # tiny: every step runs, in seconds
     .venv/bin/python bench/public_read.py --size 200000 --sqlite-only
     .venv/bin/python bench/public_read.py --cache-dir var/bench   # keep and reuse the logs
 
@@ -63,15 +64,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
 
 from ledger import migrate  # noqa: E402
-from ledger.clock import ManualClock  # noqa: E402
-from ledger.db import make_engine, normalise_url  # noqa: E402
-from ledger.demo import load_demo, start_of_demo  # noqa: E402
-from ledger.fund import Fund  # noqa: E402
-from ledger.log import CheckpointPolicy, Log  # noqa: E402
-from ledger.notes import Signer  # noqa: E402
+from ledger.fund.commands import Fund  # noqa: E402
+from ledger.fund.demo import load_demo, start_of_demo  # noqa: E402
+from ledger.fund.vault import Vault  # noqa: E402
+from ledger.log.append import CheckpointPolicy, Log  # noqa: E402
+from ledger.log.clock import ManualClock  # noqa: E402
+from ledger.log.db import make_engine, normalise_url  # noqa: E402
+from ledger.log.notes import Signer  # noqa: E402
 
 ORIGIN = "bench.lunaria.example/log"
 POSTGRES_URL = os.environ.get(
@@ -82,6 +84,25 @@ DEMO_ENTRIES = 1_600  # at least what load_demo writes (it varies with the date)
 POOL = "food-bank"
 STATIC_ENV = "LUNARIA_BENCH_STATIC_DIR"
 STATIC_ROUTE = "/bench-static/"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The defaults of a run: the log's size, and the seconds and number of rounds."""
+
+    size: int  # entries in the log
+    duration: float  # seconds measured per round
+    warmup: float  # seconds of load before measuring
+    rounds: int  # rounds per endpoint (the best is reported)
+    workers: int = 2  # gunicorn workers
+
+
+FULL = Mode(size=1_000_000, duration=5.0, warmup=1.0, rounds=2)
+QUICK = Mode(size=20_000, duration=2.0, warmup=1.0, rounds=1)
+# The smallest run that still takes every step and prints every row: a test that the benchmark
+# works (tests/test_bench_smoke.py), not a measurement. The log gets filler, the demo, then
+# filler again, so every step of the build runs; one gunicorn worker serves it.
+SMOKE = Mode(size=DEMO_ENTRIES + 400, duration=0.2, warmup=0.1, rounds=1, workers=1)
 
 
 def say(message: str) -> None:
@@ -116,6 +137,11 @@ class Database:
     url: str
     key_file: Path
 
+    @property
+    def data_key_file(self) -> Path:
+        """The vault key that seals the log's private records, beside its signing key."""
+        return self.key_file.with_name(f"{self.key_file.stem}-data.key")
+
 
 def filler(rng: random.Random) -> dict[str, Any]:
     return {
@@ -135,7 +161,7 @@ def filler(rng: random.Random) -> dict[str, Any]:
 
 def build_log(db: Database, size: int) -> int:
     """Filler, the demo, filler up to ``size`` entries, a checkpoint; returns the size."""
-    engine = make_engine(db.url)
+    engine = build_engine(db)
     try:
         migrate.upgrade(engine)
         signer = Signer.generate(ORIGIN)
@@ -150,13 +176,30 @@ def build_log(db: Database, size: int) -> int:
         add_filler(log, data, max(size - DEMO_ENTRIES - 1, 0), db.engine_name)
         demo_clock = ManualClock(start_of_demo(now))
         demo_log = Log(engine, ORIGIN, signer=signer, clock=demo_clock, policy=policy)
-        summary = load_demo(Fund(demo_log), demo_clock, now)
+        vault = Vault.create(db.data_key_file)
+        summary = load_demo(Fund(demo_log, vault), demo_clock, now)
         say(f"  {db.engine_name}: the demo, {summary.entries:,} entries")
         add_filler(demo_log, data, max(size - demo_log.head().size, 0), db.engine_name)
         checkpoint = demo_log.checkpoint_now()
         return checkpoint.size
     finally:
         engine.dispose()
+
+
+def build_engine(db: Database) -> Engine:
+    """The engine that builds the log. On PostgreSQL its commits do not wait for the WAL to
+    reach the disk (``synchronous_commit = off``): the build is not measured, and the demo
+    alone commits more than a thousand times. The server reads with the normal settings."""
+    engine = make_engine(db.url)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def no_commit_wait(dbapi_connection: Any, _: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit = off")
+            dbapi_connection.commit()
+
+    return engine
 
 
 def add_filler(log: Log, data: Sequence[dict[str, Any]], count: int, engine_name: str) -> None:
@@ -194,6 +237,7 @@ def postgres_database(schema: str | None) -> Iterator[Database]:
             with admin.connect() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
             key.unlink(missing_ok=True)
+            Database("PostgreSQL", "", key).data_key_file.unlink(missing_ok=True)
         admin.dispose()
 
 
@@ -248,6 +292,7 @@ def gunicorn(db: Database, static: Path, workers: int, worker_class: str | None)
         **os.environ,
         "LUNARIA_DATABASE_URL": db.url,
         "LUNARIA_KEY_FILE": str(db.key_file),
+        "LUNARIA_DATA_KEY_FILE": str(db.data_key_file),
         "LUNARIA_ORIGIN": ORIGIN,
         STATIC_ENV: str(static),
     }
@@ -276,7 +321,9 @@ def gunicorn(db: Database, static: Path, workers: int, worker_class: str | None)
             time.sleep(0.2)
         yield port
     finally:
-        process.send_signal(signal.SIGTERM)
+        # gunicorn's quick shutdown: the measurements are over and no request is in flight,
+        # so there is nothing to wait for (SIGTERM waits up to a second per worker).
+        process.send_signal(signal.SIGQUIT)
         try:
             process.wait(20)
         except subprocess.TimeoutExpired:
@@ -366,7 +413,11 @@ def load(
     warmup: float,
     duration: float,
 ) -> Result:
-    context = multiprocessing.get_context("spawn")
+    # Processes that inherit no connection, forked from a server that has imported this
+    # script's libraries once: each starts in milliseconds, not a second of imports (the
+    # preload names the module: Python 3.11 ignores a preloaded "__main__").
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bench.public_read"])
     pipes, children = [], []
     per = [connections // processes + (n < connections % processes) for n in range(processes)]
     for n, threads in enumerate(per):
@@ -533,16 +584,23 @@ def report(rows: Sequence[Row], sizes: dict[str, int], args: argparse.Namespace)
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 entries, short rounds")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="20,000 entries, short rounds")
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
+        "nothing (tests/test_bench_smoke.py runs it)",
+    )
     parser.add_argument("--size", type=int, help="entries in the log (default 1,000,000)")
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--postgres-only", action="store_true")
     parser.add_argument("--duration", type=float, help="seconds measured per round")
-    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--warmup", type=float, help="seconds of load before measuring")
     parser.add_argument("--rounds", type=int, help="rounds per endpoint (best is reported)")
     parser.add_argument("--connections", type=int, default=4, help="requests in flight")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default 2)")
     parser.add_argument(
         "--worker-class",
         choices=("gthread", "sync"),
@@ -556,9 +614,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     args.load_before = load_average()
-    size = args.size or (20_000 if args.quick else 1_000_000)
-    args.duration = args.duration or (2.0 if args.quick else 5.0)
-    args.rounds = args.rounds or (1 if args.quick else 2)
+    mode = SMOKE if args.smoke else QUICK if args.quick else FULL
+    size = args.size or mode.size
+    args.duration = args.duration or mode.duration
+    args.warmup = mode.warmup if args.warmup is None else args.warmup
+    args.rounds = args.rounds or mode.rounds
+    args.workers = args.workers or mode.workers
 
     engines = []
     if not args.postgres_only:
