@@ -1,7 +1,8 @@
 """Donations over HTTP, against the real server, beside the core append rate of the same run.
 
     .venv/bin/python bench/api_write.py              # full sizes
-    .venv/bin/python bench/api_write.py --quick      # small sizes, a smoke run
+    .venv/bin/python bench/api_write.py --quick      # small sizes
+    .venv/bin/python bench/api_write.py --smoke      # tiny sizes: every step runs, in seconds
     .venv/bin/python bench/api_write.py --sqlite-only | --postgres-only
 
 Per engine, in a fresh database (a SQLite file in a temporary directory, or a PostgreSQL
@@ -50,6 +51,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -88,9 +90,11 @@ from bench.ledger_core import (
 )
 from bench.public_read import server_options
 from ledger import migrate
-from ledger.fund import Actor, Fund
-from ledger.log import CheckpointPolicy, Log
-from ledger.notes import Signer
+from ledger.fund.commands import Fund
+from ledger.fund.rules import Actor
+from ledger.fund.vault import Vault
+from ledger.log.append import CheckpointPolicy, Log
+from ledger.log.notes import Signer
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SINGLE_RATIO = 0.50
@@ -114,6 +118,17 @@ class Sizes:
 
 FULL = Sizes(rounds=5, http_singles=400, http_batches=10, core_singles=400, core_batches=3)
 QUICK = Sizes(rounds=3, http_singles=100, http_batches=4, core_singles=100, core_batches=1)
+# The smallest sizes that still run every step and print every row: a test that the benchmark
+# works (tests/test_bench_smoke.py), not a measurement.
+SMOKE = Sizes(
+    rounds=1,
+    http_singles=4,
+    http_batches=1,
+    core_singles=4,
+    core_batches=1,
+    batch_size=10,
+    warmup_singles=4,
+)
 
 
 # -- the load generator (runs in its own process) ---------------------------------------------
@@ -290,6 +305,7 @@ def gunicorn_server(
             **os.environ,
             "LUNARIA_DATABASE_URL": url,
             "LUNARIA_KEY_FILE": str(Path(tmp) / "log.key"),
+            "LUNARIA_DATA_KEY_FILE": str(Path(tmp) / "data.key"),
             "LUNARIA_ORIGIN": ORIGIN,
         }
         lunaria(env, "init")
@@ -352,7 +368,9 @@ def gunicorn(
             _wait_until_serving(process, port, log_path)
             yield port
         finally:
-            process.terminate()
+            # gunicorn's quick shutdown: the measurements are over and no request is in flight,
+            # so there is nothing to wait for (SIGTERM waits up to a second per worker).
+            process.send_signal(signal.SIGQUIT)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -403,11 +421,11 @@ class Core:
     ADMIN = Actor(id="admin:bench", role="admin")
     TREASURER = Actor(id="treasurer:bench", role="treasurer")
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, vault: Vault) -> None:
         migrate.upgrade(db.engine)
         self.log = Log(db.engine, ORIGIN, signer=Signer.generate(ORIGIN), policy=CheckpointPolicy())
         self.log.create()
-        self.fund = Fund(self.log)
+        self.fund = Fund(self.log, vault)
         self.fund.register_collective(self.ADMIN, slug=COLLECTIVE, name="Bench collective")
         self.fund.create_pool(self.ADMIN, slug=POOL, name="Bench pool", currencies=["EUR"])
         self.fund.set_roster(self.ADMIN, POOL, [COLLECTIVE])
@@ -509,9 +527,13 @@ def run_engine(
     pool: concurrent.futures.Executor,
 ) -> Results:
     out = Results()
-    with make_db() as served, make_db() as core_db:
+    with (
+        make_db() as served,
+        make_db() as core_db,
+        tempfile.TemporaryDirectory(prefix="lunaria-api-bench-core-") as keys,
+    ):
         served.engine.dispose()  # the server and the CLI open their own
-        core = Core(core_db)
+        core = Core(core_db, Vault.create(Path(keys) / "data.key"))
         with (
             gunicorn_server(served.url, args.workers, args.worker_class, args.timeout) as server,
             floor_server("bare", args) as bare_port,
@@ -538,8 +560,8 @@ def run_engine(
             run_load(pool, load(batch_path, 2, sizes.batch_size), "warm-up")
             for port in floors.values():
                 run_load(pool, load(single_path, sizes.warmup_singles, 1, port), "warm-up")
-            core.appends(20, [])
-            core.donations(20, [])
+            core.appends(sizes.warmup_singles, [])
+            core.donations(sizes.warmup_singles, [])
             core.donation_batches(1, sizes.batch_size)
 
             for round_ in range(sizes.rounds):
@@ -686,7 +708,14 @@ def _server_settings(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small sizes")
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
+        "nothing (tests/test_bench_smoke.py runs it)",
+    )
     engines = parser.add_mutually_exclusive_group()
     engines.add_argument("--sqlite-only", action="store_true")
     engines.add_argument("--postgres-only", action="store_true")
@@ -700,7 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=int, default=30, help="gunicorn worker timeout (its default: 30 s)"
     )
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+    if args.smoke and args.workers is None:
+        args.workers = 1  # the smallest server
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
 
     pg_version = None if args.sqlite_only else postgres_version(args.postgres_url)
     if args.postgres_only and pg_version is None:
@@ -729,7 +760,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report(results, sizes, args))
     print()
     print(
-        f"{'quick' if args.quick else 'full'} run in {time.perf_counter() - began:.0f} s; "
+        f"{'smoke' if args.smoke else 'quick' if args.quick else 'full'} run in "
+        f"{time.perf_counter() - began:.0f} s; "
         f"{sizes.rounds} rounds alternating core and HTTP; rates are medians over rounds, ±x% is "
         "the largest distance of a round from the median; latencies pool every request"
     )

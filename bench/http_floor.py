@@ -10,12 +10,27 @@ on this machine if recording one cost nothing:
   the framework the API is built on.
 
 Both answer ``GET`` with 200, so the benchmark's readiness check works unchanged.
+
+Run alone, it measures the two floors by themselves, served and driven as api_write.py does
+(single donation POSTs, ``--clients`` threads, rates are medians over rounds):
+
+    .venv/bin/python bench/http_floor.py             # 5 rounds of 400 donations per app
+    .venv/bin/python bench/http_floor.py --smoke     # tiny: every step runs, in seconds
+
+Progress goes to stderr, the results to stdout.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Callable, Iterable
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
@@ -67,3 +82,109 @@ def donation(slug: str) -> tuple[dict[str, Any], int, dict[str, str]]:
 @flask.route("/api/v1/pools", methods=["GET"])
 def pools() -> dict[str, Any]:
     return {"pools": []}
+
+
+# -- run alone: the floors by themselves --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    requests: int  # single donations per app per round
+    warmup: int  # single donations per app before the first round
+
+
+FULL = Sizes(rounds=5, requests=400, warmup=40)
+# The smallest run that still takes every step and prints every row: a test that the benchmark
+# works (tests/test_bench_smoke.py), not a measurement.
+SMOKE = Sizes(rounds=1, requests=4, warmup=4)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # The apps above are what gunicorn imports; the benchmark's machinery is only for a run.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.api_write import (
+        POOL,
+        Load,
+        LoadResult,
+        _server_settings,
+        drive,
+        floor_server,
+        latency,
+    )
+    from bench.ledger_core import Figure, human_rate, progress, table
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
+        "nothing (tests/test_bench_smoke.py runs it)",
+    )
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (gunicorn.conf.py's)")
+    parser.add_argument("--worker-class", help="gunicorn worker class (gunicorn.conf.py's)")
+    parser.add_argument("--timeout", type=int, default=30, help="gunicorn worker timeout")
+    args = parser.parse_args(argv)
+    if args.smoke and args.workers is None:
+        args.workers = 1  # the smallest server
+    sizes = SMOKE if args.smoke else FULL
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load}; "
+        f"python {platform.python_version()}\ngunicorn: {_server_settings(args)}, "
+        f"timeout {args.timeout} s; load: {args.clients} client threads",
+        flush=True,
+    )
+
+    apps = {"bare": "bare WSGI", "flask": "Flask"}
+    rates = {app: Figure() for app in apps}
+    latencies: dict[str, list[float]] = {app: [] for app in apps}
+    failed = dict.fromkeys(apps, 0)
+    began = time.perf_counter()
+    with floor_server("bare", args) as bare_port, floor_server("flask", args) as flask_port:
+        ports = {"bare": bare_port, "flask": flask_port}
+
+        def run(app: str, requests: int) -> LoadResult:
+            path = f"/api/v1/pools/{POOL}/donations"
+            seed = f"{app}-{time.perf_counter_ns()}"
+            result = drive(Load(ports[app], "floor", path, requests, 1, args.clients, seed))
+            if not result.latencies:
+                raise RuntimeError(f"{app}: every request failed, first: {result.errors[0]}")
+            return result
+
+        for app in apps:
+            run(app, sizes.warmup)
+        for round_ in range(sizes.rounds):
+            for app in apps if round_ % 2 == 0 else reversed(apps):
+                result = run(app, sizes.requests)
+                rates[app].add(result.rate(1))
+                latencies[app].extend(result.latencies)
+                failed[app] += len(result.errors)
+            progress(
+                f"round {round_ + 1}: "
+                + ", ".join(f"{apps[app]} {rates[app].samples[-1]:,.0f}/s" for app in apps)
+            )
+    sent = sizes.rounds * sizes.requests
+    rows = [
+        ["measurement", *apps.values()],
+        [
+            f"single donations, {args.clients} clients",
+            *(f"{human_rate(rates[app].median)} {rates[app].spread()}".rstrip() for app in apps),
+        ],
+        ["   latency p50 / p99", *(latency(latencies[app]) for app in apps)],
+        ["   not answered 201", *(f"{failed[app]}/{sent}" for app in apps)],
+    ]
+    print()
+    print(table(rows))
+    print()
+    print(
+        f"{'smoke' if args.smoke else 'full'} run in {time.perf_counter() - began:.0f} s; "
+        f"{sizes.rounds} rounds of {sizes.requests} donations per app; rates are medians over "
+        "rounds, ±x% is the largest distance of a round from the median"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
