@@ -73,8 +73,13 @@ typecheck: $(VENV)/.installed-dev
 test: $(VENV)/.installed-dev node_modules/.installed chromium poppler lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/ledger_core.py
+# One benchmark at its full size: BENCH is anchor, api_write, http_floor, ledger_core (the
+# default), public_read or reports, BENCH_ARGS its options (--quick, --sqlite-only, ...; see
+# its docstring). `make test` runs every one of them in its --smoke mode
+# (tests/test_bench_smoke.py).
+BENCH ?= ledger_core
+bench: $(VENV)/.installed-dev node_modules/.installed
+	$(BIN)/python bench/$(BENCH).py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
