@@ -56,6 +56,7 @@ from ledger.log.storage import (
     remembered_keys,
     store_checkpoint,
     stored_checkpoints,
+    unsigned_tail,
     write_head,
 )
 
@@ -131,6 +132,7 @@ class LogWriter:
         self.new_nodes: list[tuple[int, bytes]] = []
         self._checkpoint_requested = False
         self._now_formatted = (self.now, format_ts(self.now))
+        self.signed: StoredCheckpoint | None = None  # the checkpoint this transaction signed
 
     def append(
         self, kind: str, data: dict[str, Any] | CanonicalData, actor: str = SYSTEM_ACTOR
@@ -197,7 +199,7 @@ class LogWriter:
             write_head(self.conn, self.head, self.new_entries, self.new_nodes)
             self.new_entries, self.new_nodes = [], []
         if self.checkpoint_due():
-            self.log.sign_checkpoint(self.conn, self.head)
+            self.signed = self.log.sign_checkpoint(self.conn, self.head)
 
     def checkpoint_due(self) -> bool:
         head = self.head
@@ -268,6 +270,8 @@ class Log:
         self.fingerprint_key = fingerprint_key or fingerprint_key_from(signer)
         self._write_connections = WriteConnections(engine)
         self._known_head = _KnownHead()  # (PostgreSQL; see _append_at_known_head)
+        # Told of every checkpoint this Log signs, once its transaction has committed.
+        self.on_signed: Callable[[StoredCheckpoint], None] | None = None
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -286,6 +290,8 @@ class Log:
             writer.finish()
         if not is_sqlite(self.engine):  # (SQLite writers take no round trips to save)
             self._known_head.head = writer.head.copy()
+        if writer.signed is not None and self.on_signed is not None:
+            self.on_signed(writer.signed)
 
     def append(
         self,
@@ -422,6 +428,35 @@ class Log:
         latest = self.latest_checkpoint()
         assert latest is not None
         return latest
+
+    def checkpoint_due_at(self) -> datetime | None:
+        """When the policy makes the next checkpoint due, counted from the first entry that no
+        checkpoint covers: ``interval`` after it (at once when ``every_entries`` wait). None
+        while the latest checkpoint covers the whole log.
+
+        Writers sign only while they write; a process that calls :meth:`sign_if_due` at this
+        time (``lunaria worker``) keeps the unsigned tail younger than ``interval`` even on a
+        log nobody writes to."""
+        with read_transaction(self.engine) as conn:
+            return self._due_at(*unsigned_tail(conn))
+
+    def _due_at(self, waiting: int, first_ts: str | None) -> datetime | None:
+        if first_ts is None:
+            return None
+        first = parse_ts(first_ts)
+        return first if waiting >= self.policy.every_entries else first + self.policy.interval
+
+    def sign_if_due(self, early: timedelta = timedelta(0)) -> StoredCheckpoint | None:
+        """Sign a checkpoint of the whole log if :meth:`checkpoint_due_at` has come, or comes
+        within ``early`` (or if a writer would sign one now); None if not, or if nothing
+        waits. Decided under the write lock: of two callers at once, the second finds the
+        tail covered and signs nothing."""
+        with self.writer() as writer:
+            due = self._due_at(*unsigned_tail(writer.conn))
+            if due is None or (writer.now < due - early and not writer.checkpoint_due()):
+                return None
+            writer.signed = self.sign_checkpoint(writer.conn, writer.head)
+        return writer.signed
 
     # -- reading ---------------------------------------------------------------------------
 

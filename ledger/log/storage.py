@@ -435,6 +435,20 @@ def store_checkpoint(conn: Connection, stored: StoredCheckpoint) -> None:
     )
 
 
+def unsigned_tail(conn: Connection) -> tuple[int, str | None]:
+    """How many entries no checkpoint covers yet, and the time of the first of them (None
+    when the latest checkpoint covers the whole log): one statement."""
+    rows = read_sql(
+        conn,
+        "SELECT h.size - h.checkpoint_size, e.ts FROM log_head h "
+        "LEFT JOIN entries e ON e.seq = h.checkpoint_size WHERE h.id = 1",
+    )
+    if not rows:
+        raise NotFound("the log has not been created: run `lunaria init`")
+    waiting, first_ts = rows[0]
+    return int(waiting), (first_ts if waiting else None)
+
+
 def stored_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
     """Every checkpoint signed, smallest tree first."""
     rows = conn.execute(select(checkpoints).order_by(checkpoints.c.size))
