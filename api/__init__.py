@@ -12,7 +12,7 @@ DEFAULTS: dict[str, Any] = {
     "KEY_FILE": "var/log.key",
     "ORIGIN": None,  # default: the origin stored in the database, or DEFAULT_ORIGIN at init
     "CHECKPOINT_EVERY": 1000,
-    "CHECKPOINT_INTERVAL": 60,  # seconds
+    "CHECKPOINT_INTERVAL": 10,  # seconds: the oldest an unsigned entry gets (lunaria worker)
     "CLOCK": None,  # a ledger.log.clock.Clock; tests inject a ManualClock
     "MAX_CONTENT_LENGTH": 64 * 1024,  # request bodies; a donations batch may send 1 MiB
     "ANCHOR_RPC_URL": None,  # chain node JSON-RPC URL for `lunaria anchor`

@@ -19,7 +19,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from sqlalchemy import Engine
 
-from api import anchor_cli, create_app, db, publish_cli
+from api import anchor_cli, create_app, db, publish_cli, worker_cli
 from api.command_errors import fail, reports_ledger_errors
 from api.reports_cli import report_command
 from ledger import migrate
@@ -300,6 +300,7 @@ COMMANDS: tuple[click.Command, ...] = (
     *publish_cli.COMMANDS,
     anchor_cli.anchor_group,
     report_command,
+    *worker_cli.COMMANDS,
 )
 
 

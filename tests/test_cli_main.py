@@ -39,6 +39,7 @@ COMMANDS = {
     "verify",
     "verify-receipt",
     "vkey",
+    "worker",
 }
 
 

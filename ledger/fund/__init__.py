@@ -27,6 +27,8 @@ from ledger.fund.replay import check_replay
 from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
 from ledger.fund.schema import cycles
 from ledger.fund.state import load_schedule, pool_row
+from ledger.fund.worker import Periodic, Worker
+from ledger.fund.worker_lock import worker_lock
 
 __all__ = [
     "CHANNELS",
@@ -41,8 +43,10 @@ __all__ = [
     "Cycle",
     "Fund",
     "Outcome",
+    "Periodic",
     "TokenInfo",
     "Unauthorized",
+    "Worker",
     "access",
     "audit",
     "authenticate",
@@ -57,4 +61,5 @@ __all__ = [
     "pool_row",
     "start_of_demo",
     "views",
+    "worker_lock",
 ]

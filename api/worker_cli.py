@@ -1,0 +1,92 @@
+"""``lunaria worker``: checkpoints, handovers at new moons and anchoring, without cron.
+
+The loop is :class:`ledger.fund.Worker`'s; this command only wires it to the configuration:
+the deployment's fund and log (``LUNARIA_CHECKPOINT_INTERVAL`` says how old the unsigned tail
+may grow), the worker lock of its database, and anchoring when it is configured
+(``LUNARIA_ANCHOR_EVERY_HOURS``: as ``lunaria anchor --if-due``; ``LUNARIA_ANCHOR_AT_HANDOVER``:
+as ``lunaria rotate``). It runs until SIGTERM or Ctrl-C, saying on stderr what it does.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+from types import FrameType
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from api import anchor_cli, db
+from api.command_errors import reports_ledger_errors
+from ledger.fund import Periodic, Worker, worker_lock
+from ledger.log import Log, parse_ts
+
+
+def _say(line: str) -> None:
+    click.echo(f"worker: {line}", err=True)
+
+
+def _anchoring(log: Log) -> Periodic | None:
+    """The periodic anchoring task, if ``LUNARIA_ANCHOR_EVERY_HOURS`` is set; a missing
+    setting that it needs stops the command at once, not at the first anchor."""
+    every = anchor_cli.anchor_every()
+    if every is None:
+        return None
+    from contracts.anchoring import anchor_latest, latest_anchor_entry
+
+    # (the same settings, checked the same way, as `lunaria anchor`)
+    contract, account = anchor_cli._contract(), anchor_cli._account()
+
+    def last_done() -> datetime | None:
+        last = latest_anchor_entry(log)
+        return None if last is None else parse_ts(last.ts)
+
+    def anchor() -> str:
+        return anchor_latest(log, contract, account).summary()
+
+    return Periodic("anchoring", every, last_done, anchor)
+
+
+@click.command("worker")
+@with_appcontext
+@reports_ledger_errors
+def worker_command() -> None:
+    """Sign checkpoints, append handovers at new moons and anchor when due, until stopped.
+
+    One worker acts at a time: another one started on the same database waits, and takes
+    over if the first stops or dies. Stop it with Ctrl-C or SIGTERM.
+    """
+    fund = db.get_fund()
+    log = fund.log
+    anchoring = _anchoring(log)
+    at_handover = bool(current_app.config["ANCHOR_AT_HANDOVER"])
+    worker = Worker(
+        fund,
+        worker_lock(log.engine),
+        tasks=[] if anchoring is None else [anchoring],
+        after_handover=anchor_cli.anchor_after_rotation if at_handover else None,
+        say=_say,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        _say(f"stopping ({signal.Signals(signum).name})")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    interval = log.policy.interval.total_seconds()
+    _say(
+        f"started: checkpoints within {interval:g} s, handovers at new moons, "
+        + ("anchoring every " + str(anchoring.every) if anchoring else "no periodic anchoring")
+    )
+    try:
+        worker.run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _say("stopped")
+
+
+COMMANDS: tuple[click.Command, ...] = (worker_command,)
