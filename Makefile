@@ -58,9 +58,13 @@ var:
 	mkdir -p var
 
 # A new database gets the demo history unless LUNARIA_DEMO=0; an existing one is left alone.
+# `lunaria worker` (checkpoints, handovers at new moons) runs beside the web server: Ctrl-C,
+# or the server stopping, stops both.
 run: $(VENV)/.installed-base | var
 	@$(BIN)/lunaria init $(if $(filter 0,$(LUNARIA_DEMO)),,--demo)
 	@echo "Lunaria is serving on http://$(HOST):$(PORT)/"
+	@$(BIN)/lunaria worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 lint: $(VENV)/.installed-dev
