@@ -41,6 +41,7 @@ from eth_account.signers.local import LocalAccount
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.smoke import add_size_options
 from contracts.anchor import AnchorContract, connect, deploy, load_account
 from contracts.anchoring import AnchorOutcome, anchor_latest
 from contracts.devchain import REPO, AnvilNode, start_anvil
@@ -213,14 +214,7 @@ def report(figures: Figures) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--anchors", type=int, default=1000, help="number of anchors (>= 2)")
-    mode.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
-        "nothing (tests/test_bench_smoke.py runs it)",
-    )
+    add_size_options(parser, "--anchors", type=int, default=1000, help="number of anchors (>= 2)")
     args = parser.parse_args()
     anchors = SMOKE_ANCHORS if args.smoke else args.anchors
     if anchors < 2:

@@ -89,6 +89,7 @@ from bench.ledger_core import (
     verdict,
 )
 from bench.public_read import server_options
+from bench.smoke import add_size_options
 from ledger import migrate
 from ledger.fund.commands import Fund
 from ledger.fund.rules import Actor
@@ -708,14 +709,7 @@ def _server_settings(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="small sizes")
-    mode.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
-        "nothing (tests/test_bench_smoke.py runs it)",
-    )
+    add_size_options(parser, "--quick", action="store_true", help="small sizes")
     engines = parser.add_mutually_exclusive_group()
     engines.add_argument("--sqlite-only", action="store_true")
     engines.add_argument("--postgres-only", action="store_true")

@@ -113,14 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency,
     )
     from bench.ledger_core import Figure, human_rate, progress, table
+    from bench.smoke import add_size_options
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
-        "nothing (tests/test_bench_smoke.py runs it)",
-    )
+    add_size_options(parser)
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     parser.add_argument("--workers", type=int, help="gunicorn workers (gunicorn.conf.py's)")
     parser.add_argument("--worker-class", help="gunicorn worker class (gunicorn.conf.py's)")

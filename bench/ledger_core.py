@@ -60,6 +60,7 @@ from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.smoke import add_size_options
 from ledger import migrate
 from ledger.log import merkle
 from ledger.log.append import Log
@@ -779,14 +780,7 @@ def machine_facts(pg_version: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="small sizes")
-    mode.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
-        "nothing (tests/test_bench_smoke.py runs it)",
-    )
+    add_size_options(parser, "--quick", action="store_true", help="small sizes")
     engines = parser.add_mutually_exclusive_group()
     engines.add_argument("--sqlite-only", action="store_true")
     engines.add_argument("--postgres-only", action="store_true")

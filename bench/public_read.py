@@ -64,8 +64,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
+from bench.smoke import add_size_options  # noqa: E402
 from ledger import migrate  # noqa: E402
 from ledger.fund.commands import Fund  # noqa: E402
 from ledger.fund.demo import load_demo, start_of_demo  # noqa: E402
@@ -188,18 +189,11 @@ def build_log(db: Database, size: int) -> int:
 
 def build_engine(db: Database) -> Engine:
     """The engine that builds the log. On PostgreSQL its commits do not wait for the WAL to
-    reach the disk (``synchronous_commit = off``): the build is not measured, and the demo
-    alone commits more than a thousand times. The server reads with the normal settings."""
-    engine = make_engine(db.url)
-    if engine.dialect.name == "postgresql":
-
-        @event.listens_for(engine, "connect")
-        def no_commit_wait(dbapi_connection: Any, _: Any) -> None:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute("SET synchronous_commit = off")
-            dbapi_connection.commit()
-
-    return engine
+    reach the disk (``synchronous_commit`` off, beside the schema in the URL's connection
+    options): the build is not measured, and the demo alone commits more than a thousand
+    times. The server reads with the normal settings."""
+    no_wait = "%20-csynchronous_commit%3Doff" if db.engine_name == "PostgreSQL" else ""
+    return make_engine(db.url + no_wait)
 
 
 def add_filler(log: Log, data: Sequence[dict[str, Any]], count: int, engine_name: str) -> None:
@@ -584,14 +578,7 @@ def report(rows: Sequence[Row], sizes: dict[str, int], args: argparse.Namespace)
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="20,000 entries, short rounds")
-    mode.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
-        "nothing (tests/test_bench_smoke.py runs it)",
-    )
+    add_size_options(parser, "--quick", action="store_true", help="20,000 entries, short rounds")
     parser.add_argument("--size", type=int, help="entries in the log (default 1,000,000)")
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--postgres-only", action="store_true")

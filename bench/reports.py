@@ -48,6 +48,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.smoke import add_size_options
 from exports.data import gather
 from exports.formats import make_options, render_report
 from exports.pdf import bare_table_pdf
@@ -317,14 +318,7 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="1,000 and 10,000 entries only")
-    mode.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes: every step runs, every table prints, in seconds; the figures mean "
-        "nothing (tests/test_bench_smoke.py runs it)",
-    )
+    add_size_options(parser, "--quick", action="store_true", help="1,000 and 10,000 entries only")
     parser.add_argument("--sizes", help="comma-separated entry counts")
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--postgres-only", action="store_true")
