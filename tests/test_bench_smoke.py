@@ -1,12 +1,13 @@
-"""Every benchmark still runs: each ``bench/*.py`` in its ``--smoke`` mode, as a person runs it.
+"""Every benchmark still runs: each ``bench/*.py`` script in its ``--smoke`` mode, as run by hand.
 
 ``--smoke`` is each script's smallest run that still takes every step and prints every table,
 in seconds. Each runs in a subprocess with no ``LUNARIA_*`` variable but the PostgreSQL URL of
 the tests; it must exit 0 and print its table, whole: its header and its last rows, for every
 engine it measured. No figure is checked: a smoke run's figures mean nothing.
 
-The scripts are found by globbing, so a new benchmark is covered the day it is added (and this
-test fails until ``TABLES`` says what its table looks like). They measure SQLite and
+The scripts are found by globbing (a module the benchmarks share, such as bench/smoke.py, is
+not a script: it has no ``__main__`` block), so a new benchmark is covered the day it is added
+(and this test fails until ``TABLES`` says what its table looks like). They measure SQLite and
 PostgreSQL when PostgreSQL is reachable (``LUNARIA_TEST_POSTGRES_URL``), else SQLite alone, or
 fail when ``LUNARIA_REQUIRE_POSTGRES=1`` (CI). bench/anchor.py needs anvil: without it this
 skips, or fails when ``LUNARIA_REQUIRE_ANVIL=1`` (CI), as the contract tests do.
@@ -32,15 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from contracts.devchain import ANVIL
-from ledger.log.db import normalise_url
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES
+from tests.conftest import POSTGRES_URL
 from tests.contracts.conftest import missing_tool
 
 ROOT = Path(__file__).parent.parent
-SCRIPTS = sorted((ROOT / "bench").glob("*.py"))
+SCRIPTS = [
+    path
+    for path in sorted((ROOT / "bench").glob("*.py"))
+    if 'if __name__ == "__main__":' in path.read_text()
+]
 PARALLEL = 3  # scripts running at once
 TIMEOUT = 300  # seconds a script may take: a hung benchmark fails, it does not stop the run
 
@@ -129,29 +132,29 @@ TABLES = {
         ],
         seconds=12,
     ),
+    "worker.py": Table(
+        lambda engines: [
+            columns("measurement", *engines, "bound"),
+            columns("checkpoint interval", *["1 s"] * len(engines)),
+            r"idle: unsigned tail when signed, max / median .*",
+            r"under load: unsigned tail when signed, max / median .*",
+            r"under load: appends, checkpoints \(by the worker\) .*",
+            r"worker CPU while idle .*",
+        ],
+        seconds=20,
+    ),
 }
 
 
-def reachable(url: str) -> bool:
-    engine = create_engine(normalise_url(url))
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope="module")
-def engines() -> list[str]:
-    """The engines the benchmarks measure: PostgreSQL too when it is reachable."""
-    if reachable(POSTGRES_URL):
-        return ["SQLite", "PostgreSQL"]
-    if REQUIRE_POSTGRES:
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}")
-    return ["SQLite"]
+def engines(request: pytest.FixtureRequest) -> list[str]:
+    """The engines the benchmarks measure: PostgreSQL too when it is reachable (the database
+    tests' ``postgres_admin`` skips without it, or fails when it is required)."""
+    try:
+        request.getfixturevalue("postgres_admin")
+    except pytest.skip.Exception:
+        return ["SQLite"]
+    return ["SQLite", "PostgreSQL"]
 
 
 def anvil_missing() -> bool:
