@@ -24,16 +24,18 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from sqlalchemy import Engine, select
 
 from api import create_app
 from api import db as api_db
 from ledger import migrate
+from ledger.errors import LedgerError
 from ledger.fund.commands import Fund
 from ledger.fund.lunar import new_moon_after
 from ledger.fund.rules import Actor
 from ledger.fund.vault import Vault
-from ledger.fund.worker import Worker
+from ledger.fund.worker import Periodic, Worker
 from ledger.log.append import CheckpointPolicy, Log
 from ledger.log.clock import ManualClock, parse_ts
 from ledger.log.db import make_engine
@@ -98,6 +100,57 @@ def test_checkpoint_due_at_counts_from_the_first_unsigned_entry(
         tail_log.append("pool_created", {"n": text})
     assert log.checkpoint_due_at() == parse_ts(tail_log.entry(4).ts)
     assert (log.sign_if_due() or pytest.fail("not signed")).size == 7
+
+
+def test_the_loop_runs_what_is_due_retries_what_fails_and_sleeps_until_the_next(
+    log: Log, vault: Vault, clock: ManualClock
+) -> None:
+    """Step by step on a manual clock: a periodic task (anchoring, say) runs when due; when it
+    fails it is retried 5 s later, then 10 s; the loop wakes at the earliest time any task
+    gave, at most a minute later."""
+    attempts: list[datetime] = []
+    done: list[datetime] = []
+
+    def flaky() -> str:
+        attempts.append(clock.now())
+        if len(attempts) < 3:
+            raise LedgerError("the chain node is out of reach")
+        done.append(clock.now())
+        return "anchored"
+
+    hourly = Periodic("anchoring", timedelta(hours=1), lambda: done[-1] if done else None, flaky)
+    said: list[str] = []
+    worker = Worker(Fund(log, vault), NoLock(), tasks=[hourly], say=said.append)
+    start = clock.now()
+
+    assert worker.step() == start + timedelta(seconds=5)
+    assert said == ["error: anchoring: the chain node is out of reach (retrying in 5 s)"]
+    clock.advance(timedelta(seconds=4))
+    assert worker.step() == start + timedelta(seconds=5)  # not yet
+    clock.advance(timedelta(seconds=1))
+    assert worker.step() == start + timedelta(seconds=15)
+    assert said[-1].endswith("(retrying in 10 s)")
+    clock.advance(timedelta(seconds=10))
+    wake = worker.step()
+    assert said[-1] == "anchored" and attempts == [start, start + timedelta(seconds=5), clock.now()]
+    # Next: the checkpoints' look, an interval (less a second) later; anchoring in an hour.
+    assert wake == clock.now() + log.policy.interval - timedelta(seconds=1)
+    clock.advance(timedelta(minutes=59, seconds=59))
+    worker.step()
+    assert len(attempts) == 3
+    clock.advance(timedelta(seconds=1))
+    worker.step()
+    assert len(attempts) == 4 and said[-1] == "anchored"
+
+
+def test_anchoring_configured_without_its_settings_stops_the_worker_at_once(
+    runner: FlaskCliRunner, app: Flask
+) -> None:
+    assert runner.invoke(args=["init"]).exit_code == 0
+    app.config["ANCHOR_EVERY_HOURS"] = 1
+    done = runner.invoke(args=["worker"])
+    assert done.exit_code == 1
+    assert "LUNARIA_ANCHOR_CONTRACT is not set" in done.output
 
 
 # -- real processes -------------------------------------------------------------------------
