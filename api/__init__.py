@@ -10,6 +10,7 @@ from flask import Flask
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///var/lunaria.db",
     "KEY_FILE": "var/log.key",
+    "DATA_KEY_FILE": "var/data.key",  # the vault key that seals private records (0600)
     "ORIGIN": None,  # default: the origin stored in the database, or DEFAULT_ORIGIN at init
     "CHECKPOINT_EVERY": 1000,
     "CHECKPOINT_INTERVAL": 10,  # seconds: the oldest an unsigned entry gets (lunaria worker)
@@ -40,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         db,
         docs,
         donations,
+        erasures,
         errors,
         feeds,
         grants,
@@ -54,7 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     cli.init_app(app)
     api = docs.make_api(app)
-    for module in (pools, collectives, donations, grants, corrections, tokens):
+    for module in (pools, collectives, donations, grants, corrections, tokens, erasures):
         api.register_blueprint(module.blp)
     for public in (ledger_api, feeds, reports):  # the public reads of the log
         api.register_blueprint(public.blp)

@@ -17,14 +17,26 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from api import anchor_cli, create_app, db, publish_cli, worker_cli
 from api.command_errors import fail, reports_ledger_errors
 from api.reports_cli import report_command
 from ledger import migrate
 from ledger.errors import LedgerError
-from ledger.fund import ROLES, Fund, access, check_replay, erase, load_demo, start_of_demo
+from ledger.fund import (
+    ROLES,
+    Fund,
+    Vault,
+    access,
+    check_replay,
+    erase,
+    index_references,
+    load_demo,
+    recipient_commitment,
+    seal_legacy_records,
+    start_of_demo,
+)
 from ledger.log import (
     DEFAULT_DOUBLE_SIGNING,
     Log,
@@ -58,17 +70,44 @@ def init_command(demo: bool) -> None:
         signer = Signer.generate(origin)
         signer.save(path)
         click.echo(f"created signing key {path}")
+    vault = _init_vault(engine)
     now = db.get_clock().now()
     # The demo's history is written by a clock that walks from six cycles ago up to now.
     demo_clock = ManualClock(start_of_demo(now)) if demo else None
-    log = Log(engine, origin, signer=signer, clock=demo_clock or db.get_clock())
+    fingerprint_key = db.key_files().fingerprint_key()
+    clock = demo_clock or db.get_clock()
+    log = Log(engine, origin, signer=signer, clock=clock, fingerprint_key=fingerprint_key)
     if log.create():
         click.echo(f"created log {origin}")
         if demo_clock is not None:
-            summary = load_demo(Fund(log), demo_clock, now)
+            summary = load_demo(Fund(log, vault), demo_clock, now)
             click.echo(f"loaded the demo: {summary.entries} entries over {summary.cycles} cycles")
+    indexed = index_references(engine, vault, log.fingerprint_key)
+    if indexed:
+        click.echo(f"indexed the bank references of {indexed} earlier donations")
     head = log.head()
     click.echo(f"log {origin}: size {head.size}, verifier key {signer.verifier().vkey()}")
+
+
+def _init_vault(engine: Engine) -> Vault:
+    """The data key file (made if there is none and nothing is sealed yet), and the private
+    records of an older Lunaria sealed with it."""
+    path = db.data_key_file()
+    if not path.exists():
+        with engine.connect() as conn:
+            sealed = conn.execute(text("SELECT count(*) FROM private_records")).scalar()
+        if sealed:
+            fail(
+                f"the data key file {path} is missing, but the database holds {sealed} sealed "
+                "private records: restore it from the backup of the key files"
+            )
+        Vault.create(path)
+        click.echo(f"created data key {path}")
+    vault = db.get_vault()
+    moved = seal_legacy_records(engine, vault)
+    if moved:
+        click.echo(f"sealed {moved} private records written before sealing")
+    return vault
 
 
 def _read_lines(path: Path) -> Iterator[bytes]:
@@ -155,7 +194,7 @@ def export_command(output: Path) -> None:
 @reports_ledger_errors
 def rotate_command() -> None:
     """Append every due handover and a checkpoint (safe from cron, and twice at once)."""
-    handovers = Fund(db.get_log()).rotate()
+    handovers = db.get_fund().rotate()
     for entry in handovers:
         data = entry.data
         click.echo(
@@ -178,12 +217,23 @@ def replay_command(check: bool) -> None:
 
 
 @click.command("erase")
-@click.argument("commitment")
+@click.argument("commitment", required=False)
+@click.option("--grant", type=int, help="Erase a grant's recipient details, by the grant's id.")
 @with_appcontext
 @reports_ledger_errors
-def erase_command(commitment: str) -> None:
-    """Delete the personal data behind a public commitment; every hash stays valid."""
-    if erase(db.get_engine(), commitment):
+def erase_command(commitment: str | None, grant: int | None) -> None:
+    """Delete the private record behind a public commitment (or a grant's recipient details)
+    for good: the vault key is rotated, so no copy of it can be opened; every hash stays
+    valid."""
+    if (commitment is None) == (grant is None):
+        fail("give a COMMITMENT or --grant ID")
+    if grant is not None:
+        commitment = recipient_commitment(db.get_engine(), grant)
+        if commitment is None:
+            click.echo(f"grant {grant} has no recipient details kept", err=True)
+            raise SystemExit(1)
+    assert commitment is not None
+    if erase(db.get_log(), db.get_vault(), commitment):
         click.echo(f"erased the private record of {commitment}")
     else:
         click.echo(f"no private record for {commitment}", err=True)

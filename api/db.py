@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from ledger import migrate
 from ledger.errors import LedgerError, NotFound, SchemaOutdated
-from ledger.fund import Fund
+from ledger.fund import Fund, Vault
 from ledger.log import (
     CheckpointPolicy,
     Clock,
@@ -41,6 +41,7 @@ class LedgerState:
     clock: Clock
     log: Log | None = None
     fund: Fund | None = None
+    vault: Vault | None = None
     schema_current: bool = False
 
 
@@ -163,6 +164,18 @@ def key_file() -> Path:
     return Path(current_app.config["KEY_FILE"])
 
 
+def data_key_file() -> Path:
+    return Path(current_app.config["DATA_KEY_FILE"])
+
+
+def get_vault() -> Vault:
+    """The vault that seals private records (its key file is made by ``lunaria init``)."""
+    state = _state()
+    if state.vault is None:
+        state.vault = Vault(data_key_file())
+    return state.vault
+
+
 def key_files() -> KeyFiles:
     _state()  # (on the command line, the first use checks the database and the key together)
     return KeyFiles(key_file())
@@ -221,5 +234,5 @@ def get_fund() -> Fund:
     schedule it has read)."""
     state = _state()
     if state.fund is None:
-        state.fund = Fund(get_log())
+        state.fund = Fund(get_log(), get_vault())
     return state.fund

@@ -30,8 +30,9 @@ def record_donation(body: dict[str, Any], slug: str) -> Reply:
 
     The public log holds a commitment SHA-256(salt || donor reference); references and
     notes stay in the private, erasable table."""
-    outcome = db.get_fund().record_donation(current_actor(), slug, body, idempotency_key())
-    (receipt,) = views.recorded_receipts(db.get_engine(), outcome, 1)
+    fund = db.get_fund()
+    outcome = fund.record_donation(current_actor(), slug, body, idempotency_key())
+    (receipt,) = views.recorded_receipts(db.get_engine(), fund.vault, outcome, 1)
     return receipt, 201, replay_headers(outcome)
 
 
@@ -43,6 +44,7 @@ def record_donations(body: dict[str, Any], slug: str) -> Reply:
     """Record up to 1,000 donations at once, all or nothing (treasurer, admin); body up
     to 1 MiB."""
     batch = body["donations"]
-    outcome = db.get_fund().record_donations(current_actor(), slug, batch, idempotency_key())
-    receipts = views.recorded_receipts(db.get_engine(), outcome, len(batch))
+    fund = db.get_fund()
+    outcome = fund.record_donations(current_actor(), slug, batch, idempotency_key())
+    receipts = views.recorded_receipts(db.get_engine(), fund.vault, outcome, len(batch))
     return {"receipts": receipts}, 201, replay_headers(outcome)

@@ -79,6 +79,7 @@ PROBLEMS: Mapping[str, tuple[int, str]] = {
     "invalid_text": (422, "Invalid text"),
     "personal_data_suspected": (422, "The text looks like it holds personal data"),
     "duplicate_reference": (409, "This reference was recorded already"),
+    "vault_error": (503, "Private records cannot be sealed or opened"),
     "invalid_currencies": (422, "Invalid currencies"),
     "invalid_quorum": (422, "Invalid quorum"),
     "invalid_roster": (422, "Invalid roster"),

@@ -22,11 +22,18 @@ from ledger.fund.entry_views import newest_pool_entries, pool_entry_page
 from ledger.fund.grant_views import GRANT_STATUSES, MAX_PAGE
 from ledger.fund.lunar import Cycle
 from ledger.fund.money import CURRENCY_EXPONENTS, format_major
-from ledger.fund.privacy import erase
+from ledger.fund.privacy import (
+    erase,
+    erase_recipient_details,
+    index_references,
+    recipient_commitment,
+    seal_legacy_records,
+)
 from ledger.fund.replay import check_replay
 from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
 from ledger.fund.schema import cycles
 from ledger.fund.state import load_schedule, pool_row
+from ledger.fund.vault import Vault
 from ledger.fund.worker import Periodic, Worker
 from ledger.fund.worker_lock import worker_lock
 
@@ -46,6 +53,7 @@ __all__ = [
     "Periodic",
     "TokenInfo",
     "Unauthorized",
+    "Vault",
     "Worker",
     "access",
     "audit",
@@ -53,12 +61,16 @@ __all__ = [
     "check_replay",
     "cycles",
     "erase",
+    "erase_recipient_details",
     "format_major",
+    "index_references",
     "load_demo",
     "load_schedule",
     "newest_pool_entries",
     "pool_entry_page",
     "pool_row",
+    "recipient_commitment",
+    "seal_legacy_records",
     "start_of_demo",
     "views",
     "worker_lock",

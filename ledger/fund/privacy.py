@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, insert, inspect, select, text
 
+from ledger.errors import NotFound
+from ledger.fund.rules import Actor, require_role
 from ledger.fund.schema import donation_references, private_records
 from ledger.fund.vault import Sealed, Vault
 from ledger.log.append import Log
@@ -140,6 +142,16 @@ def erase(log: Log, vault: Vault, key: str) -> bool:
             )
         rewrap.install()
     return True
+
+
+def erase_recipient_details(log: Log, vault: Vault, actor: Actor, grant_id: int) -> str:
+    """Erase a grant's recipient details (admin); the commitment erased. NotFound if the
+    grant has none kept (never given, or erased already)."""
+    require_role(actor, "admin")
+    key = recipient_commitment(log.engine, grant_id)
+    if key is None or not erase(log, vault, key):
+        raise NotFound(f"grant {grant_id} has no recipient details kept")
+    return key
 
 
 def private_record_exists(conn: Connection, key: str) -> bool:
