@@ -1,7 +1,9 @@
 """Money in: single donations (committed in groups) and batches of donations.
 
 A donor appears in the log only as a salted commitment; the reference and the receipt's salt
-live in the private, erasable records (:mod:`ledger.fund.privacy`).
+live in the private, erasable records (:mod:`ledger.fund.privacy`). A display name the donor
+chose is public text, committed to in the entry and kept in ``public_texts``
+(:mod:`ledger.fund.public_text`), so it can be redacted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ledger.fund.privacy import (
     reference_digest,
 )
 from ledger.fund.projections import apply_entries
+from ledger.fund.public_text import DATA_VERSION, PublicText, keep_public
 from ledger.fund.rules import (
     CHANNELS,
     MAX_BATCH,
@@ -118,6 +121,7 @@ class DonationCommands(FundCommands):
         except Exception:
             prepared = None
         written: list[Entry] = []
+        kept: list[tuple[PublicText, int, str]] = []
 
         def command(tx: FundTransaction) -> Entry:
             accepted = json.loads(pool_row(tx.conn, pool).currencies)
@@ -133,25 +137,35 @@ class DonationCommands(FundCommands):
             references.write()
             records = [d.private_record(e.seq) for d, e in zip(donations, written, strict=True)]
             keep_private(tx.conn, tx.vault, records)
+            pairs = zip(donations, written, strict=True)
+            kept.extend(text for d, e in pairs for text in d.public_texts(e.seq))
+            keep_public(tx.conn, kept)
             return written[0]
 
         outcome = self._run(actor, idempotency_key, request, command)
         if outcome.replayed:
             return outcome
         seqs = (entry.seq for entry in written)
-        return replace(outcome, written=tuple(written), salts=dict(zip(seqs, salts, strict=True)))
+        return replace(
+            outcome,
+            written=tuple(written),
+            salts=dict(zip(seqs, salts, strict=True)),
+            texts={text.commitment: text.text for text, _, _ in kept},
+        )
 
 
 class _Donation(NamedTuple):
     """A checked donation: its currency, its entry's data but the cycle (known when it is
     written), its receipt's salt, what goes to the private table, and the entry's data
-    encoded for the cycle expected (None if not known)."""
+    encoded for the cycle expected (None if not known); the display name, if any, as the
+    public text its data commits to."""
 
     currency: str
     data: dict[str, Any]
     salt: bytes
     private: dict[str, Any]
     encoded: CanonicalData | None
+    name: PublicText | None = None
 
     def entry_data(self, cycle: int) -> CanonicalData:
         """The entry's data in ``cycle``: encoded before the write lock was taken, unless the
@@ -163,6 +177,10 @@ class _Donation(NamedTuple):
     def private_record(self, seq: int) -> PrivateRecord:
         commitment_hex = self.data["donor"]["commitment"]
         return PrivateRecord(commitment_hex, "donation", self.salt, self.private, seq)
+
+    def public_texts(self, seq: int) -> list[tuple[PublicText, int, str]]:
+        """The display name for ``public_texts``, kept under the entry at ``seq``."""
+        return [] if self.name is None else [(self.name, seq, "donor.name")]
 
 
 class _SingleDonation(NamedTuple):
@@ -190,6 +208,7 @@ class _DonationGroup:
         self.currencies: dict[str, list[str]] = {}
         self.entries: list[Entry] = []
         self.records: list[PrivateRecord] = []
+        self.texts: list[tuple[PublicText, int, str]] = []
         self.keys: list[tuple[str, int, str]] = []
 
     def add(self, single: _SingleDonation) -> Outcome | Exception:
@@ -214,10 +233,18 @@ class _DonationGroup:
         self.references.claim(single.pool, digest, entry.seq)
         self.entries.append(entry)
         self.records.append(donation.private_record(entry.seq))
+        texts = donation.public_texts(entry.seq)
+        self.texts.extend(texts)
         if key is not None:
             self.seen[key] = (entry.seq, writer.fingerprint(single.request))
             self.keys.append((key, *self.seen[key]))
-        return Outcome(entry.seq, replayed=False, written=(entry,), salts={entry.seq: single.salt})
+        return Outcome(
+            entry.seq,
+            replayed=False,
+            written=(entry,),
+            salts={entry.seq: single.salt},
+            texts={text.commitment: text.text for text, _, _ in texts},
+        )
 
     def _accepted(self, pool: str) -> list[str]:
         if pool not in self.currencies:
@@ -237,6 +264,7 @@ class _DonationGroup:
     def write(self) -> None:
         apply_entries(self.tx.conn, self.entries)
         keep_private(self.tx.conn, self.tx.vault, self.records)
+        keep_public(self.tx.conn, self.texts)
         self.references.write()
         self.tx.writer.remember_all(self.keys)
 
@@ -346,9 +374,12 @@ def _donation(
     if donor_reference is not None:
         check_text(donor_reference, f"{where}donor_reference", 200)
     display_name = item.get("display_name")
-    donor = {"commitment": commitment(salt, donor_reference or reference)}
+    donor: dict[str, Any] = {"commitment": commitment(salt, donor_reference or reference)}
+    name = None
     if display_name is not None:
-        donor["name"] = check_public_text(display_name, f"{where}display_name", 64, one_line=True)
+        checked = check_public_text(display_name, f"{where}display_name", 64, one_line=True)
+        name = PublicText.new(checked)
+        donor["name"] = name.field()
     note = item.get("note")
     if note is not None:
         check_text(note, f"{where}note", 500)
@@ -360,6 +391,7 @@ def _donation(
         "donor": donor,
         "reference": commitment(salt, reference),
         "postings": move_json(pool, currency, amount, "donations", "available"),
+        "v": DATA_VERSION,
     }
     private = {
         "external_reference": reference,
@@ -367,4 +399,4 @@ def _donation(
         "note": note,
     }
     encoded = None if cycle is None else encode_data({**data, "cycle": cycle})
-    return _Donation(currency, data, salt, private, encoded)
+    return _Donation(currency, data, salt, private, encoded, name)

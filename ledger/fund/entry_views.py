@@ -3,13 +3,14 @@ place in the chain and the tree, a pool's entries, the key the log published.
 
 Plain frozen dataclasses, no Flask. What a write returned is rendered from the entries it
 wrote alone (:func:`written`, :func:`recorded_receipts`), so an idempotent replay of the write
-renders exactly the same body. Only :func:`donation_receipts` reads a private record: the
-receipt salt, for the treasurer who recorded the donation.
+renders exactly the same body (but for a public text redacted since: its text is no longer
+served). Only :func:`donation_receipts` reads a private record: the receipt salt, for the
+treasurer who recorded the donation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,14 @@ from sqlalchemy import Connection, Engine, and_, select
 
 from ledger.errors import LedgerError, NotFound
 from ledger.fund.privacy import private_salt
+from ledger.fund.public_text import (
+    ServedText,
+    entry_texts,
+    served_texts,
+    shown,
+    shown_data,
+    text_commitments,
+)
 from ledger.fund.rules import Outcome
 from ledger.fund.schema import entry_pools, pools_entries
 from ledger.fund.state import pool_row
@@ -31,7 +40,9 @@ from ledger.log.storage import StoredCheckpoint
 
 @dataclass(frozen=True)
 class Written:
-    """An entry a write appended: its envelope, hash and kind-specific data."""
+    """An entry a write appended: its envelope, hash and kind-specific data; ``shown`` is the
+    data with each public text as readers see it (the text, or ``[redacted]``), ``texts``
+    the texts served beside the entry (see :func:`ledger.fund.public_text.entry_texts`)."""
 
     seq: int
     ts: str
@@ -39,6 +50,8 @@ class Written:
     actor: str
     entry_hash: str
     data: dict[str, Any]
+    shown: dict[str, Any]
+    texts: dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,7 @@ class EntryPlace:
     next_seq: int | None
     checkpoint: StoredCheckpoint | None  # the latest checkpoint that covers the entry
     proof: tuple[str, ...]  # inclusion proof of the entry in that checkpoint's tree
+    texts: dict[str, dict[str, Any]]  # the public texts served beside it, by field
 
 
 def pool_entries(engine: Engine, pool: str, limit: int = 20) -> list[Entry]:
@@ -122,6 +136,8 @@ def entry_place(log: Log, seq: int) -> EntryPlace:
         proof = tuple(h.hex() for h in log.inclusion_proof(seq, checkpoint.size))
     else:
         checkpoint = None
+    with read_transaction(log.engine) as conn:
+        texts = entry_texts(entry.kind, entry.data, served_for(conn, entry))
     return EntryPlace(
         entry=entry,
         entry_hash=entry.hash.hex(),
@@ -129,6 +145,7 @@ def entry_place(log: Log, seq: int) -> EntryPlace:
         next_seq=seq + 1 if seq + 1 < size else None,
         checkpoint=checkpoint,
         proof=proof,
+        texts=texts,
     )
 
 
@@ -141,8 +158,9 @@ def published_vkey(engine: Engine) -> str | None:
 # -- what writes return ---------------------------------------------------------------------
 
 
-def written_entry(entry: Entry) -> Written:
-    """``entry`` as a write returns it."""
+def written_entry(entry: Entry, served: Mapping[str, ServedText]) -> Written:
+    """``entry`` as a write returns it, with the texts ``served`` for its commitments."""
+    texts = {c: s.text for c, s in served.items()}
     return Written(
         seq=entry.seq,
         ts=entry.ts,
@@ -150,16 +168,25 @@ def written_entry(entry: Entry) -> Written:
         actor=entry.actor,
         entry_hash=entry.hash.hex(),
         data=entry.data,
+        shown=shown_data(entry.kind, entry.data, texts),
+        texts=entry_texts(entry.kind, entry.data, served),
     )
+
+
+def served_for(conn: Connection, entry: Entry) -> dict[str, ServedText]:
+    """The ``public_texts`` rows of the entry's committed texts."""
+    commitments = text_commitments(entry.kind, entry.data).values()
+    return served_texts(conn, commitments) if commitments else {}
 
 
 def written(engine: Engine, seq: int, kind: str) -> Written:
     """The entry a write appended at ``seq`` (which must be of ``kind``)."""
     with read_transaction(engine) as conn:
         entry = load_entry(conn, seq)
+        served = served_for(conn, entry)
     if entry.kind != kind:
         raise LedgerError(f"entry {seq} is a {entry.kind}, not the {kind} that was written")
-    return written_entry(entry)
+    return written_entry(entry, served)
 
 
 def donation_receipts(engine: Engine, vault: Vault, first: int, count: int) -> list[Receipt]:
@@ -175,13 +202,21 @@ def donation_receipts(engine: Engine, vault: Vault, first: int, count: int) -> l
         found = [decode_entry(bytes(body)) for (body,) in rows]
         if len(found) != count or any(e.kind != "donation_recorded" for e in found):
             raise LedgerError(f"entries {first}..{first + count - 1} are not the donations")
+        names = [c for e in found for c in text_commitments(e.kind, e.data).values()]
+        texts = {c: s.text for c, s in served_texts(conn, names).items()} if names else {}
         return [
-            donation_receipt(entry, private_salt(conn, vault, entry.data["donor"]["commitment"]))
+            donation_receipt(
+                entry, private_salt(conn, vault, entry.data["donor"]["commitment"]), texts
+            )
             for entry in found
         ]
 
 
-def donation_receipt(entry: Entry, salt: bytes | None) -> Receipt:
+def donation_receipt(
+    entry: Entry, salt: bytes | None, texts: Mapping[str, str | None] | None = None
+) -> Receipt:
+    """The receipt of a donation entry; ``texts`` (commitment -> text) gives a display name
+    of data version 2."""
     d = entry.data
     return Receipt(
         seq=entry.seq,
@@ -195,7 +230,7 @@ def donation_receipt(entry: Entry, salt: bytes | None) -> Receipt:
         cycle=int(d["cycle"]),
         commitment=d["donor"]["commitment"],
         salt=None if salt is None else salt.hex(),
-        display_name=d["donor"].get("name"),
+        display_name=shown(d["donor"].get("name"), texts or {}),
     )
 
 
@@ -204,7 +239,10 @@ def recorded_receipts(engine: Engine, vault: Vault, outcome: Outcome, count: int
     (an idempotent retry wrote nothing) read back from the log."""
     if outcome.replayed:
         return donation_receipts(engine, vault, outcome.seq, count)
-    return [donation_receipt(entry, outcome.salts[entry.seq]) for entry in outcome.written]
+    return [
+        donation_receipt(entry, outcome.salts[entry.seq], outcome.texts)
+        for entry in outcome.written
+    ]
 
 
 def pool_entry_page(

@@ -3,7 +3,9 @@ and what a vote returns.
 
 Plain frozen dataclasses, no Flask, over public tables only (never ``private_records`` or
 ``tokens``). :func:`vote_result` renders a vote from the log's own record, so an idempotent
-replay of the vote renders exactly the same body.
+replay of the vote renders exactly the same body (but for a text redacted since). A purpose
+or note of entry data version 2 is read from ``public_texts``; once redacted it shows as
+``[redacted]`` (:data:`ledger.fund.public_text.REDACTED`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, case, func, or_, select
 
 from ledger.errors import LedgerError, RuleViolation
-from ledger.fund.entry_views import Written, load_entries, load_entry, written_entry
+from ledger.fund.entry_views import (
+    Written,
+    load_entries,
+    load_entry,
+    served_for,
+    written_entry,
+)
+from ledger.fund.public_text import REDACTED, served_texts
 from ledger.fund.schema import grants, votes
 from ledger.fund.state import grant_row, pool_row
 from ledger.log.db import read_transaction
@@ -109,13 +118,33 @@ def _tallies(conn: Connection, grant_ids: Sequence[int]) -> dict[int, dict[str, 
     return tallies
 
 
-def _grant_view(row: Any, tally: dict[str, int], **extra: Any) -> GrantView:
+Texts = dict[str, str | None]
+
+
+def _texts(conn: Connection, commitments: Sequence[str | None]) -> Texts:
+    """commitment -> text (None once redacted) of the version-2 texts among ``commitments``."""
+    wanted = [c for c in commitments if c is not None]
+    if not wanted:
+        return {}
+    return {c: served.text for c, served in served_texts(conn, wanted).items()}
+
+
+def _text(text: str | None, commitment: str | None, texts: Texts) -> str | None:
+    """A projected text column pair as shown: version 1's text, or version 2's from
+    ``public_texts`` (REDACTED when it is not served)."""
+    if commitment is None:
+        return text
+    served = texts.get(commitment)
+    return REDACTED if served is None else served
+
+
+def _grant_view(row: Any, tally: dict[str, int], texts: Texts, **extra: Any) -> GrantView:
     return GrantView(
         id=int(row.id),
         pool=row.pool,
         amount=row.amount,
         currency=row.currency,
-        purpose=row.purpose,
+        purpose=_text(row.purpose, row.purpose_commitment, texts) or "",
         urgency=row.urgency,
         recipient=row.recipient,
         proposer=row.proposer,
@@ -162,7 +191,8 @@ def grant_queue(
         ).all()
         page = rows[:limit]
         tallies = _tallies(conn, [int(r.id) for r in page])
-        items = tuple(_grant_view(r, tallies.get(int(r.id), {})) for r in page)
+        texts = _texts(conn, [r.purpose_commitment for r in page])
+        items = tuple(_grant_view(r, tallies.get(int(r.id), {}), texts) for r in page)
     return GrantPage(items, next=items[-1].id if len(rows) > limit else None)
 
 
@@ -190,7 +220,11 @@ def _grant_details(conn: Connection, rows: Sequence[Any]) -> list[GrantView]:
     """Grants with their votes and decisions, read with one query for each."""
     ids = [int(row.id) for row in rows]
     cast: dict[int, list[VoteView]] = {grant_id: [] for grant_id in ids}
-    ballots = conn.execute(select(votes).where(votes.c.grant_id.in_(ids)).order_by(votes.c.seq))
+    ballots = conn.execute(
+        select(votes).where(votes.c.grant_id.in_(ids)).order_by(votes.c.seq)
+    ).all()
+    commitments = [row.purpose_commitment for row in rows]
+    texts = _texts(conn, [*commitments, *(v.note_commitment for v in ballots)])
     for v in ballots:
         cast[int(v.grant_id)].append(
             VoteView(
@@ -198,7 +232,7 @@ def _grant_details(conn: Connection, rows: Sequence[Any]) -> list[GrantView]:
                 member=v.member,
                 collective=v.collective,
                 vote=v.vote,
-                note=v.note,
+                note=_text(v.note, v.note_commitment, texts),
                 cycle=int(v.cycle),
                 void=bool(v.void),
             )
@@ -213,7 +247,7 @@ def _grant_details(conn: Connection, rows: Sequence[Any]) -> list[GrantView]:
             "reject": sum(1 for v in grant_votes if v.vote == "reject" and not v.void),
         }
         decision = None if row.decided_seq is None else decisions[int(row.decided_seq)]
-        details.append(_grant_view(row, tally, votes=grant_votes, decision=decision))
+        details.append(_grant_view(row, tally, texts, votes=grant_votes, decision=decision))
     return details
 
 
@@ -243,10 +277,11 @@ def vote_result(engine: Engine, seq: int) -> VoteResult:
             decided.kind != "grant_decided" or decided.data["grant"] != grant_id
         ):
             decided = None
+        served = served_for(conn, vote)
         if decided is not None:
             decision = _decision(decided)
             return VoteResult(
-                vote=written_entry(vote),
+                vote=written_entry(vote, served),
                 grant=grant_id,
                 status=decision.decision,
                 approvals=decision.approvals,
@@ -273,7 +308,7 @@ def vote_result(engine: Engine, seq: int) -> VoteResult:
         ).all()
         counted = [(member, choice) for s, member, choice in ballots if s not in voided]
         return VoteResult(
-            vote=written_entry(vote),
+            vote=written_entry(vote, served),
             grant=grant_id,
             status="proposed",
             approvals=tuple(sorted(m for m, v in counted if v == "approve")),

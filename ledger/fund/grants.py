@@ -1,5 +1,9 @@
 """Grants and votes: proposals, quorum and fast-lane decisions, disbursements,
 cancellations and corrections.
+
+A grant's purpose, a vote's note and the reason of a cancellation or correction are public
+text: the entry (data version 2) commits to each, and the text goes to ``public_texts`` in the
+same transaction (:mod:`ledger.fund.public_text`), so it can be redacted.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from sqlalchemy import select
 from ledger.errors import RuleViolation
 from ledger.fund.money import check_currency, move, move_json, parse_amount, postings_json
 from ledger.fund.privacy import PrivateRecord, commitment, keep_private, new_salt
+from ledger.fund.public_text import DATA_VERSION, PublicText, keep_public
 from ledger.fund.rules import (
     URGENCIES,
     VOTES,
@@ -70,16 +75,19 @@ class GrantCommands(FundCommands):
                 raise RuleViolation(
                     f"pool {pool!r} does not take {currency}", "currency_not_accepted"
                 )
+            text = PublicText.new(purpose)
             data = {
                 "pool": pool,
                 "amount": str(amount),
                 "currency": currency,
-                "purpose": purpose,
+                "purpose": text.field(),
                 "urgency": urgency,
                 "recipient": recipient,
                 "cycle": tx.cycle.number,
+                "v": DATA_VERSION,
             }
             entry = tx.emit("grant_proposed", data, actor.id)
+            keep_public(tx.conn, [(text, entry.seq, "purpose")])
             if details is not None:
                 salt = new_salt()
                 payload = {"grant": entry.seq, "recipient_details": details}
@@ -182,17 +190,21 @@ class GrantCommands(FundCommands):
                 postings = move(
                     grant.pool, grant.currency, int(grant.amount), "committed", "available"
                 )
+            text = PublicText.new(reason)
             data = {
                 "grant": grant_id,
                 "pool": grant.pool,
                 "amount": grant.amount,
                 "currency": grant.currency,
-                "reason": reason,
+                "reason": text.field(),
                 "was": grant.status,
                 "cycle": tx.cycle.number,
                 "postings": postings_json(postings),
+                "v": DATA_VERSION,
             }
-            return tx.emit("grant_cancelled", data, actor.id)
+            entry = tx.emit("grant_cancelled", data, actor.id)
+            keep_public(tx.conn, [(text, entry.seq, "reason")])
+            return entry
 
         return self._run(actor, idempotency_key, request, command)
 
@@ -212,7 +224,11 @@ class GrantCommands(FundCommands):
         def command(tx: FundTransaction) -> Entry:
             target = self.log.entry(corrects, conn=tx.conn)
             data = _reversal(tx, target)
-            return tx.emit("correction", {**data, "reason": reason}, actor.id)
+            text = PublicText.new(reason)
+            data.update(reason=text.field(), v=DATA_VERSION)
+            entry = tx.emit("correction", data, actor.id)
+            keep_public(tx.conn, [(text, entry.seq, "reason")])
+            return entry
 
         return self._run(actor, idempotency_key, request, command)
 
@@ -261,9 +277,13 @@ class _Voting:
             "fast_lane": fast_lane,
             "cycle": tx.cycle.number,
         }
-        if note is not None:
-            data["note"] = note
+        text = None if note is None else PublicText.new(note)
+        if text is not None:
+            data["note"] = text.field()
+        data["v"] = DATA_VERSION
         entry = tx.emit("vote_cast", data, self.actor.id)
+        if text is not None:
+            keep_public(tx.conn, [(text, entry.seq, "note")])
         if decision is not None:
             tx.emit("grant_decided", decision, self.actor.id)
         return entry

@@ -241,18 +241,29 @@ def _donation_recorded(conn: Connection, entry: Entry) -> None:
     _donations_recorded(conn, (entry,))
 
 
+def _text_columns(value: Any) -> tuple[str | None, str | None]:
+    """A public text field as two columns: the text (data version 1) or the commitment
+    (version 2, ``{"commitment": hex}``; the text is in ``public_texts``, not here)."""
+    if value is None or isinstance(value, str):
+        return value, None
+    return None, str(value["commitment"])
+
+
 def _grant_proposed(conn: Connection, entry: Entry) -> None:
     d = entry.data
+    purpose, commitment = _text_columns(d["purpose"])
     write_sql(
         conn,
-        "INSERT INTO grants (id, pool, amount, currency, purpose, urgency, recipient, proposer, "
-        "proposed_ts, proposed_cycle, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'proposed')",
+        "INSERT INTO grants (id, pool, amount, currency, purpose, purpose_commitment, urgency, "
+        "recipient, proposer, proposed_ts, proposed_cycle, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'proposed')",
         (
             entry.seq,
             d["pool"],
             d["amount"],
             d["currency"],
-            d["purpose"],
+            purpose or "",
+            commitment,
             d["urgency"],
             d["recipient"],
             entry.actor,
@@ -264,17 +275,19 @@ def _grant_proposed(conn: Connection, entry: Entry) -> None:
 
 def _vote_cast(conn: Connection, entry: Entry) -> None:
     d = entry.data
+    note, commitment = _text_columns(d.get("note"))
     write_sql(
         conn,
-        "INSERT INTO votes (seq, grant_id, member, collective, vote, note, cycle, void) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+        "INSERT INTO votes (seq, grant_id, member, collective, vote, note, note_commitment, "
+        "cycle, void) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
         (
             entry.seq,
             d["grant"],
             d["member"],
             d["collective"],
             d["vote"],
-            d.get("note"),
+            note,
+            commitment,
             d["cycle"],
         ),
     )
@@ -332,7 +345,8 @@ def _correction(conn: Connection, entry: Entry) -> None:
 
 
 def _no_projection(conn: Connection, entry: Entry) -> None:
-    """Entries that change no projection (log bookkeeping, anchors)."""
+    """Entries that change no projection (log bookkeeping, anchors, redactions: the text a
+    ``text_redacted`` entry names lives in ``public_texts``, which is not a projection)."""
 
 
 APPLIERS: Mapping[str, Callable[[Connection, Entry], None]] = {
@@ -352,6 +366,7 @@ APPLIERS: Mapping[str, Callable[[Connection, Entry], None]] = {
     "grant_disbursed": _grant_disbursed,
     "grant_cancelled": _grant_cancelled,
     "correction": _correction,
+    "text_redacted": _no_projection,
 }
 
 

@@ -62,13 +62,14 @@ class Outcome:
     """The first entry a command wrote (or, replayed by idempotency key, wrote before).
 
     Donations also carry what their receipts need, so the answer is built without reading
-    back what was just written: the entries and their receipt salts by seq (both empty when
-    replayed)."""
+    back what was just written: the entries, their receipt salts by seq and the display names
+    by commitment (all empty when replayed)."""
 
     seq: int
     replayed: bool
     written: tuple[Entry, ...] = ()
     salts: Mapping[int, bytes] = field(default_factory=dict)
+    texts: Mapping[str, str] = field(default_factory=dict)
 
 
 def check_slug(value: Any, field: str) -> str:

@@ -2,7 +2,7 @@
 
 The projections are the relational view of the log, rebuilt by replaying it (``lunaria replay
 --check`` compares). The rest are not derived from the log: the persisted lunar boundaries,
-the private (erasable) records and the API tokens.
+the private (erasable) records, the public (redactable) texts and the API tokens.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ grants = Table(
     Column("pool", String(64), nullable=False, index=True),
     Column("amount", String(40), nullable=False),
     Column("currency", String(8), nullable=False),
-    Column("purpose", Text, nullable=False),
+    Column("purpose", Text, nullable=False),  # version 1: the text; version 2: ""
+    Column("purpose_commitment", String(64), nullable=True),  # version 2 (public_texts)
     Column("urgency", String(8), nullable=False),
     Column("recipient", String(64), nullable=False),
     Column("proposer", String(100), nullable=False),
@@ -107,7 +108,8 @@ votes = Table(
     Column("member", String(64), nullable=False),
     Column("collective", String(64), nullable=False),
     Column("vote", String(8), nullable=False),
-    Column("note", Text, nullable=True),
+    Column("note", Text, nullable=True),  # version 1: the text; version 2: NULL
+    Column("note_commitment", String(64), nullable=True),  # version 2 (public_texts)
     Column("cycle", Integer, nullable=False),
     Column("void", Integer, nullable=False),
 )
@@ -204,6 +206,21 @@ private_records = Table(
     Column("key_id", String(16), nullable=False),
     Column("wrapped_key", LargeBinary, nullable=False),
     Column("sealed", LargeBinary, nullable=False),
+)
+
+# Public text (a donor's display name, a grant's purpose, vote notes, cancellation and
+# correction reasons) behind the commitments of entry data version 2 (ledger.fund.public_text):
+# served beside the entry at ``seq`` so anyone can check it. Redacting one sets text and salt
+# to NULL and records the ``text_redacted`` entry; replaying the log cannot rebuild this table.
+public_texts = Table(
+    "public_texts",
+    metadata,
+    Column("commitment", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False, index=True),
+    Column("field", String(16), nullable=False),  # where in the entry's data: "donor.name"
+    Column("text", Text, nullable=True),
+    Column("salt", String(64), nullable=True),  # hex
+    Column("redacted_seq", BigInteger, nullable=True),
 )
 
 tokens = Table(

@@ -61,7 +61,7 @@ MAX_INDEX = 2**63 - 1
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
 _RECEIPT_KEYS = frozenset({"entry", "seq", "leaf_hash", "proof", "checkpoint", "vkey"})
-_OPTIONAL_KEYS = frozenset({"entry_b64"})
+_OPTIONAL_KEYS = frozenset({"entry_b64", "texts"})
 _PROOF_KEYS = frozenset({"index", "size", "leaf_hash", "hashes"})
 
 
@@ -190,7 +190,11 @@ class InclusionProof:
 
 @dataclass(frozen=True)
 class Receipt:
-    """A JSON receipt: the entry's canonical bytes, its inclusion proof and the checkpoint."""
+    """A JSON receipt: the entry's canonical bytes, its inclusion proof and the checkpoint.
+
+    ``texts``, when present, is what the application serves beside the entry (the fund's
+    public texts and their salts, see ``ledger.fund.public_text``): carried as it is, never
+    part of what the proof covers; the log neither reads nor checks it."""
 
     entry: bytes
     seq: int
@@ -199,9 +203,10 @@ class Receipt:
     hashes: tuple[bytes, ...]
     checkpoint: str
     vkey: str
+    texts: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "entry": json.loads(self.entry),
             "entry_b64": _b64encode(self.entry),
             "seq": self.seq,
@@ -210,6 +215,9 @@ class Receipt:
             "checkpoint": self.checkpoint,
             "vkey": self.vkey,
         }
+        if self.texts is not None:
+            body["texts"] = self.texts
+        return body
 
     @property
     def proof(self) -> InclusionProof:
@@ -303,6 +311,9 @@ def parse_receipt_json(data: str | bytes) -> Receipt:
         Verifier.from_vkey(vkey)
     except LedgerError as exc:
         raise ProofError(f"receipt: {exc.message}") from exc
+    texts = obj.get("texts")
+    if texts is not None and not isinstance(texts, dict):
+        raise ProofError("receipt texts must be a JSON object")
     return Receipt(
         entry=_entry_bytes(obj),
         seq=seq,
@@ -311,6 +322,7 @@ def parse_receipt_json(data: str | bytes) -> Receipt:
         hashes=hashes,
         checkpoint=checkpoint,
         vkey=vkey,
+        texts=texts,
     )
 
 
