@@ -47,6 +47,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         grants,
         ledger_api,
         pools,
+        redactions,
         reports,
         tlog,
         tokens,
@@ -56,7 +57,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     cli.init_app(app)
     api = docs.make_api(app)
-    for module in (pools, collectives, donations, grants, corrections, tokens, erasures):
+    writes = (pools, collectives, donations, grants, corrections, tokens, erasures, redactions)
+    for module in writes:
         api.register_blueprint(module.blp)
     for public in (ledger_api, feeds, reports):  # the public reads of the log
         api.register_blueprint(public.blp)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from api import anchor_cli, create_app, db, publish_cli, worker_cli
 from api.command_errors import fail, reports_ledger_errors
+from api.redact_cli import redact_command
 from api.reports_cli import report_command
 from ledger import migrate
 from ledger.errors import LedgerError
@@ -345,6 +346,7 @@ COMMANDS: tuple[click.Command, ...] = (
     rotate_command,
     replay_command,
     erase_command,
+    redact_command,
     token_group,
     key_group,
     *publish_cli.COMMANDS,

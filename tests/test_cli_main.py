@@ -32,6 +32,7 @@ COMMANDS = {
     "key",
     "publish",
     "receipt",
+    "redact",
     "replay",
     "report",
     "rotate",

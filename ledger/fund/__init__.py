@@ -4,7 +4,8 @@ Commands (:class:`Fund`, split by capability across :mod:`.organisation`, :mod:`
 :mod:`.donations` and :mod:`.grants`), the rules they check (:mod:`.rules`, :mod:`.state`),
 the projections that the log is replayed into (:mod:`.projections`, :mod:`.replay`), read
 models (:mod:`.views`, which gathers :mod:`.pool_views`, :mod:`.grant_views` and
-:mod:`.entry_views`), personal data (:mod:`.privacy`), tokens (:mod:`.access`), the
+:mod:`.entry_views`), personal data (:mod:`.privacy`), public text and its redaction
+(:mod:`.public_text`, :mod:`.redaction`), tokens (:mod:`.access`), the
 governance replay of an outside audit (:mod:`.governance`, :mod:`.audit`) and the demo.
 
 The fund builds on :mod:`ledger.log`, never the other way round. What other packages use is
@@ -13,7 +14,7 @@ re-exported here; import it from ``ledger.fund``.
 
 from __future__ import annotations
 
-from ledger.fund import access, views
+from ledger.fund import access, public_text, views
 from ledger.fund.access import TokenInfo, Unauthorized, authenticate
 from ledger.fund.audit import audit
 from ledger.fund.commands import Fund
@@ -29,6 +30,7 @@ from ledger.fund.privacy import (
     recipient_commitment,
     seal_legacy_records,
 )
+from ledger.fund.redaction import OPERATOR, REASONS
 from ledger.fund.replay import check_replay
 from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
 from ledger.fund.schema import cycles
@@ -43,6 +45,8 @@ __all__ = [
     "GRANT_STATUSES",
     "MAX_BATCH",
     "MAX_PAGE",
+    "OPERATOR",
+    "REASONS",
     "ROLES",
     "URGENCIES",
     "VOTES",
@@ -69,6 +73,7 @@ __all__ = [
     "newest_pool_entries",
     "pool_entry_page",
     "pool_row",
+    "public_text",
     "recipient_commitment",
     "seal_legacy_records",
     "start_of_demo",

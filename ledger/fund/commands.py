@@ -10,7 +10,11 @@ from ledger.fund.custody import CustodyCommands
 from ledger.fund.donations import DonationCommands
 from ledger.fund.grants import GrantCommands
 from ledger.fund.organisation import OrganisationCommands
+from ledger.fund.redaction import RedactionCommands
 
 
-class Fund(OrganisationCommands, CustodyCommands, DonationCommands, GrantCommands):
-    """Commands on the fund: pools and collectives, custody, donations, grants and votes."""
+class Fund(
+    OrganisationCommands, CustodyCommands, DonationCommands, GrantCommands, RedactionCommands
+):
+    """Commands on the fund: pools and collectives, custody, donations, grants and votes, and
+    the redaction of public text."""

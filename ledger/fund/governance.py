@@ -12,7 +12,11 @@ checked against its tables is checked again here against state rebuilt from the 
   to reach it; a fast-lane approval is one urgent grant within the per-grant cap and what is
   left of the cycle's allowance; each decision records exactly the ballots that counted;
 * handovers: per currency, opening (the previous closing) + donations - disbursements +
-  corrections = closing = available + committed, with every figure equal to the replay's.
+  corrections = closing = available + committed, with every figure equal to the replay's;
+* public text: the data of a kind with public text is of version 1 (texts inline) or 2
+  (``{"commitment": hex}``), each commitment appears once; a ``text_redacted`` entry, by an
+  admin or the operator, names a commitment an earlier entry holds in the field it says, not
+  redacted before, with a known reason code.
 
 :class:`GovernanceReplay` raises :class:`VerificationError` naming the entry and the rule.
 """
@@ -25,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.errors import VerificationError
+from ledger.fund.public_text import TEXT_FIELDS, checked_text_fields
+from ledger.fund.redaction import OPERATOR, REASONS
 from ledger.fund.rules import member_actor
 from ledger.log.entry import Entry
 
@@ -76,6 +82,16 @@ class _Grant:
     ballots: list[_Ballot] = field(default_factory=list)  # open ones: void ballots are removed
 
 
+@dataclass
+class _Text:
+    """A committed public text: the entry and field holding it, and whether it was redacted."""
+
+    seq: int
+    field: str
+    pool: Any
+    redacted: bool = False
+
+
 class GovernanceReplay:
     """Custody, votes, decisions and handovers, entry by entry.
 
@@ -92,6 +108,7 @@ class GovernanceReplay:
             lambda: dict.fromkeys(FLOWS, 0)
         )
         self.fast_lane_used: dict[tuple[str, int, str], int] = defaultdict(int)
+        self.texts: dict[str, _Text] = {}
         self._rules: Mapping[str, Callable[[Entry, dict[str, Any]], None]] = {
             "collective_registered": self._collective_registered,
             "member_added": self._member_added,
@@ -106,6 +123,7 @@ class GovernanceReplay:
             "grant_disbursed": self._grant_disbursed,
             "grant_cancelled": self._grant_cancelled,
             "correction": self._correction,
+            "text_redacted": self._text_redacted,
         }
 
     def add(self, entry: Entry) -> None:
@@ -113,6 +131,8 @@ class GovernanceReplay:
         if rule is None:
             return
         try:
+            if entry.kind in TEXT_FIELDS:
+                self._public_texts(entry)
             rule(entry, entry.data)
         except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
             raise VerificationError(
@@ -364,6 +384,39 @@ class GovernanceReplay:
                 entry.seq, f"grant {d['grant']} records {d['allowance_left']} left, not {left}"
             )
         self.fast_lane_used[key] += grant.amount
+
+    # -- public text ------------------------------------------------------------------------
+
+    def _public_texts(self, entry: Entry) -> None:
+        for path, commitment in checked_text_fields(entry.seq, entry.kind, entry.data).items():
+            if commitment in self.texts:
+                raise VerificationError(
+                    entry.seq,
+                    f"{path} commits to {commitment}, which entry "
+                    f"{self.texts[commitment].seq} holds already",
+                )
+            self.texts[commitment] = _Text(entry.seq, path, entry.data.get("pool"))
+
+    def _text_redacted(self, entry: Entry, d: dict[str, Any]) -> None:
+        if entry.actor != OPERATOR.id and not entry.actor.startswith("admin:"):
+            raise VerificationError(entry.seq, f"{entry.actor!r} redacts, but is no admin")
+        if d["reason"] not in REASONS:
+            raise VerificationError(entry.seq, f"redaction reason {d['reason']!r} is unknown")
+        text = self.texts.get(d["commitment"])
+        if text is None:
+            raise VerificationError(
+                entry.seq, f"redacts {d['commitment']!r}, which no earlier entry commits to"
+            )
+        if (d["entry"], d["field"], d.get("pool")) != (text.seq, text.field, text.pool):
+            raise VerificationError(
+                entry.seq,
+                f"redacts {d['commitment']} as {d['field']} of entry {d['entry']} "
+                f"(pool {d.get('pool')}), but it is {text.field} of entry {text.seq} "
+                f"(pool {text.pool})",
+            )
+        if text.redacted:
+            raise VerificationError(entry.seq, f"redacts {d['commitment']} a second time")
+        text.redacted = True
 
     # -- lookups ----------------------------------------------------------------------------
 

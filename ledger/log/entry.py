@@ -38,6 +38,7 @@ KINDS = frozenset(
         "grant_cancelled",
         "correction",
         "checkpoint_anchored",
+        "text_redacted",
     }
 )
 
