@@ -3,7 +3,9 @@
 ``/api/v1/pools/<slug>/feed.atom``: the pool's latest entries, newest first, each titled in
 plain words ("Donation of 15.00 EUR (bank)") and linked to its page ``/entries/<seq>``. Ids
 are tag URIs (RFC 4151) made of the log's origin and the entry's seq, so they never change
-and never collide with another log's. Only what the public log says is shown.
+and never collide with another log's. Only what the public log says is shown, with the public
+texts its entries commit to (entry data version 2) as served beside them: ``[redacted]`` once
+redacted.
 
 The XML is built with ``xml.etree`` (which escapes text); characters XML 1.0 cannot carry at
 all are replaced, so the feed is well formed whatever a logged string holds.
@@ -23,7 +25,13 @@ from sqlalchemy import Engine, select
 
 from api import db
 from api.ledger_api import Blueprint, revalidate
-from ledger.fund import CURRENCY_EXPONENTS, format_major, newest_pool_entries, pool_row
+from ledger.fund import (
+    CURRENCY_EXPONENTS,
+    format_major,
+    newest_pool_entries,
+    pool_row,
+    public_text,
+)
 from ledger.log import Entry, entries, load_head, read_transaction
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -60,6 +68,7 @@ class PoolFeed:
     slug: str
     name: str
     entries: tuple[Entry, ...]  # newest first
+    texts: Mapping[str, str | None]  # their public texts: commitment -> text (None: redacted)
 
 
 def read_pool_feed(engine: Engine, slug: str, limit: int = FEED_LENGTH) -> PoolFeed:
@@ -69,7 +78,8 @@ def read_pool_feed(engine: Engine, slug: str, limit: int = FEED_LENGTH) -> PoolF
         pool = pool_row(conn, slug)
         created = conn.execute(select(entries.c.ts).where(entries.c.seq == 0)).scalar_one()
         mine = tuple(newest_pool_entries(conn, slug, limit))
-    return PoolFeed(head.origin, created, head.last_ts, slug, pool.name, mine)
+        texts = public_text.texts_of(conn, mine)
+    return PoolFeed(head.origin, created, head.last_ts, slug, pool.name, mine, texts)
 
 
 # -- words --------------------------------------------------------------------------------------
@@ -132,6 +142,11 @@ def _correction(d: Mapping[str, Any]) -> tuple[str, str]:
     return title, f"{title}. Reason: {d['reason']}"
 
 
+def _redacted(d: Mapping[str, Any]) -> tuple[str, str]:
+    title = f"Public text of entry {d['entry']} redacted"
+    return title, f"{title}: its {d['field']} is no longer served (reason: {d['reason']})."
+
+
 def _handover(d: Mapping[str, Any]) -> tuple[str, str]:
     title = f"Custody passed from {_who(d.get('from'))} to {_who(d.get('to'))}"
     cycle = d["cycle"]
@@ -159,17 +174,19 @@ DESCRIBE: Mapping[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
     "custody_transferred": _handover,
     "roster_set": _roster,
     "pool_created": _pool,
+    "text_redacted": _redacted,
 }
 
 
-def describe(entry: Entry) -> tuple[str, str]:
-    """A title and a one-line summary in plain words."""
+def describe(entry: Entry, texts: Mapping[str, str | None] | None = None) -> tuple[str, str]:
+    """A title and a one-line summary in plain words; ``texts`` (commitment -> text) gives
+    the public texts of entry data version 2."""
     fallback = f"{entry.kind.replace('_', ' ').capitalize()} (entry {entry.seq})"
     words = DESCRIBE.get(entry.kind)
     if words is None:
         return fallback, fallback
     try:
-        return words(entry.data)
+        return words(public_text.shown_data(entry.kind, entry.data, texts or {}))
     except (KeyError, TypeError, ValueError, AttributeError):
         return fallback, fallback
 
@@ -213,7 +230,7 @@ def render_feed(feed: PoolFeed, site: str, self_url: str) -> bytes:
     _add(author, "name", f"Lunaria log {feed.origin}")
     _add(root, "generator", "Lunaria")
     for entry in feed.entries:
-        title, summary = describe(entry)
+        title, summary = describe(entry, feed.texts)
         item = _add(root, "entry")
         _add(item, "id", tag_uri(feed.origin, feed.log_created, f"entries/{entry.seq}"))
         _add(item, "title", title)

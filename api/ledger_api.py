@@ -4,19 +4,22 @@ No token, cacheable, paginated. Routes parse and render; the reads are :mod:`led
 plain functions over the database, raising ledger errors whose codes
 :data:`api.errors.PROBLEMS` maps to statuses.
 
-Entries are served as ``{"seq", "hash", "entry"}``: ``entry`` is the logged object itself,
-untouched, so ``hash`` = SHA-256(0x00 || JCS(entry)) holds without stripping anything.
+Entries are served as ``{"seq", "hash", "entry", "texts"}``: ``entry`` is the logged object
+itself, untouched, so ``hash`` = SHA-256(0x00 || JCS(entry)) holds without stripping anything;
+``texts`` holds the public texts the entry commits to (entry data version 2), each with its
+salt, beside the entry, never inside it (``{}`` when it commits to none).
 
 Caching: what can never change (an entry, a proof for sizes the log has reached, a page that
 ends before the log does) is ``immutable`` for a year; what moves with the log (the latest
-checkpoint, receipts against it, the last page) for a few seconds. Every 200 carries an ETag
+checkpoint, receipts against it, the last page) and whatever serves a public text (it can be
+redacted) for a few seconds. Every 200 carries an ETag
 and answers ``If-None-Match`` with 304.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, cast
 
 import flask
@@ -28,7 +31,7 @@ from api import db
 from api.blueprint import Blueprint as ApiBlueprint
 from api.blueprint import JsonParser, SlugConverter
 from api.errors import ApiProblem, flatten_messages
-from ledger.fund import pool_entry_page
+from ledger.fund import pool_entry_page, public_text
 from ledger.log import (
     DEFAULT_LIMIT,
     KINDS,
@@ -161,6 +164,14 @@ class PublicEntrySchema(ma.Schema):
     entry = fields.Dict(
         metadata={"description": "The logged object exactly as hashed (re-canonicalise with JCS)"}
     )
+    texts = fields.Dict(
+        metadata={
+            "description": "The public texts the entry commits to (entry data version 2), by "
+            "field (e.g. purpose, donor.name): {commitment, text, salt, redacted_seq}; "
+            "SHA-256('lunaria/public-text/v1' || 0x00 || salt || UTF-8 text) = commitment. "
+            "text and salt are null once redacted; {} when the entry commits to none"
+        }
+    )
 
 
 class EntryPageSchema(ma.Schema):
@@ -213,6 +224,9 @@ class LogReceiptSchema(ma.Schema):
     proof = fields.Nested(InclusionProofSchema)
     checkpoint = fields.String(metadata={"description": "The signed checkpoint (signed note)"})
     vkey = fields.String(metadata={"description": "A hint: verify with keys you trust"})
+    texts = fields.Dict(
+        metadata={"description": "Only for an entry with public texts: as in the entries"}
+    )
 
 
 class AnchorSchema(ma.Schema):
@@ -256,6 +270,16 @@ def _cached(policy: str) -> dict[str, str]:
 
 def _text(body: str, policy: str) -> Response:
     return Response(body, content_type=TEXT, headers=_cached(policy))
+
+
+def _served(items: Sequence[Any]) -> list[dict[str, Any]]:
+    """Entries as served (``ledger.log``'s public entries): each with the public texts it
+    commits to beside it."""
+    texts = public_text.texts_beside(db.get_engine(), [item.entry for item in items])
+    return [
+        {"seq": item.seq, "hash": item.hash, "entry": item.entry, "texts": served}
+        for item, served in zip(items, texts, strict=True)
+    ]
 
 
 def _next_url(page: Page, query: Mapping[str, Any]) -> str | None:
@@ -311,16 +335,21 @@ def list_entries(query: dict[str, Any]) -> Reply:
         if query.get("pool") is None
         else pool_entry_page(engine, **query)
     )
-    body = {**page.body(), "next_url": _next_url(page, query)}
-    return body, 200, _cached(LONG_CACHE if page.settled else SHORT_CACHE)
+    items = _served(page.items)
+    body = {"items": items, "next": page.next, "next_url": _next_url(page, query)}
+    settled = page.settled and not any(item["texts"] for item in items)
+    return body, 200, _cached(LONG_CACHE if settled else SHORT_CACHE)
 
 
 @blp.route(f"/ledger/entries/{SEQ}", methods=["GET"])
 @blp.response(200, PublicEntrySchema)
 def get_entry(seq: int) -> Reply:
-    """One entry as ``{"seq", "hash", "entry"}``; entries never change (cached a year)."""
-    found = entry_at(db.get_engine(), seq)
-    return found, 200, {**_cached(LONG_CACHE), "ETag": f'"{found.hash}"'}
+    """One entry as ``{"seq", "hash", "entry", "texts"}``; entries never change (cached a
+    year), but a public text beside one can be redacted (then cached for a few seconds)."""
+    (served,) = _served([entry_at(db.get_engine(), seq)])
+    if served["texts"]:
+        return served, 200, _cached(SHORT_CACHE)
+    return served, 200, {**_cached(LONG_CACHE), "ETag": f'"{served["hash"]}"'}
 
 
 @blp.route("/ledger/checkpoint", methods=["GET"])
@@ -369,8 +398,10 @@ def consistency_proof(query: dict[str, Any]) -> Response:
 @blp.response(200, LogReceiptSchema)
 def get_receipt(seq: int) -> Response:
     """The entry, its inclusion proof, the latest signed checkpoint and the log's key:
-    everything to verify offline (``lunaria verify-receipt`` or /verify)."""
-    return _json(build_receipt(db.get_log(), seq).to_json(), SHORT_CACHE)
+    everything to verify offline (``lunaria verify-receipt`` or /verify); for an entry with
+    public texts, those texts and their salts too (``texts``, as beside the entries)."""
+    receipt = public_text.receipt_with_texts(db.get_engine(), build_receipt(db.get_log(), seq))
+    return _json(receipt.to_json(), SHORT_CACHE)
 
 
 @blp.route(f"/receipts/{SEQ}.tlog-proof", methods=["GET"])

@@ -7,6 +7,8 @@
 
 A tlog-proof written by ``lunaria receipt`` carries the entry's bytes in its ``extra`` line;
 for a proof without one, pass the entry (its exact canonical bytes) with ``--entry FILE``.
+A JSON receipt of an entry with public texts carries them (``texts``); ``verify-receipt``
+checks each text served against the commitment in the entry.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from flask.cli import with_appcontext
 
 from api import db
 from api.command_errors import reports_ledger_errors
-from ledger.fund import audit
+from ledger.fund import audit, public_text
 from ledger.log import Verifier, build_receipt, parse_receipt, publish, verify_receipt
 
 FORMATS = ("json", "tlog-proof")
@@ -46,7 +48,7 @@ def publish_command(directory: Path) -> None:
 @reports_ledger_errors
 def receipt_command(seq: int, output_format: str) -> None:
     """Print the receipt of entry SEQ against the latest signed checkpoint."""
-    receipt = build_receipt(db.get_log(), seq)
+    receipt = public_text.receipt_with_texts(db.get_engine(), build_receipt(db.get_log(), seq))
     if output_format == "json":
         click.echo(receipt.dumps(), nl=False)
     else:
@@ -68,11 +70,18 @@ def receipt_command(seq: int, output_format: str) -> None:
 def verify_receipt_command(
     receipt_file: Path, vkeys: tuple[str, ...], entry_file: Path | None, origin: str | None
 ) -> None:
-    """Verify a receipt (JSON or c2sp.org/tlog-proof) offline; no database needed."""
+    """Verify a receipt (JSON or c2sp.org/tlog-proof) offline; no database needed. The
+    public texts a JSON receipt carries are checked against the entry's commitments."""
     verifiers = _verifiers(vkeys)
     receipt = parse_receipt(receipt_file.read_bytes())
     entry = None if entry_file is None else entry_file.read_bytes().removesuffix(b"\n")
-    click.echo(verify_receipt(receipt, verifiers, entry=entry, origin=origin).summary())
+    verified = verify_receipt(receipt, verifiers, entry=entry, origin=origin)
+    texts = getattr(receipt, "texts", None) or {}  # (a JSON receipt's; no tlog-proof has any)
+    found = verified.entry
+    checked = public_text.check_texts(found.seq, found.kind, found.data, texts)
+    click.echo(verified.summary())
+    for line in public_text.describe_checked(checked):
+        click.echo(line)
 
 
 @click.command("audit")

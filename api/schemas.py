@@ -251,9 +251,21 @@ class GrantQuery(ma.Schema):
 
 
 def _data(field: fields.Field[Any], name: str) -> fields.Field[Any]:
-    """A field read from the written entry's data."""
-    field.attribute = f"data.{name}"
+    """A field read from the written entry's data, as readers see it: a public text (a
+    purpose, a note, a reason) is its text, or ``[redacted]``."""
+    field.attribute = f"shown.{name}"
     return field
+
+
+def _texts(attribute: str = "texts") -> fields.Field[Any]:
+    """The public texts served beside the entry, as ``/api/v1/ledger/entries`` serves them."""
+    return fields.Dict(
+        attribute=attribute,
+        metadata={
+            "description": "The public texts the entry commits to, by field: {commitment, "
+            "text, salt, redacted_seq} (see /api/v1/ledger/entries)"
+        },
+    )
 
 
 class Posting(ma.Schema):
@@ -383,6 +395,7 @@ class GrantProposed(WrittenEntry):
     recipient = _data(fields.String(), "recipient")
     cycle = _data(fields.Integer(), "cycle")
     status = fields.Constant("proposed")
+    texts = _texts()
 
     def _grant_id(self, written: Any) -> int:
         grant_id: int = written.seq
@@ -409,12 +422,13 @@ class VoteResult(ma.Schema):
     collective = fields.String(attribute="vote.data.collective")
     vote = fields.String(attribute="vote.data.vote")
     fast_lane = fields.Boolean(attribute="vote.data.fast_lane")
-    note = fields.String(attribute="vote.data.note")
+    note = fields.String(attribute="vote.shown.note")
     cycle = fields.Integer(attribute="vote.data.cycle")
     status = fields.String(metadata={"description": "The grant's status after this vote"})
     approvals = fields.List(fields.String())
     rejections = fields.List(fields.String())
     decision = fields.Nested(Decision, allow_none=True)
+    texts = _texts("vote.texts")
 
 
 class _MoneyEntry(WrittenEntry):
@@ -433,6 +447,7 @@ class GrantDisbursed(_MoneyEntry):
 class GrantCancelled(_MoneyEntry):
     reason = _data(fields.String(), "reason")
     was = _data(fields.String(), "was")
+    texts = _texts()
 
 
 class CorrectionWritten(_MoneyEntry):
@@ -440,6 +455,7 @@ class CorrectionWritten(_MoneyEntry):
     corrected_kind = _data(fields.String(), "corrected_kind")
     fund_change = _data(fields.String(), "fund_change")
     reason = _data(fields.String(), "reason")
+    texts = _texts()
 
 
 class CurrencyBooks(ma.Schema):

@@ -8,7 +8,9 @@ a receipt is valid.
 
 Pages read through :mod:`ledger.fund.views` (and the log's anchors and version through
 :mod:`ledger.log`), over public tables only (never ``private_records`` or ``tokens``); this
-module only presents: it parses the URL, calls the read models and renders them.
+module only presents: it parses the URL, calls the read models and renders them. Public text
+(a purpose, a display name, a note, a reason) of entry data version 2 is shown as served
+beside its entry, with its salt and commitment on the entry's page; ``[redacted]`` once gone.
 
 Interface in English, Spanish and Ukrainian (flask-babel): ``?lang=`` (remembered in a
 cookie), else the best match of Accept-Language. Every response carries the security
@@ -92,6 +94,13 @@ KIND_LABELS: Mapping[str, Any] = {
     "grant_cancelled": lazy_gettext("Grant cancelled"),
     "correction": lazy_gettext("Correction"),
     "checkpoint_anchored": lazy_gettext("Checkpoint anchored"),
+    "text_redacted": lazy_gettext("Public text redacted"),
+}
+TEXT_LABELS: Mapping[str, Any] = {
+    "donor.name": lazy_gettext("Display name"),
+    "purpose": lazy_gettext("Purpose"),
+    "note": lazy_gettext("Note"),
+    "reason": lazy_gettext("Reason"),
 }
 STATUS_LABELS: Mapping[str, Any] = {
     "proposed": lazy_gettext("waiting for votes"),
@@ -227,6 +236,7 @@ def _page_context() -> dict[str, Any]:
         "status_labels": STATUS_LABELS,
         "lane_labels": LANE_LABELS,
         "urgency_labels": URGENCY_LABELS,
+        "text_labels": TEXT_LABELS,
         "report_formats": REPORT_FORMATS,
     }
 

@@ -8,13 +8,18 @@
 //   3. the inclusion proof leads from that leaf to the checkpoint's root  (RFC 9162 §2.1.3.2);
 //   4. the checkpoint (C2SP signed note) carries a valid Ed25519 signature by the key to trust;
 //   5. the latest checkpoint (fetched, signed by the same key) is consistent with it
-//      (RFC 9162 §2.1.4.2).
+//      (RFC 9162 §2.1.4.2);
+//   6. each public text the receipt carries beside the entry (`texts`, entry data version 2)
+//      recomputes the commitment the entry holds:
+//      SHA-256("lunaria/public-text/v1" || 0x00 || salt || UTF-8 text).
 //
 // Receipt JSON, as ledger/receipts.py writes it (`lunaria receipt N`, /api/v1/receipts/N):
 //   {"entry": {...}, "entry_b64": "<the exact bytes that were hashed, base64>", "seq": 5,
 //    "leaf_hash": "<hex>",
 //    "proof": {"index": 5, "size": 10, "leaf_hash": "<hex>", "hashes": ["<hex>", ...]},
-//    "checkpoint": "<the signed checkpoint note, verbatim>", "vkey": "<verifier key string>"}
+//    "checkpoint": "<the signed checkpoint note, verbatim>", "vkey": "<verifier key string>",
+//    "texts": {"purpose": {"commitment": "<hex>", "text": "…", "salt": "<hex>",
+//                          "redacted_seq": null}}}          (texts only for public text)
 // The entry's bytes are entry_b64 (which must equal the canonical form of "entry"), else the
 // entry re-canonicalised here (or given as text). The vkey is a hint and never trusted: the
 // signature is checked against the key in the page's "key to trust" field.
@@ -30,6 +35,7 @@ const MAX_SIGNATURES = 100;
 const ALG_ED25519 = 0x01;
 const SIGNATURE_PREFIX = "\u2014 ";
 const CHECKPOINT_URL = "/api/v1/ledger/checkpoint";
+const TEXT_DOMAIN = "lunaria/public-text/v1";
 const CONSISTENCY_URL = "/api/v1/ledger/proofs/consistency";
 
 /** A named failure: `key` selects the translated message, `detail` says which values. */
@@ -440,6 +446,7 @@ export function parseReceiptJson(obj) {
     proof: hashesValue.map((h, i) => fromHex(h, `proof hash ${i}`)),
     checkpoint,
     vkey: typeof obj.vkey === "string" ? obj.vkey : null,
+    texts: isObject(obj.texts) ? obj.texts : null,
   };
 }
 
@@ -489,6 +496,7 @@ export function parseTlogProof(text) {
     proof,
     checkpoint: lines.slice(at + 1).join("\n"),
     vkey: null,
+    texts: null,
   };
 }
 
@@ -507,6 +515,56 @@ export function parseReceipt(text) {
   }
   if (trimmed.startsWith(TLOG_PROOF_HEADER)) return parseTlogProof(trimmed);
   throw new VerifyError("format", {}, `it starts with ${show(trimmed.slice(0, 24))}`);
+}
+
+// -- public text (entry data version 2) -----------------------------------------------------
+
+/** Hex SHA-256("lunaria/public-text/v1" || 0x00 || salt || UTF-8 text). */
+export async function textCommitment(salt, text) {
+  const domain = encoder.encode(TEXT_DOMAIN);
+  return toHex(await sha256(concat(domain, new Uint8Array([0x00]), salt, encoder.encode(text))));
+}
+
+function fieldValue(data, path) {
+  let value = data;
+  for (const step of path.split(".")) {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
+    value = value[step];
+  }
+  return value;
+}
+
+/**
+ * Check the public texts served beside an entry (`texts`: field -> {commitment, text, salt}):
+ * each names a commitment the entry holds at that field, and each text given recomputes it.
+ * Resolves to [{field, commitment, redacted}], or rejects with the VerifyError that failed.
+ */
+export async function checkTexts(entry, texts) {
+  const checked = [];
+  for (const [field, served] of Object.entries(texts || {})) {
+    const held = fieldValue(entry && entry.data, field);
+    const commitment = held && typeof held === "object" ? held.commitment : undefined;
+    if (typeof commitment !== "string" || !served || served.commitment !== commitment) {
+      throw new VerifyError("text", { field },
+        `the entry holds ${show(commitment ?? null)} at ${field}, the receipt serves ` +
+        `${show(served ? served.commitment : null)}`);
+    }
+    if (served.text === null || served.text === undefined) {
+      checked.push({ field, commitment, redacted: true });
+      continue;
+    }
+    const salt = fromHex(served.salt, `salt of ${field}`);
+    if (salt.length !== HASH_SIZE || typeof served.text !== "string") {
+      throw new VerifyError("text", { field }, `the salt of ${field} is not 32 bytes`);
+    }
+    const computed = await textCommitment(salt, served.text);
+    if (computed !== commitment) {
+      throw new VerifyError("text", { field },
+        `the text and salt give ${computed}, the entry holds ${commitment}`);
+    }
+    checked.push({ field, commitment, redacted: false });
+  }
+  return checked;
 }
 
 // -- the whole check ------------------------------------------------------------------------
@@ -602,6 +660,10 @@ export async function verifyReceipt(text, options) {
     ? [] : await consistencyProof(older.size, newer.size);
   await verifyConsistency(older.size, newer.size, proof, older.root, newer.root);
   step("consistency", { from: String(older.size), to: String(newer.size) });
+
+  for (const text of await checkTexts(parsed, receipt.texts)) {
+    step(text.redacted ? "text_redacted" : "text", { field: text.field });
+  }
 
   return {
     seq: String(parsed.seq),
