@@ -7,7 +7,8 @@ Every number is computed from the entries' canonical bytes (``entries.body``), n
 the projections: the projection tables are used only as an index (where the cycle opens and
 closes, which checkpoint covers it). A closed cycle is covered by the first checkpoint whose
 tree includes its closing entry; a cycle still open (or closed after the latest checkpoint)
-gives an *interim* report of the entries below the latest checkpoint. Private tables
+gives an *interim* report of the entries below the latest checkpoint. Public text of entry
+data version 2 is read from ``public_texts`` (``[redacted]`` once redacted); private tables
 (``private_records``, ``tokens``) are never read.
 """
 
@@ -43,7 +44,7 @@ from exports.rows import (
     grant_row,
     handover_row,
 )
-from ledger.fund import cycles, load_schedule, pool_row
+from ledger.fund import cycles, load_schedule, pool_row, public_text
 from ledger.log import (
     Entry,
     StoredCheckpoint,
@@ -88,15 +89,22 @@ class _CycleEntries:
     """One pass over the cycle's entries: compact rows, sums, and the few entries kept whole
     (custody and grant events); 100,000 decoded entries are never held at once."""
 
-    def __init__(self, pool: str, number: int, allowances: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        pool: str,
+        number: int,
+        allowances: Mapping[str, str],
+        texts: Mapping[str, str | None],
+    ) -> None:
         self.number = number
+        self.texts = texts
         self.rows: list[EntryRow] = []
         self.roll_forward = RollForwardBuilder(pool, allowances)
         self.custody: list[Entry] = []
         self.grant_events: dict[int, list[Entry]] = defaultdict(list)
 
     def add(self, entry: Entry) -> None:
-        self.rows.append(entry_row(entry))
+        self.rows.append(entry_row(entry, self.texts))
         self.roll_forward.add(entry)
         if entry.kind in CUSTODY_KINDS:
             self.custody.append(entry)
@@ -116,6 +124,7 @@ class _Gatherer:
         self.conn = conn
         self.pool = pool_row(conn, pool)
         self.slug: str = pool
+        self.texts: dict[str, str | None] = {}
 
     def report(self, cycle: int | str, now: datetime) -> CycleReport:
         latest = latest_checkpoint(self.conn)
@@ -125,7 +134,8 @@ class _Gatherer:
         row = self._cycle_row(number, latest)
         covering, last, interim = self._coverage(row, latest)
         allowances: dict[str, str] = json.loads(self.pool.cycle_allowance)
-        cycle_entries = _CycleEntries(self.slug, number, allowances)
+        self.texts = public_text.texts_between(self.conn, int(row.opened_seq), last)
+        cycle_entries = _CycleEntries(self.slug, number, allowances, self.texts)
         for entry in self._scan(int(row.opened_seq), last, number):
             cycle_entries.add(entry)
         closing = None if interim else cycle_entries.closing()
@@ -229,9 +239,12 @@ class _Gatherer:
     ) -> tuple[GrantRow, ...]:
         voided = set(closing.data["voided_votes"]) if closing is not None else set()
         proposals = {gid: e[0] for gid, e in events.items() if e[0].kind == "grant_proposed"}
-        earlier = [gid for gid in events if gid not in proposals]
-        proposals.update(self._entries_at(earlier))
-        return tuple(grant_row(proposals[gid], events[gid], voided) for gid in sorted(events))
+        earlier = self._entries_at([gid for gid in events if gid not in proposals])
+        proposals.update(earlier)
+        texts = {**self.texts, **public_text.texts_of(self.conn, earlier.values())}
+        return tuple(
+            grant_row(proposals[gid], events[gid], voided, texts) for gid in sorted(events)
+        )
 
     def _entries_at(self, seqs: Sequence[int]) -> dict[int, Entry]:
         if not seqs:

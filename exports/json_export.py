@@ -7,9 +7,12 @@ log gives the same bytes.
 
 JSONL, for auditors who trust nothing: the first line describes the covering checkpoint (with
 the signed note verbatim); each further line is ``{"seq", "entry_hash", "entry",
-"inclusion_proof"}`` where ``entry`` is the entry object exactly as logged (its RFC 8785
-bytes are what was hashed) and the proof is RFC 9162 against the checkpoint's root.
-``python -m exports.verify`` checks a file offline.
+"inclusion_proof", "texts"}`` where ``entry`` is the entry object exactly as logged (its RFC
+8785 bytes are what was hashed), the proof is RFC 9162 against the checkpoint's root, and
+``texts`` holds the public texts the entry commits to (data version 2), each with its salt,
+so that its commitment can be recomputed (text and salt null once redacted; ``{}`` for an
+entry without any). ``python -m exports.verify`` checks a file offline. Format
+``lunaria-cycle-entries/2``; version 1 had no ``texts``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from exports.report import (
     VoteRow,
 )
 from exports.sink import Sink
+from ledger.fund import public_text
 from ledger.log import (
     InclusionProof,
     NodeId,
@@ -46,7 +50,7 @@ from ledger.log import (
 )
 
 REPORT_FORMAT = "lunaria-cycle-report/1"
-ENTRIES_FORMAT = "lunaria-cycle-entries/1"
+ENTRIES_FORMAT = "lunaria-cycle-entries/2"
 PROOF_BATCH = 1000
 
 
@@ -284,14 +288,17 @@ def _entry_lines(engine: Engine, seqs: Sequence[int], size: int) -> Iterator[byt
             {"seqs": list(seqs)},
         ).all()
         found = read_nodes(conn, wanted)
-    for seq, body in rows:
+        objects = [json.loads(bytes(body)) for _, body in rows]
+        texts = public_text.load_entry_texts(conn, [(o["kind"], o["data"]) for o in objects])
+    for (seq, body), entry, served in zip(rows, objects, texts, strict=True):
         proof = InclusionProof.of(
             seq, size, leaf_hash(bytes(body)), merkle.resolve(plans[seq], lambda _: found)
         )
         line = {
             "seq": seq,
             "entry_hash": proof.leaf_hash,
-            "entry": json.loads(bytes(body)),
+            "entry": entry,
             "inclusion_proof": proof.to_json(),
+            "texts": served,
         }
         yield _dumps(line) + b"\n"

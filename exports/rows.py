@@ -1,13 +1,15 @@
 """From entries to the report's rows: the grants, the custody, the daily flows, one row each.
 
 Functions of decoded entries (:class:`ledger.log.Entry`) that build the values of
-:mod:`exports.report`; :mod:`exports.data` reads the entries and calls them.
+:mod:`exports.report`; :mod:`exports.data` reads the entries and calls them. Public text (a
+display name, a purpose, a note, a reason) is shown as the entry holds it (data version 1) or
+from ``texts``, commitment -> text (version 2), and as ``[redacted]`` once it is not served.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,9 +26,17 @@ from exports.report import (
     Posting,
     VoteRow,
 )
+from ledger.fund import public_text
 from ledger.log import Entry, StoredCheckpoint, parse_checkpoint, parse_note
 
 DAY = timedelta(days=1)
+Texts = Mapping[str, str | None]
+"""The public texts of a report's entries: commitment -> text (None once redacted)."""
+NO_TEXTS: Texts = {}
+
+
+def _text(value: Any, texts: Texts) -> str | None:
+    return public_text.shown(value, texts)
 
 
 # -- grants, custody, the checkpoint and the days ----------------------------------------------
@@ -57,13 +67,15 @@ def grant_of(entry: Entry) -> int | None:
     return None
 
 
-def _event(entry: Entry) -> Event:
+def _event(entry: Entry, texts: Texts) -> Event:
     d = entry.data
-    reason = d.get("reason")
+    reason = _text(d.get("reason"), texts)
     return Event(*_ref(entry), entry.kind, int(d["amount"]), reason)
 
 
-def grant_row(proposal: Entry, events: Sequence[Entry], voided: set[int]) -> GrantRow:
+def grant_row(
+    proposal: Entry, events: Sequence[Entry], voided: set[int], texts: Texts = NO_TEXTS
+) -> GrantRow:
     """A grant from its proposal and its entries in the cycle (``voided``: void votes' seqs)."""
     d = proposal.data
     votes: list[VoteRow] = []
@@ -74,11 +86,11 @@ def grant_row(proposal: Entry, events: Sequence[Entry], voided: set[int]) -> Gra
         elif entry.kind == "grant_decided":
             decision = _decision(entry)
         elif entry.kind == "grant_disbursed":
-            disbursement = _event(entry)
+            disbursement = _event(entry, texts)
         elif entry.kind == "grant_cancelled":
-            cancellation = _event(entry)
+            cancellation = _event(entry, texts)
         elif entry.kind == "correction":
-            reversal = _event(entry)
+            reversal = _event(entry, texts)
     return GrantRow(
         id=proposal.seq,
         proposed_ts=proposal.ts,
@@ -86,7 +98,7 @@ def grant_row(proposal: Entry, events: Sequence[Entry], voided: set[int]) -> Gra
         proposal_hash=proposal.hash.hex(),
         amount=int(d["amount"]),
         currency=str(d["currency"]),
-        purpose=str(d["purpose"]),
+        purpose=str(_text(d["purpose"], texts)),
         urgency=str(d["urgency"]),
         recipient=str(d["recipient"]),
         proposer=proposal.actor,
@@ -201,7 +213,7 @@ def daily_flows(
 _ACCOUNTS = {name: name for name in ("available", "committed", "donations", "grants")}
 
 
-def entry_row(entry: Entry) -> EntryRow:
+def entry_row(entry: Entry, texts: Texts = NO_TEXTS) -> EntryRow:
     """The entry flattened to the report's typed columns."""
     columns: dict[str, Any] = {
         "seq": entry.seq,
@@ -210,7 +222,7 @@ def entry_row(entry: Entry) -> EntryRow:
         "entry_hash": entry.hash.hex(),
         "actor": sys.intern(entry.actor),
         "postings": tuple(_postings(entry)),
-        **_columns(entry),
+        **_columns(entry, texts),
     }
     return EntryRow(**columns)
 
@@ -223,7 +235,7 @@ def _postings(entry: Entry) -> Iterator[Posting]:
         yield Posting(_ACCOUNTS.get(name, name), currency, int(raw["amount"]))
 
 
-def _columns(entry: Entry) -> dict[str, Any]:
+def _columns(entry: Entry, texts: Texts) -> dict[str, Any]:
     d = entry.data
     kind = entry.kind
     if kind == "donation_recorded":
@@ -233,10 +245,10 @@ def _columns(entry: Entry) -> dict[str, Any]:
             "fund_change": int(d["amount"]),
             "channel": sys.intern(d["channel"]),
             "donor": d["donor"]["commitment"],
-            "donor_name": d["donor"].get("name"),
+            "donor_name": _text(d["donor"].get("name"), texts),
         }
     if kind in GRANT_KINDS:
-        return _grant_columns(entry)
+        return _grant_columns(entry, texts)
     if kind == "correction":
         return {
             "currency": d["currency"],
@@ -245,7 +257,7 @@ def _columns(entry: Entry) -> dict[str, Any]:
             "grant": d.get("grant"),
             "corrects": d["corrects"],
             "decision": d["corrected_kind"],
-            "reason": d.get("reason"),
+            "reason": _text(d.get("reason"), texts),
         }
     if kind == "custody_transferred":
         return {"custodian_from": d["from"], "custodian_to": d["to"]}
@@ -254,17 +266,19 @@ def _columns(entry: Entry) -> dict[str, Any]:
     return {}
 
 
-def _grant_columns(entry: Entry) -> dict[str, Any]:
+def _grant_columns(entry: Entry, texts: Texts) -> dict[str, Any]:
     d = entry.data
     kind = entry.kind
     columns: dict[str, Any] = {"grant": entry.seq if kind == "grant_proposed" else d["grant"]}
     if "currency" in d:
         columns.update(currency=d["currency"], amount=int(d["amount"]))
     if kind == "grant_proposed":
-        columns.update(urgency=d["urgency"], purpose=d["purpose"], recipient=d["recipient"])
+        purpose = _text(d["purpose"], texts)
+        columns.update(urgency=d["urgency"], purpose=purpose, recipient=d["recipient"])
     elif kind == "vote_cast":
         lane = "fast_lane" if d.get("fast_lane") else None
-        columns.update(member=d["member"], vote=d["vote"], lane=lane, reason=d.get("note"))
+        note = _text(d.get("note"), texts)
+        columns.update(member=d["member"], vote=d["vote"], lane=lane, reason=note)
     elif kind == "grant_decided":
         left = d.get("allowance_left")
         columns.update(
@@ -276,5 +290,6 @@ def _grant_columns(entry: Entry) -> dict[str, Any]:
     elif kind == "grant_disbursed":
         columns.update(fund_change=-int(d["amount"]))
     elif kind == "grant_cancelled":
-        columns.update(decision=f"cancelled:{d['was']}", reason=d.get("reason"))
+        reason = _text(d.get("reason"), texts)
+        columns.update(decision=f"cancelled:{d['was']}", reason=reason)
     return columns

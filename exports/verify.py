@@ -4,10 +4,12 @@
 
 Checks the checkpoint's signature (C2SP signed note), that every line's entry hashes
 (SHA-256(0x00 || RFC 8785 bytes)) to its ``entry_hash`` and is included under the checkpoint's
-root (RFC 9162), that every entry belongs to the pool and cycle named in the header, and then
-re-derives the roll-forward from the entries alone; for a closed cycle it must equal the
-handover statement. Prints the figures the report's roll-forward must show; exit status 1 and
-the reason when anything fails.
+root (RFC 9162), that every public text served beside an entry recomputes the commitment the
+entry holds (``lunaria-cycle-entries/2``), that every entry belongs to the pool and cycle
+named in the header, and then re-derives the roll-forward from the entries alone; for a
+closed cycle it must equal the handover statement. Prints the figures the report's
+roll-forward must show; exit status 1 and the reason when anything fails. Files of format
+``lunaria-cycle-entries/1`` (no texts) are read too.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from exports.cycle import (
 from exports.json_export import ENTRIES_FORMAT
 from exports.report import RollForward
 from ledger.errors import LedgerError, VerificationError
-from ledger.fund import format_major
+from ledger.fund import format_major, public_text
 from ledger.log import (
     Checkpoint,
     Entry,
@@ -42,6 +44,8 @@ from ledger.log import (
     verify_inclusion,
 )
 
+READ_FORMATS = (ENTRIES_FORMAT, "lunaria-cycle-entries/1")
+
 
 @dataclass(frozen=True)
 class CycleCheck:
@@ -51,13 +55,15 @@ class CycleCheck:
     checkpoint: Checkpoint
     entries: int
     roll_forward: tuple[RollForward, ...]
+    texts: int = 0  # public texts served beside the entries and checked
 
     def summary(self) -> str:
         cp = self.checkpoint
         lines = [
             f"OK: {self.entries} entries of {self.pool} cycle {self.cycle} "
             f"({'closed' if self.closed else 'interim'}) are in {cp.origin} at tree size "
-            f"{cp.size}, root {cp.root.hex()}"
+            f"{cp.size}, root {cp.root.hex()}; {self.texts} public texts match their "
+            "commitments"
         ]
         for rf in self.roll_forward:
             c = rf.currency
@@ -76,14 +82,17 @@ def verify_cycle_export(lines: Iterable[bytes], verifiers: Sequence[Verifier]) -
     """Verify a JSONL export; raises VerificationError (or another LedgerError) on failure."""
     it = iter(lines)
     header = _json(next(it, b""), 1)
-    if header.get("format") != ENTRIES_FORMAT:
+    if header.get("format") not in READ_FORMATS:
         raise VerificationError(None, f"line 1 is not a {ENTRIES_FORMAT} header")
     cp = header["checkpoint"]
     checkpoint = open_checkpoint(cp["note"], verifiers, cp["origin"])
     if checkpoint.size != cp["size"] or checkpoint.root.hex() != cp["root"]:
         raise VerificationError(None, "the header's size or root differs from the signed note")
     pool, cycle = str(header["pool"]), int(header["cycle"])
-    found = [_check_line(_json(raw, n), checkpoint) for n, raw in enumerate(it, 2) if raw.strip()]
+    texts = [0]
+    found = [
+        _check_line(_json(raw, n), checkpoint, texts) for n, raw in enumerate(it, 2) if raw.strip()
+    ]
     if len(found) != header["entries"] or not found:
         raise VerificationError(
             None, f"header says {header['entries']} entries; found {len(found)}"
@@ -95,7 +104,7 @@ def verify_cycle_export(lines: Iterable[bytes], verifiers: Sequence[Verifier]) -
     closed = closes_cycle(found[-1], cycle)
     if closed:
         check_statement(pool, cycle, roll_forward, closing_statement(found[-1]))
-    return CycleCheck(pool, cycle, closed, checkpoint, len(found), roll_forward)
+    return CycleCheck(pool, cycle, closed, checkpoint, len(found), roll_forward, texts[0])
 
 
 def _json(raw: bytes, line: int) -> dict[str, Any]:
@@ -108,7 +117,7 @@ def _json(raw: bytes, line: int) -> dict[str, Any]:
     return value
 
 
-def _check_line(line: dict[str, Any], checkpoint: Checkpoint) -> Entry:
+def _check_line(line: dict[str, Any], checkpoint: Checkpoint, texts: list[int]) -> Entry:
     raw = canonical_bytes(line["entry"])
     entry = decode_entry(raw)
     digest = leaf_hash(raw)
@@ -119,6 +128,9 @@ def _check_line(line: dict[str, Any], checkpoint: Checkpoint) -> Entry:
         raise VerificationError(entry.seq, "the proof is for another index or tree size")
     hashes = [bytes.fromhex(h) for h in proof["hashes"]]
     verify_inclusion(entry.seq, checkpoint.size, digest, hashes, checkpoint.root)
+    served = line.get("texts", {})
+    checked = public_text.check_texts(entry.seq, entry.kind, entry.data, served)
+    texts[0] += sum(1 for item in checked if item.text is not None)
     return entry
 
 
