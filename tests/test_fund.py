@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound
+from ledger.fund import public_text
 from ledger.fund.commands import Fund
 from ledger.fund.privacy import erase, private_record, private_salt
 from ledger.fund.replay import check_replay
@@ -284,7 +285,10 @@ def test_a_batch_keeps_every_character_of_its_private_records(fund: Fund) -> Non
         records = [private_record(conn, fund.vault, c) for c in commitments]
     kept = [(r.payload["external_reference"], r.payload["note"]) for r in records if r]
     assert kept == [(text, f"{text}!") for text in texts]
-    kept_names = [fund.log.entry(outcome.seq + i).data["donor"]["name"] for i in range(len(texts))]
+    written = [fund.log.entry(outcome.seq + i) for i in range(len(texts))]
+    with fund.log.engine.connect() as conn:
+        served = public_text.texts_of(conn, written)  # (display names are public texts)
+    kept_names = [public_text.shown(e.data["donor"]["name"], served) for e in written]
     assert kept_names == names
     check_replay(fund.log.engine)
 

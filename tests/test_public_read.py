@@ -115,7 +115,7 @@ def test_entries_pages_and_single_entries(story: Story) -> None:
     assert pages == -(-size // 7)
     for item in seen:
         entry = item["entry"]
-        assert set(item) == {"seq", "hash", "entry"} and entry["seq"] == item["seq"]
+        assert set(item) == {"seq", "hash", "entry", "texts"} and entry["seq"] == item["seq"]
         # The object is intact: its hash is the leaf hash of its canonical bytes as served.
         assert merkle.leaf_hash(canonical_bytes(entry)).hex() == item["hash"]
     assert all_entries(story) == seen
