@@ -34,6 +34,7 @@ from ledger.fund import (
     erase,
     index_references,
     load_demo,
+    public_text,
     recipient_commitment,
     seal_legacy_records,
     start_of_demo,
@@ -225,7 +226,8 @@ def replay_command(check: bool) -> None:
 def erase_command(commitment: str | None, grant: int | None) -> None:
     """Delete the private record behind a public commitment (or a grant's recipient details)
     for good: the vault key is rotated, so no copy of it can be opened; every hash stays
-    valid."""
+    valid. Public text (a display name, a purpose, a note, a reason) is not a private record:
+    ``lunaria redact`` removes it."""
     if (commitment is None) == (grant is None):
         fail("give a COMMITMENT or --grant ID")
     if grant is not None:
@@ -234,8 +236,14 @@ def erase_command(commitment: str | None, grant: int | None) -> None:
             click.echo(f"grant {grant} has no recipient details kept", err=True)
             raise SystemExit(1)
     assert commitment is not None
+    public = public_text.texts_beside_record(db.get_engine(), commitment)
     if erase(db.get_log(), db.get_vault(), commitment):
-        click.echo(f"erased the private record of {commitment}")
+        click.echo(f"erased the private record of {commitment} (private data only)")
+        for field, shown in public:
+            click.echo(
+                f"its entry still shows a public {field} (commitment {shown}): erase does not "
+                f"remove public text; run `lunaria redact {shown} --reason subject_request`"
+            )
     else:
         click.echo(f"no private record for {commitment}", err=True)
         raise SystemExit(1)

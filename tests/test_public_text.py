@@ -409,3 +409,30 @@ def test_version_1_entries_read_everywhere(
     assert runner.invoke(args=["publish", str(tmp_path / "tlog")]).exit_code == 0
     audited = runner.invoke(args=["audit", str(tmp_path / "tlog"), "--vkey", vkey])
     assert audited.exit_code == 0, audited.output
+
+
+def test_erase_says_public_text_stays_until_redacted(
+    app: Flask, client: Any, runner: FlaskCliRunner
+) -> None:
+    story = build_story(app, client, runner)
+    http = story.http
+    gift = http.post(
+        "/pools/food/donations", donation(display_name="Ana"), token=story.treasurer, status=201
+    ).get_json()
+    name = served(http, gift["seq"])["texts"]["donor.name"]["commitment"]
+    erased = runner.invoke(args=["erase", gift["commitment"]])
+    assert erased.exit_code == 0, erased.output
+    assert f"erased the private record of {gift['commitment']} (private data only)" in (
+        erased.output
+    )
+    assert f"still shows a public donor.name (commitment {name})" in erased.output
+    assert f"lunaria redact {name} --reason subject_request" in erased.output
+    assert served(http, gift["seq"])["texts"]["donor.name"]["text"] == "Ana"  # still public
+    redacted = runner.invoke(args=["redact", name, "--reason", "subject_request"])
+    assert redacted.exit_code == 0, redacted.output
+    assert served(http, gift["seq"])["texts"]["donor.name"]["text"] is None
+    plain = http.post(
+        "/pools/food/donations", donation(), token=story.treasurer, status=201
+    ).get_json()
+    quiet = runner.invoke(args=["erase", plain["commitment"]])
+    assert quiet.exit_code == 0 and "still shows" not in quiet.output
