@@ -28,11 +28,11 @@ The server: ``gunicorn`` with 2 workers, started as a subprocess, with the repos
 ``gunicorn.conf.py`` when there is one (as ``make run``): ``--worker-class`` then overrides
 its worker class only when given. Without one: ``gthread`` workers (4 threads each) by
 default, so clients keep their connections alive; ``--worker-class sync`` closes the
-connection after each response, so every request then includes its TCP connect. The load:
-separate client processes, each with threads on ``http.client``, closed loop,
-``--connections`` requests in flight. The machine is shared by server, database and clients
-(and whatever else runs: the load averages are printed): the static twin measured in the same
-run is the yardstick.
+connection after each response, so every request then includes its TCP connect. The load
+(bench/http_load.py): separate client processes, each with threads on ``http.client``, closed
+loop, ``--connections`` requests in flight. The machine is shared by server, database and
+clients (and whatever else runs: the load averages are printed): the static twin measured in
+the same run is the yardstick.
 Progress goes to stderr, results to stdout.
 """
 
@@ -40,18 +40,15 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import multiprocessing
 import os
 import platform
 import random
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -66,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
+from bench.http_load import Result, load  # noqa: E402
 from bench.smoke import add_size_options  # noqa: E402
 from ledger import migrate  # noqa: E402
 from ledger.fund.commands import Fund  # noqa: E402
@@ -334,118 +332,6 @@ def fetch(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
-# -- the load ---------------------------------------------------------------------------------
-
-
-def client_process(
-    port: int, paths: Sequence[str], threads: int, warmup: float, duration: float, out: Any
-) -> None:
-    """One load process: ``threads`` closed loops; sends (latencies, errors) when done."""
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    start = time.perf_counter() + 0.2
-    measure_from, stop = start + warmup, start + warmup + duration
-
-    def loop(offset: int) -> None:
-        mine: list[float] = []
-        failed = 0
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        i = offset
-        while time.perf_counter() < start:
-            time.sleep(0.001)
-        while True:
-            path = paths[i % len(paths)]
-            i += threads
-            began = time.perf_counter()
-            if began >= stop:
-                break
-            try:
-                conn.request("GET", path)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                ok = False
-            ended = time.perf_counter()
-            if began >= measure_from:
-                mine.append(ended - began)
-                failed += not ok
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            errors[0] += failed
-
-    workers = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    out.send((latencies, errors[0]))
-    out.close()
-
-
-@dataclass(frozen=True)
-class Result:
-    requests: int
-    errors: int
-    seconds: float
-    p50: float
-    p99: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-
-def load(
-    port: int,
-    paths: Sequence[str],
-    connections: int,
-    processes: int,
-    warmup: float,
-    duration: float,
-) -> Result:
-    # Processes that inherit no connection, forked from a server that has imported this
-    # script's libraries once: each starts in milliseconds, not a second of imports (the
-    # preload names the module: Python 3.11 ignores a preloaded "__main__").
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["bench.public_read"])
-    pipes, children = [], []
-    per = [connections // processes + (n < connections % processes) for n in range(processes)]
-    for n, threads in enumerate(per):
-        if not threads:
-            continue
-        receive, send = context.Pipe(duplex=False)
-        mine = list(paths[n::processes]) or list(paths)
-        child = context.Process(
-            target=client_process, args=(port, mine, threads, warmup, duration, send)
-        )
-        child.start()
-        send.close()
-        pipes.append(receive)
-        children.append(child)
-    latencies: list[float] = []
-    errors = 0
-    for receive in pipes:
-        got, failed = receive.recv()
-        latencies.extend(got)
-        errors += failed
-    for child in children:
-        child.join()
-    latencies.sort()
-    return Result(
-        requests=len(latencies),
-        errors=errors,
-        seconds=duration,
-        p50=statistics.median(latencies) if latencies else float("nan"),
-        p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        if latencies
-        else float("nan"),
-    )
-
-
 # -- the scenarios ----------------------------------------------------------------------------
 
 
@@ -523,6 +409,7 @@ def run_engine(db: Database, size: int, args: argparse.Namespace) -> list[Row]:
                                 args.clients,
                                 args.warmup,
                                 args.duration,
+                                preload=["bench.public_read"],
                             )
                         )
                 best = max(measured, key=lambda r: r.rate)
