@@ -436,3 +436,22 @@ def test_erase_says_public_text_stays_until_redacted(
     ).get_json()
     quiet = runner.invoke(args=["erase", plain["commitment"]])
     assert quiet.exit_code == 0 and "still shows" not in quiet.output
+
+
+def test_the_worked_example_in_docs_formats_md_is_real() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "formats.md").read_text(encoding="utf-8")
+    section = doc.split("## Public text (entry data version 2)", 1)[1].split("\n## ", 1)[0]
+    line = next(x for x in section.splitlines() if x.startswith('{"actor":"applicant:'))
+    salt = hashlib.sha256(b"lunaria documentation example salt; never use").hexdigest()
+    commitment = commit(salt, "Winter heating bill")
+    entry = json.loads(line)
+    assert entry["data"]["purpose"] == {"commitment": commitment} and entry["data"]["v"] == 2
+    entry_hash = hashlib.sha256(b"\x00" + line.encode()).hexdigest()
+    for value in (salt, commitment, entry_hash):
+        assert value in section
+    assert check_texts(
+        3,
+        "grant_proposed",
+        entry["data"],
+        {"purpose": {"commitment": commitment, "text": "Winter heating bill", "salt": salt}},
+    )
