@@ -293,3 +293,36 @@ def test_pool_page_screenshots(browser: Browser, live_server: LiveServer, output
             watched.check_clean()
         finally:
             context.close()
+
+
+def covered_proposal(server: LiveServer) -> int:
+    """The newest grant proposal (data version 2: its purpose is public text) a checkpoint
+    covers."""
+    with server.app.app_context():
+        log = db.get_log()
+        checkpoint = log.latest_checkpoint()
+        assert checkpoint is not None
+        for seq in range(checkpoint.size - 1, 0, -1):
+            if log.entry(seq).kind == "grant_proposed":
+                return seq
+    raise AssertionError("the demo has no grant proposal")
+
+
+def test_public_text_beside_a_receipt_is_checked(watched: Watched, live_server: LiveServer) -> None:
+    seq = covered_proposal(live_server)
+    receipt = receipt_json(live_server, seq)
+    assert set(receipt["texts"]) == {"purpose"} and receipt["entry"]["data"]["v"] == 2
+    verdict, steps = verify(watched.page, live_server.url, json.dumps(receipt, indent=2))
+    assert verdict.startswith("Verified"), steps
+    assert "The public text purpose served with the receipt matches the commitment" in steps
+
+    forged = json.loads(json.dumps(receipt))
+    forged["texts"]["purpose"]["text"] += " and more"
+    verdict, steps = verify(watched.page, live_server.url, json.dumps(forged))
+    assert verdict.startswith("Not verified"), steps
+    assert "the public text purpose does not match the commitment in the entry" in verdict
+    redacted = json.loads(json.dumps(receipt))
+    redacted["texts"]["purpose"].update(text=None, salt=None)
+    verdict, steps = verify(watched.page, live_server.url, json.dumps(redacted))
+    assert verdict.startswith("Verified"), steps
+    assert "The public text purpose was redacted; the entry keeps its commitment." in steps

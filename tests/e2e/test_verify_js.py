@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from ledger.errors import LedgerError
+from ledger.fund.public_text import text_commitment
 from ledger.log.notes import Checkpoint, Signer, open_checkpoint, sign_checkpoint
 from tests.conftest import ORIGIN
 from tests.e2e.conftest import LiveServer
@@ -149,3 +150,18 @@ def _flip_b64(blob: str) -> str:
     raw = bytearray(base64.b64decode(blob))
     raw[-1] ^= 0x01
     return base64.b64encode(bytes(raw)).decode()
+
+
+TEXT_COMMITMENTS = """async (cases) => {
+  const m = await import("/static/verify.js");
+  const out = [];
+  for (const c of cases) out.push(await m.textCommitment(m.fromHex(c.salt, "salt"), c.text));
+  return out;
+}"""
+
+
+def test_text_commitments_agree_with_ledger_public_text(page: Page) -> None:
+    texts = ["Winter heating bill", "Alquiler — enero", "Оренда за січень", "🌙 ✓", "a\nb"]
+    cases = [{"salt": bytes([i]) * 32, "text": text} for i, text in enumerate(texts)]
+    got = page.evaluate(TEXT_COMMITMENTS, [{**c, "salt": c["salt"].hex()} for c in cases])
+    assert got == [text_commitment(c["salt"], c["text"]) for c in cases]
