@@ -23,11 +23,13 @@ from flask.testing import FlaskCliRunner
 from pypdf import PdfReader
 
 from api import db
+from exports.verify import verify_cycle_export
 from ledger.errors import VerificationError
 from ledger.fund.audit import audit_rules
 from ledger.fund.grants import _reversal
 from ledger.fund.public_text import REDACTED, check_texts
 from ledger.log.entry import GENESIS_PREV, Entry, encode_entry
+from ledger.log.notes import Verifier
 from tests.test_api_support import Http, Story, build_story, donation, proposal
 
 DOMAIN = b"lunaria/public-text/v1"
@@ -455,3 +457,22 @@ def test_the_worked_example_in_docs_formats_md_is_real() -> None:
         entry["data"],
         {"purpose": {"commitment": commitment, "text": "Winter heating bill", "salt": salt}},
     )
+
+
+def test_the_jsonl_report_carries_the_texts_and_its_offline_check_recomputes_them(
+    app: Flask, client: Any, runner: FlaskCliRunner
+) -> None:
+    story = build_story(app, client, runner)
+    write_texts(story)
+    assert runner.invoke(args=["checkpoint", "--new"]).exit_code == 0
+    verifiers = [Verifier.from_vkey(runner.invoke(args=["vkey"]).output.strip())]
+    lines = client.get("/api/v1/pools/food/reports/latest.jsonl").get_data().splitlines()
+    assert json.loads(lines[0])["format"] == "lunaria-cycle-entries/2"
+    assert verify_cycle_export(lines, verifiers).texts == 5
+    at_text = next(i for i, raw in enumerate(lines) if i and json.loads(raw)["texts"])
+    forged = json.loads(lines[at_text])
+    (field,) = forged["texts"]
+    forged["texts"][field]["text"] += "!"
+    lines[at_text] = json.dumps(forged).encode()
+    with pytest.raises(VerificationError, match="does not match its commitment"):
+        verify_cycle_export(lines, verifiers)
