@@ -40,6 +40,10 @@ Rounds alternate core and HTTP so both see the same background load; rates are m
 rounds (±x% the largest distance of a round from the median); latencies pool every request.
 Targets: single donations over HTTP >= 50% of the core durable append rate (``Log.append``);
 batches over HTTP >= 10,000 donations/s. Progress goes to stderr, the results to stdout.
+
+Over 600 lines on purpose: the server's set-up, the load generator, the core rounds and the
+floor rounds are one experiment whose rounds must alternate in one process; the pieces other
+benches share live in bench/http_floor.py, bench/http_load.py and bench/smoke.py.
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ Entries are realistic ``donation_recorded`` entries of ~400 bytes. The machine i
 figure is the median of several rounds, the spread over rounds is printed next to it (±x%: the
 largest distance of a round from the median), and so is the load average.
 Progress goes to stderr, the results to stdout.
+
+Over 600 lines on purpose: each numbered measurement sits beside its bare baseline (the same
+work on the driver alone), so the ratio a reader checks is read in one place; the helpers that
+several benches share live in bench/smoke.py and bench/http_load.py.
 """
 
 from __future__ import annotations
