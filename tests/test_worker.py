@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from api import create_app
 from api import db as api_db
@@ -36,6 +37,7 @@ from ledger.fund.lunar import new_moon_after
 from ledger.fund.rules import Actor
 from ledger.fund.vault import Vault
 from ledger.fund.worker import Periodic, Worker
+from ledger.fund.worker_lock import worker_lock
 from ledger.log.append import CheckpointPolicy, Log
 from ledger.log.clock import ManualClock, parse_ts
 from ledger.log.db import make_engine
@@ -96,8 +98,8 @@ def test_checkpoint_due_at_counts_from_the_first_unsigned_entry(
     assert log.sign_if_due(early=timedelta(seconds=1.5)) is None  # nothing waits: not twice
     assert log.checkpoint_due_at() is None
 
-    for text in ("three", "four", "five"):  # every_entries wait: due at once
-        tail_log.append("pool_created", {"n": text})
+    for n in ("three", "four", "five"):  # every_entries wait: due at once
+        tail_log.append("pool_created", {"n": n})
     assert log.checkpoint_due_at() == parse_ts(tail_log.entry(4).ts)
     assert (log.sign_if_due() or pytest.fail("not signed")).size == 7
 
@@ -151,6 +153,37 @@ def test_anchoring_configured_without_its_settings_stops_the_worker_at_once(
     done = runner.invoke(args=["worker"])
     assert done.exit_code == 1
     assert "LUNARIA_ANCHOR_CONTRACT is not set" in done.output
+
+
+def test_the_worker_lock_is_one_holders_and_goes_with_its_connection(db_url: str) -> None:
+    engines = [make_engine(db_url), make_engine(db_url)]
+    try:
+        first, second = (worker_lock(engine) for engine in engines)
+        assert first.try_acquire() and first.held()
+        assert not second.try_acquire() and not second.held()
+        first.release()
+        assert second.try_acquire() and not first.try_acquire()
+        if engines[1].dialect.name == "postgresql":
+            # The server ends the holder's session (a restart, a network cut): the lock is
+            # gone, the holder sees it, and another worker may take it.
+            with engines[0].connect() as conn:
+                schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+                objid = zlib.crc32(schema.encode()) - (1 << 31)
+                ended = conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE "
+                        "locktype = 'advisory' AND objsubid = 2 AND objid = :objid"
+                    ),
+                    {"objid": objid % (1 << 32)},
+                ).all()
+            assert ended == [(True,)]
+            wait_until(lambda: not second.held(), 5, "the holder sees its lock gone")
+            assert first.try_acquire()
+            first.release()
+        second.release()
+    finally:
+        for engine in engines:
+            engine.dispose()
 
 
 # -- real processes -------------------------------------------------------------------------

@@ -157,10 +157,10 @@ class Worker:
     ) -> None:
         self.clock = fund.log.clock
         self.lock = lock
-        # Every checkpoint signed here, by whichever task's transaction (a handover's too).
-        fund.log.on_signed = lambda checkpoint: self.say(f"signed checkpoint {checkpoint.size}")
-        self.tasks: list[Task] = [Checkpoints(fund.log), Handovers(fund, after_handover), *tasks]
         self.say = say
+        # Every checkpoint signed here, by whichever task's transaction (a handover's too).
+        fund.log.on_signed = lambda checkpoint: say(f"signed checkpoint {checkpoint.size}")
+        self.tasks: list[Task] = [Checkpoints(fund.log), Handovers(fund, after_handover), *tasks]
         self.max_sleep = max_sleep
         self._failing: dict[str, _Failing] = {}
 
@@ -181,14 +181,18 @@ class Worker:
                 self.lock.release()
 
     def _take_lock(self, stop: threading.Event) -> bool:
-        waiting = False
+        said = ""
         while not stop.is_set():
-            if self.lock.try_acquire():
-                self.say(f"took the worker lock ({self.lock.description})")
-                return True
-            if not waiting:
-                self.say("waiting: another worker holds the lock")
-                waiting = True
+            try:
+                if self.lock.try_acquire():
+                    self.say(f"took the worker lock ({self.lock.description})")
+                    return True
+                news = "waiting: another worker holds the lock"
+            except Exception as exc:  # (the database out of reach: try again, say it once)
+                news = f"error: taking the worker lock: {_first_line(exc)}"
+            if news != said:
+                self.say(news)
+                said = news
             stop.wait(LOCK_POLL)
         return False
 
@@ -230,6 +234,11 @@ class Worker:
         before = self._failing.get(task.name)
         delay = _RETRY_FIRST if before is None else min(2 * before.delay, self.max_sleep)
         self._failing[task.name] = _Failing(delay, now + delay)
-        message = exc.message if isinstance(exc, LedgerError) else str(exc).strip()
-        first_line = message.splitlines()[0] if message else type(exc).__name__
-        self.say(f"error: {task.name}: {first_line} (retrying in {delay.total_seconds():g} s)")
+        self.say(
+            f"error: {task.name}: {_first_line(exc)} (retrying in {delay.total_seconds():g} s)"
+        )
+
+
+def _first_line(exc: Exception) -> str:
+    message = exc.message if isinstance(exc, LedgerError) else str(exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
