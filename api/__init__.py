@@ -10,7 +10,7 @@ from flask import Flask
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///var/lunaria.db",
     "KEY_FILE": "var/log.key",
-    "DATA_KEY_FILE": "var/data.key",  # the vault key that seals private records (0600)
+    "DATA_KEY_FILE": None,  # the vault key of private records; default: data.key beside KEY_FILE
     "ORIGIN": None,  # default: the origin stored in the database, or DEFAULT_ORIGIN at init
     "CHECKPOINT_EVERY": 1000,
     "CHECKPOINT_INTERVAL": 10,  # seconds: the oldest an unsigned entry gets (lunaria worker)

@@ -165,7 +165,9 @@ def key_file() -> Path:
 
 
 def data_key_file() -> Path:
-    return Path(current_app.config["DATA_KEY_FILE"])
+    """LUNARIA_DATA_KEY_FILE, or ``data.key`` beside the signing key (the key files together)."""
+    configured: str | None = current_app.config["DATA_KEY_FILE"]
+    return Path(configured) if configured else key_file().with_name("data.key")
 
 
 def get_vault() -> Vault:

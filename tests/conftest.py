@@ -121,7 +121,6 @@ def app(db_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[Flask]:
         "TESTING": True,
         "DATABASE_URL": db_url,
         "KEY_FILE": str(tmp_path / "keys" / "log.key"),
-        "DATA_KEY_FILE": str(tmp_path / "keys" / "data.key"),
         "ORIGIN": ORIGIN,
         "CLOCK": clock,
         "CHECKPOINT_EVERY": 10,
