@@ -94,7 +94,7 @@ def _sealed(row: Any) -> Sealed:
 
 def test_a_rotation_that_does_not_commit_keeps_the_old_key(tmp_path: Path) -> None:
     vault = Vault.create(tmp_path / "data.key")
-    sealed = vault.seal("c" * 64, b"kept")
+    (sealed,) = vault.seal([("c" * 64, b"kept")])
     with pytest.raises(RuntimeError), vault.rotation() as rewrap:
         rewrap("c" * 64, sealed.key_id, sealed.wrapped_key)
         rewrap.install()
@@ -108,4 +108,4 @@ def test_the_key_file_is_owner_only(tmp_path: Path) -> None:
     assert vault.path.stat().st_mode & 0o077 == 0
     vault.path.chmod(0o644)
     with pytest.raises(VaultError):
-        Vault(vault.path).seal("c" * 64, b"x")
+        Vault(vault.path).seal([("c" * 64, b"x")])

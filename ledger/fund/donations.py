@@ -38,7 +38,7 @@ from ledger.fund.state import pool_row
 from ledger.fund.transaction import FundCommands, FundTransaction, scoped_key
 from ledger.fund.vault import Vault
 from ledger.log.append import Log
-from ledger.log.db import read_sql, write_sql
+from ledger.log.db import RowInsert, read_sql
 from ledger.log.entry import CanonicalData, Entry, encode_data
 from ledger.log.group_commit import GroupCommit, RetryAlone
 
@@ -252,14 +252,13 @@ class _DonationGroup:
         return self.currencies[pool]
 
     def prefetch(self, singles: Sequence[_SingleDonation]) -> None:
-        """Read the references the group's checked donations name, in one query per pool."""
-        by_pool: dict[str, list[str]] = {}
-        for single in singles:
-            if single.prepared is not None:
-                digest = self.references.digest(single.pool, single.prepared)
-                by_pool.setdefault(single.pool, []).append(digest)
-        for pool, digests in by_pool.items():
-            self.references.load(pool, digests)
+        """Read the references the group's checked donations name, in one query."""
+        digests = [
+            self.references.digest(single.pool, single.prepared)
+            for single in singles
+            if single.prepared is not None
+        ]
+        self.references.load(digests)
 
     def write(self) -> None:
         apply_entries(self.tx.conn, self.entries)
@@ -280,8 +279,10 @@ class DuplicateReference(RuleViolation):
         )
 
 
-_RECORDED = "SELECT digest, seq FROM donation_references WHERE pool = ? AND digest IN ({})"
+# The digest keys the pool in (see reference_digest), so it is unique across pools alone.
+_RECORDED = "SELECT digest, seq FROM donation_references WHERE digest IN ({})"
 _CHUNK = 500
+_NEW_REFERENCES = RowInsert("donation_references", ("digest", "pool", "seq"))
 
 
 class _References:
@@ -291,25 +292,25 @@ class _References:
     def __init__(self, tx: FundTransaction, key: bytes) -> None:
         self.tx = tx
         self.key = key
-        self.known: dict[tuple[str, str], int | None] = {}  # (pool, digest): seq, or None
+        self.known: dict[str, int | None] = {}  # digest: the seq that claimed it, or None
         self.claimed: list[tuple[str, str, int]] = []
 
     def digest(self, pool: str, donation: _Donation) -> str:
         return reference_digest(self.key, pool, donation.private["external_reference"])
 
-    def load(self, pool: str, digests: Sequence[str]) -> None:
-        missing = [d for d in dict.fromkeys(digests) if (pool, d) not in self.known]
+    def load(self, digests: Sequence[str]) -> None:
+        missing = [d for d in dict.fromkeys(digests) if d not in self.known]
         for start in range(0, len(missing), _CHUNK):
             chunk = missing[start : start + _CHUNK]
             query = _RECORDED.format(", ".join("?" * len(chunk)))
-            found = dict(read_sql(self.tx.conn, query, (pool, *chunk)))
-            self.known.update({(pool, d): found.get(d) for d in chunk})
+            found = dict(read_sql(self.tx.conn, query, chunk))
+            self.known.update({d: found.get(d) for d in chunk})
 
     def check(self, pool: str, donation: _Donation, field: str) -> str:
         """The donation's digest, unless its reference was recorded (DuplicateReference)."""
         digest = self.digest(pool, donation)
-        self.load(pool, [digest])
-        first = self.known[(pool, digest)]
+        self.load([digest])
+        first = self.known[digest]
         if first is not None:
             raise DuplicateReference(field, f"the donation at seq {first}")
         return digest
@@ -317,11 +318,11 @@ class _References:
     def check_batch(self, pool: str, donations: Sequence[_Donation]) -> list[str]:
         """The batch's digests, unless one was recorded or repeats an earlier one."""
         digests = [self.digest(pool, d) for d in donations]
-        self.load(pool, digests)
+        self.load(digests)
         first_index: dict[str, int] = {}
         for i, digest in enumerate(digests):
             field = f"donations[{i}].external_reference"
-            seq = self.known[(pool, digest)]
+            seq = self.known[digest]
             if seq is not None:
                 raise DuplicateReference(field, f"the donation at seq {seq}")
             if digest in first_index:
@@ -330,17 +331,12 @@ class _References:
         return digests
 
     def claim(self, pool: str, digest: str, seq: int) -> None:
-        self.known[(pool, digest)] = seq
-        self.claimed.append((pool, digest, seq))
+        self.known[digest] = seq
+        self.claimed.append((digest, pool, seq))
 
     def write(self) -> None:
         if self.claimed:
-            write_sql(
-                self.tx.conn,
-                "INSERT INTO donation_references (pool, digest, seq) VALUES (?, ?, ?)",
-                self.claimed,
-                many=True,
-            )
+            _NEW_REFERENCES.run(self.tx.conn, self.claimed)
 
 
 def _check_accepted(pool: str, accepted: Sequence[str], currency: str) -> None:

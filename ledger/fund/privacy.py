@@ -72,12 +72,10 @@ _NEW_RECORDS = RowInsert("private_records", _COLUMNS)
 
 def keep_private(conn: Connection, vault: Vault, records: Sequence[PrivateRecord]) -> None:
     """Seal and store private records, a batch of donations' in a few statements."""
-    rows = []
-    for record in records:
-        sealed = vault.seal(record.commitment, record.plaintext())
-        rows.append(
-            (record.commitment, record.kind, record.seq, *_stored(sealed)),
-        )
+    sealed = vault.seal([(r.commitment, r.plaintext()) for r in records])
+    rows = [
+        (r.commitment, r.kind, r.seq, *_stored(s)) for r, s in zip(records, sealed, strict=True)
+    ]
     _NEW_RECORDS.run(conn, rows)
 
 
@@ -190,17 +188,17 @@ def index_references(engine: Engine, vault: Vault, key: bytes) -> int:
                 " (SELECT 1 FROM donation_references r WHERE r.seq = p.seq) ORDER BY p.seq"
             )
         ).all()
-        known = {(pool, digest) for pool, digest in conn.execute(text(_INDEXED))}
+        known = set(conn.execute(text(_INDEXED)).scalars())
         fresh = []
         for row in rows:
             reference = _opened(vault, row).payload["external_reference"]
             digest = reference_digest(key, row.pool, reference)
-            if (row.pool, digest) not in known:
-                known.add((row.pool, digest))
-                fresh.append({"pool": row.pool, "digest": digest, "seq": row.seq})
+            if digest not in known:
+                known.add(digest)
+                fresh.append({"digest": digest, "pool": row.pool, "seq": row.seq})
         if fresh:
             conn.execute(insert(donation_references), fresh)
         return len(fresh)
 
 
-_INDEXED = "SELECT pool, digest FROM donation_references"
+_INDEXED = "SELECT digest FROM donation_references"

@@ -189,8 +189,8 @@ lunar_boundaries = Table(
 donation_references = Table(
     "donation_references",
     metadata,
-    Column("pool", String(64), primary_key=True),
-    Column("digest", String(64), primary_key=True),
+    Column("digest", String(64), primary_key=True),  # (its HMAC message names the pool)
+    Column("pool", String(64), nullable=False),
     Column("seq", BigInteger, nullable=False),
 )
 

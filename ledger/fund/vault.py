@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -56,6 +57,11 @@ class VaultKey:
     def generate(cls) -> VaultKey:
         return cls(secrets.token_hex(KEY_ID_BYTES), secrets.token_bytes(KEY_BYTES))
 
+    @cached_property
+    def cipher(self) -> AESGCM:
+        """The key's AES-GCM, made once: every record sealed wraps its data key with it."""
+        return AESGCM(self.secret)
+
     def line(self) -> str:
         return f"{_FORMAT} {self.id} {self.secret.hex()}\n"
 
@@ -76,14 +82,14 @@ class Sealed:
     ciphertext: bytes
 
 
-def _encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+def _encrypt(cipher: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
     nonce = secrets.token_bytes(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+    return nonce + cipher.encrypt(nonce, plaintext, aad)
 
 
-def _decrypt(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+def _decrypt(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:
     try:
-        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+        return cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
     except InvalidTag as exc:
         raise VaultError("a private record does not open with its key") from exc
 
@@ -144,21 +150,27 @@ class Vault:
             raise VaultError(f"no data key file holds vault key {key_id}")
         return self._keys[key_id]
 
-    def seal(self, commitment: str, plaintext: bytes) -> Sealed:
-        """Encrypt one record under a fresh data key, wrapped by the current vault key."""
+    def seal(self, records: Sequence[tuple[str, bytes]]) -> list[Sealed]:
+        """Encrypt each ``(commitment, plaintext)`` under a fresh data key of its own, wrapped
+        by the current vault key."""
         self._load()
         assert self._current is not None
-        data_key = secrets.token_bytes(KEY_BYTES)
-        wrapped = _encrypt(self._current.secret, data_key, _WRAP_AAD + commitment.encode())
-        ciphertext = _encrypt(data_key, plaintext, _SEAL_AAD + commitment.encode())
-        return Sealed(self._current.id, wrapped, ciphertext)
+        key = self._current
+        sealed = []
+        for commitment, plaintext in records:
+            data_key = secrets.token_bytes(KEY_BYTES)
+            wrapped = _encrypt(key.cipher, data_key, _WRAP_AAD + commitment.encode())
+            aad = _SEAL_AAD + commitment.encode()
+            sealed.append(Sealed(key.id, wrapped, _encrypt(AESGCM(data_key), plaintext, aad)))
+        return sealed
 
     def _data_key(self, commitment: str, key_id: str, wrapped: bytes) -> bytes:
-        return _decrypt(self._key(key_id).secret, wrapped, _WRAP_AAD + commitment.encode())
+        return _decrypt(self._key(key_id).cipher, wrapped, _WRAP_AAD + commitment.encode())
 
     def open(self, commitment: str, sealed: Sealed) -> bytes:
         data_key = self._data_key(commitment, sealed.key_id, sealed.wrapped_key)
-        return _decrypt(data_key, sealed.ciphertext, _SEAL_AAD + commitment.encode())
+        aad = _SEAL_AAD + commitment.encode()
+        return _decrypt(AESGCM(data_key), sealed.ciphertext, aad)
 
     @contextmanager
     def rotation(self) -> Iterator[Rewrap]:
@@ -193,7 +205,7 @@ class Rewrap:
 
     def __call__(self, commitment: str, key_id: str, wrapped: bytes) -> bytes:
         data_key = self._vault._data_key(commitment, key_id, wrapped)
-        return _encrypt(self._fresh.secret, data_key, _WRAP_AAD + commitment.encode())
+        return _encrypt(self._fresh.cipher, data_key, _WRAP_AAD + commitment.encode())
 
     def install(self) -> None:
         """Make the new key the vault's (the old one kept aside until the commit): done
