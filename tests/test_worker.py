@@ -456,7 +456,7 @@ def test_two_workers_at_a_new_moon_hand_over_once_and_sign_once(
     logs = [Log(e, ORIGIN, signer=signer, clock=clock, policy=policy) for e in engines]
     writer = Fund(logs[0], vault)
     # The pool is set up an hour before the next new moon (in the log's time), then time
-    # jumps to 2 s before it.
+    # jumps to a second before it.
     new_moon = new_moon_after(datetime.now(UTC))
     clock.offset = new_moon - timedelta(hours=1) - datetime.now(UTC)
     logs[0].create()
@@ -465,7 +465,7 @@ def test_two_workers_at_a_new_moon_hand_over_once_and_sign_once(
     writer.create_pool(ADMIN, slug="food", name="Food bank", currencies=["EUR"])
     writer.set_roster(ADMIN, "food", ["alba", "brisa"])
     donate(writer, "MOON-1")  # unsigned: both workers will want to sign it
-    clock.offset = new_moon - timedelta(seconds=2) - datetime.now(UTC)
+    clock.offset = new_moon - timedelta(seconds=1) - datetime.now(UTC)
     said: list[tuple[int, str]] = []
     stop = threading.Event()
     workers = [
@@ -483,7 +483,7 @@ def test_two_workers_at_a_new_moon_hand_over_once_and_sign_once(
                 return "custody_transferred" in list(kinds)
 
         wait_until(handed_over, 10, "a handover at the new moon")
-        time.sleep(0.5)  # (time for a second handover or checkpoint, if there were to be one)
+        time.sleep(0.3)  # (time for a second handover or checkpoint, if there were to be one)
     finally:
         stop.set()
         for thread in threads:
