@@ -36,18 +36,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scratch import postgres_reachable, postgres_url, progress, sqlite_url
 from bench.smoke import add_size_options
 from exports.data import gather
 from exports.formats import make_options, render_report
@@ -58,7 +55,7 @@ from ledger.fund.rules import Actor, member_actor
 from ledger.fund.vault import Vault
 from ledger.log.append import Log
 from ledger.log.clock import ManualClock
-from ledger.log.db import make_engine, normalise_url
+from ledger.log.db import make_engine
 from ledger.log.notes import Signer
 
 ORIGIN = "bench.lunaria.example/log"
@@ -75,47 +72,6 @@ GRANTS = 20
 # The smallest cycle that still takes every step (two batches of donations, so an urgent grant
 # and a normal one), measured once: a test that the benchmark works (tests/test_bench_smoke.py).
 SMOKE_SIZE = 2_100
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# -- databases ------------------------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="lunaria-bench-reports-") as tmp:
-        yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-
-
-@contextmanager
-def postgres_url(base_url: str) -> Iterator[str]:
-    admin = create_engine(normalise_url(base_url), isolation_level="AUTOCOMMIT")
-    schema = f"bench_reports_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        separator = "&" if "?" in base_url else "?"
-        yield normalise_url(base_url) + f"{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
-
-
-def postgres_reachable(base_url: str) -> bool:
-    engine = create_engine(normalise_url(base_url))
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception as exc:  # reported, and PostgreSQL is skipped
-        print(f"PostgreSQL is not reachable at {base_url}: {exc}", file=sys.stderr)
-        return False
-    finally:
-        engine.dispose()
 
 
 # -- a cycle of N entries -------------------------------------------------------------------
@@ -338,9 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = 1 if args.smoke else None
     rows: list[Row] = []
     if not args.postgres_only:
-        rows += run("SQLite", sqlite_url, sizes, rounds)
+        rows += run("SQLite", lambda: sqlite_url("reports"), sizes, rounds)
     if not args.sqlite_only and postgres_reachable(POSTGRES_URL):
-        rows += run("PostgreSQL", lambda: postgres_url(POSTGRES_URL), sizes, rounds)
+        rows += run("PostgreSQL", lambda: postgres_url(POSTGRES_URL, "reports"), sizes, rounds)
     print(f"# Cycle reports: {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"{platform.machine()}")  # fmt: skip
     print()

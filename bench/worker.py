@@ -36,18 +36,18 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scratch import postgres_reachable, postgres_url, progress, sqlite_url
 from bench.smoke import add_size_options
 from ledger.fund.commands import Fund
 from ledger.fund.vault import Vault
@@ -55,7 +55,7 @@ from ledger.fund.worker import Worker
 from ledger.fund.worker_lock import worker_lock
 from ledger.log.append import CheckpointPolicy, Log
 from ledger.log.clock import parse_ts
-from ledger.log.db import make_engine, normalise_url, read_transaction
+from ledger.log.db import make_engine, read_transaction
 from ledger.log.notes import Signer
 from ledger.log.storage import load_head
 
@@ -92,47 +92,6 @@ class Results:
     cpu_ticks: int
     cpu_wall: float
     step_seconds: float
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# -- databases --------------------------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="lunaria-bench-worker-") as tmp:
-        yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-
-
-@contextmanager
-def postgres_url(base_url: str) -> Iterator[str]:
-    admin = create_engine(normalise_url(base_url), isolation_level="AUTOCOMMIT")
-    schema = f"bench_worker_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        separator = "&" if "?" in base_url else "?"
-        yield normalise_url(base_url) + f"{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
-
-
-def postgres_reachable(base_url: str) -> bool:
-    engine = create_engine(normalise_url(base_url))
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception as exc:
-        progress(f"PostgreSQL is not reachable at {base_url}: {exc}")
-        return False
-    finally:
-        engine.dispose()
 
 
 # -- the worker process -----------------------------------------------------------------------
@@ -383,9 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results: dict[str, Results] = {}
     if not args.postgres_only:
-        results["SQLite"] = measure("SQLite", sqlite_url, sizes)
+        results["SQLite"] = measure("SQLite", lambda: sqlite_url("worker"), sizes)
     if not args.sqlite_only and postgres_reachable(POSTGRES_URL):
-        results["PostgreSQL"] = measure("PostgreSQL", lambda: postgres_url(POSTGRES_URL), sizes)
+        results["PostgreSQL"] = measure(
+            "PostgreSQL", lambda: postgres_url(POSTGRES_URL, "worker"), sizes
+        )
     print(f"lunaria worker, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print()
     print(report(results, sizes))
