@@ -239,6 +239,24 @@ def values_for(rule: Rule, name: str, ids: dict[str, list[str]]) -> list[str]:
     )
 
 
+def walk_every_route(walk: Walk, ids: dict[str, list[str]]) -> list[Rule]:
+    """Walk every GET route of the app, with each parameter's values and queries (and what the
+    answers link); the routes."""
+    rules = list(get_rules(walk.app))
+    for rule in rules:
+        names = sorted(rule.arguments)
+        choices = [values_for(rule, name, ids) for name in names]
+        for combination in product(*choices):
+            path = rule.rule
+            for name, value in zip(names, combination, strict=True):
+                path = re.sub(rf"<(?:[^<>:]+:)?{name}>", quote(value, safe="/"), path)
+            walk.add(path)
+            for query in queries(path, ids, KINDS):
+                walk.add(f"{path}?{query}")
+    walk.run()
+    return rules
+
+
 def public_ids(app: Flask, http: Http, secrets: Secrets) -> dict[str, list[str]]:
     pools = [p["slug"] for p in http.get("/pools")]
     grants: list[str] = []
@@ -299,18 +317,7 @@ def test_no_private_value_in_any_public_response(
     ids = public_ids(app, http, secrets)
 
     walk = Walk(app, client, secrets)
-    rules = list(get_rules(app))
-    for rule in rules:
-        names = sorted(rule.arguments)
-        choices = [values_for(rule, name, ids) for name in names]
-        for combination in product(*choices):
-            path = rule.rule
-            for name, value in zip(names, combination, strict=True):
-                path = re.sub(rf"<(?:[^<>:]+:)?{name}>", quote(value, safe="/"), path)
-            walk.add(path)
-            for query in queries(path, ids, KINDS):
-                walk.add(f"{path}?{query}")
-    walk.run()
+    rules = walk_every_route(walk, ids)
 
     assert not walk.leaks, f"private values in public responses: {walk.leaks[:5]}"
     assert not walk.failures, f"server errors: {walk.failures[:5]}"

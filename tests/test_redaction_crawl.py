@@ -14,28 +14,23 @@ from __future__ import annotations
 
 import io
 import random
-import re
 import string
 from dataclasses import dataclass, field
-from itertools import product
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from pypdf import PdfReader
 
-from ledger.log.entry import KINDS
 from tests.test_api_support import Http, cli_admin_token
 from tests.test_privacy_walk import (
     LANGUAGES,
     MAX_URLS,
     Secrets,
     Walk,
-    get_rules,
     public_ids,
-    queries,
-    values_for,
+    walk_every_route,
 )
 
 FIELDS = ("donor.name", "purpose", "note", "cancel reason", "correction reason")
@@ -164,17 +159,7 @@ def crawl(app: Flask, client: Any, secrets: Secrets) -> Crawl:
     """Every GET route with the privacy walk's parameters and queries, and what they link."""
     ids = public_ids(app, Http(app, client), secrets)
     walk = Crawl(app, client, secrets)
-    for rule in get_rules(app):
-        names = sorted(rule.arguments)
-        choices = [values_for(rule, name, ids) for name in names]
-        for combination in product(*choices):
-            path = rule.rule
-            for name, value in zip(names, combination, strict=True):
-                path = re.sub(rf"<(?:[^<>:]+:)?{name}>", quote(value, safe="/"), path)
-            walk.add(path)
-            for query in queries(path, ids, KINDS):
-                walk.add(f"{path}?{query}")
-    walk.run()
+    walk_every_route(walk, ids)
     assert not walk.failures, f"server errors: {walk.failures[:5]}"
     return walk
 
