@@ -48,6 +48,7 @@ from ledger.fund import cycles, load_schedule, pool_row, public_text
 from ledger.log import (
     Entry,
     StoredCheckpoint,
+    checked_entry,
     checkpoints,
     consistency_proof,
     decode_entry,
@@ -228,7 +229,7 @@ class _Gatherer:
         )
         result = self.conn.execution_options(yield_per=SCAN_BATCH).execute(query)
         for (body,) in result:
-            entry = load_entry(bytes(body))
+            entry = checked_entry(bytes(body))  # (lunaria verify checks the stored log)
             if belongs_to_cycle(entry, self.slug, number):
                 yield entry
 
@@ -293,22 +294,3 @@ class _Gatherer:
 
 
 # -- reading entries --------------------------------------------------------------------------
-
-
-def load_entry(raw: bytes) -> Entry:
-    """An entry from the stored bytes, without :func:`ledger.log.entry.decode_entry`'s checks.
-
-    ``lunaria verify`` checks every stored entry (canonical form, fields, chain, tree); the
-    report re-hashes the bytes it shows, and reading 100,000 entries strictly would cost more
-    than rendering them. Exports of untrusted bytes (``exports.verify``) decode strictly.
-    """
-    obj = json.loads(raw)
-    return Entry(
-        seq=obj["seq"],
-        ts=obj["ts"],
-        kind=obj["kind"],
-        prev=obj["prev"],
-        actor=obj["actor"],
-        data=obj["data"],
-        raw=raw,
-    )

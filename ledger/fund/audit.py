@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import re
 import urllib.error
 import urllib.request
@@ -27,7 +26,7 @@ from typing import Any, Protocol
 
 from ledger.errors import EncodingError, LedgerError, NoteError, VerificationError
 from ledger.fund.governance import GovernanceReplay
-from ledger.log.entry import Entry
+from ledger.log.entry import Entry, checked_entry
 from ledger.log.merkle import HASH_SIZE
 from ledger.log.notes import Checkpoint, Verifier, open_checkpoint
 from ledger.log.tiles import (
@@ -245,20 +244,6 @@ class AuditReport:
         )
 
 
-def _checked_entry(raw: bytes) -> Entry:
-    """The Entry of bytes :class:`ChainChecker` has just accepted (so no second validation)."""
-    obj = json.loads(raw)
-    return Entry(
-        seq=obj["seq"],
-        ts=obj["ts"],
-        kind=obj["kind"],
-        prev=obj["prev"],
-        actor=obj["actor"],
-        data=obj["data"],
-        raw=raw,
-    )
-
-
 def _fetch(source: Source, path: str, limit: int) -> bytes:
     data = source.fetch(path, limit)
     if data is None:
@@ -313,7 +298,7 @@ class TreeAuditor:
         for (level, index), node in completed:
             if level % TILE_HEIGHT == 0:
                 self._hash(level // TILE_HEIGHT, index, node, bundle)
-        return _checked_entry(raw)
+        return checked_entry(raw)  # (ChainChecker has just accepted it)
 
     def _hash(self, level: int, index: int, node: bytes, bundle: Tile) -> None:
         hashes = self.pending[level]

@@ -17,7 +17,7 @@ from ledger.log.append import CheckpointPolicy, Log
 from ledger.log.canonical import MAX_SAFE_INTEGER, canonical_bytes
 from ledger.log.clock import Clock, ManualClock, SystemClock, parse_ts
 from ledger.log.db import make_engine, read_transaction
-from ledger.log.entry import KINDS, Entry, decode_entry
+from ledger.log.entry import KINDS, Entry, checked_entry, decode_entry
 from ledger.log.keys import DEFAULT_DOUBLE_SIGNING, KeyFiles, rotate_key
 from ledger.log.merkle import (
     NodeId,
@@ -85,6 +85,7 @@ __all__ = [
     "anchor_page",
     "build_receipt",
     "canonical_bytes",
+    "checked_entry",
     "checkpoints",
     "consistency",
     "consistency_proof",
