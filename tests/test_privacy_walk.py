@@ -179,9 +179,7 @@ class Walk:
             assert len(self.seen) <= MAX_URLS, "the walk found more URLs than expected"
             url, depth = self.queue.pop(0)
             response = self.client.get(url)
-            body = response.get_data()
-            seen_text = body + str(response.headers).encode()
-            self.leaks.extend((url, v) for v in self.secrets.values if v.encode() in seen_text)
+            self.inspect(url, response)
             if response.status_code >= 500:
                 self.failures.append((url, response.status_code))
             try:
@@ -191,6 +189,11 @@ class Walk:
             if response.status_code < 400:
                 self.served[rule.rule] = self.served.get(rule.rule, 0) + 1
             self.follow(url, depth, response)
+
+    def inspect(self, url: str, response: Any) -> None:
+        """Note every private value the answer (body or headers) holds."""
+        seen_text = response.get_data() + str(response.headers).encode()
+        self.leaks.extend((url, v) for v in self.secrets.values if v.encode() in seen_text)
 
     def follow(self, url: str, depth: int, response: Any) -> None:
         """Links of pages the routes gave (one step, not the whole chain of entry pages),

@@ -26,7 +26,6 @@ from pypdf import PdfReader
 from tests.test_api_support import Http, cli_admin_token
 from tests.test_privacy_walk import (
     LANGUAGES,
-    MAX_URLS,
     Secrets,
     Walk,
     public_ids,
@@ -125,29 +124,15 @@ class Crawl(Walk):
 
     found: dict[str, set[str]] = field(default_factory=dict)  # value -> outputs
 
-    def run(self) -> None:
-        adapter = self.app.url_map.bind("localhost")
-        while self.queue:
-            assert len(self.seen) <= MAX_URLS, "the crawl found more URLs than expected"
-            url, depth = self.queue.pop(0)
-            response = self.client.get(url)
-            body = response.get_data()
-            text = body.decode("utf-8", "replace") + str(response.headers)
-            if response.mimetype == "application/pdf":
-                text += pdf_text(body)
-            for value in self.secrets.values:
-                if value in text:
-                    self.leaks.append((url, value))
-                    self.found.setdefault(value, set()).add(output_of(url))
-            if response.status_code >= 500:
-                self.failures.append((url, response.status_code))
-            try:
-                rule, _ = adapter.match(urlsplit(url).path, method="GET", return_rule=True)
-            except Exception:  # a link to nothing: Werkzeug's own 404
-                continue
-            if response.status_code < 400:
-                self.served[rule.rule] = self.served.get(rule.rule, 0) + 1
-            self.follow(url, depth, response)
+    def inspect(self, url: str, response: Any) -> None:
+        body = response.get_data()
+        text = body.decode("utf-8", "replace") + str(response.headers)
+        if response.mimetype == "application/pdf":
+            text += pdf_text(body)
+        for value in self.secrets.values:
+            if value in text:
+                self.leaks.append((url, value))
+                self.found.setdefault(value, set()).add(output_of(url))
 
 
 def pdf_text(data: bytes) -> str:
