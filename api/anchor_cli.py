@@ -59,14 +59,16 @@ def _rpc_url() -> str:
     return _setting("ANCHOR_RPC_URL", "it names the chain node's JSON-RPC URL")
 
 
-def _account() -> LocalAccount:
+def configured_account() -> LocalAccount:
+    """The anchoring account of ``LUNARIA_ANCHOR_KEY_FILE`` (also the worker's)."""
     from contracts.anchor import load_account
 
     path = _setting("ANCHOR_KEY_FILE", "it names the file holding the anchoring account's key")
     return load_account(path)
 
 
-def _contract() -> AnchorContract:
+def configured_contract() -> AnchorContract:
+    """The LedgerAnchor of ``LUNARIA_ANCHOR_CONTRACT`` on ``LUNARIA_ANCHOR_RPC_URL``."""
     from contracts.anchor import AnchorContract, connect
 
     address = _setting(
@@ -123,7 +125,7 @@ def anchor_group(ctx: click.Context, if_due: bool, timeout: float) -> None:
         if not anchor_due(log, every, db.get_clock().now()):
             click.echo(f"not due: the last anchor is less than {every} old")
             return
-    result = anchor_latest(log, _contract(), _account(), timeout=timeout)
+    result = anchor_latest(log, configured_contract(), configured_account(), timeout=timeout)
     click.echo(result.summary())
 
 
@@ -132,7 +134,8 @@ def anchor_after_rotation() -> str:
     from contracts.anchoring import anchor_after_handover
 
     try:
-        return anchor_after_handover(db.get_log(), _contract(), _account()).summary()
+        anchored = anchor_after_handover(db.get_log(), configured_contract(), configured_account())
+        return anchored.summary()
     except AnchorError as exc:
         return f"not anchored (the next run retries): {exc.message}"
 
@@ -146,7 +149,7 @@ def deploy_command(timeout: float) -> None:
     from contracts.anchor import connect, deploy
 
     w3 = connect(_rpc_url(), timeout=DEFAULT_RPC_TIMEOUT)
-    address = deploy(w3, _account(), origin, timeout=timeout)
+    address = deploy(w3, configured_account(), origin, timeout=timeout)
     click.echo(address)
     click.echo(
         f"deployed LedgerAnchor for {origin}: set LUNARIA_ANCHOR_CONTRACT={address}", err=True
@@ -159,4 +162,4 @@ def verify_command() -> None:
     """Check every on-chain anchor against the log: roots, sizes and consistency."""
     from contracts.verification import verify_anchors
 
-    click.echo(verify_anchors(db.get_log(), _contract()).summary())
+    click.echo(verify_anchors(db.get_log(), configured_contract()).summary())

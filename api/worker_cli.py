@@ -37,7 +37,7 @@ def _anchoring(log: Log) -> Periodic | None:
     from contracts.anchoring import anchor_latest, latest_anchor_entry
 
     # (the same settings, checked the same way, as `lunaria anchor`)
-    contract, account = anchor_cli._contract(), anchor_cli._account()
+    contract, account = anchor_cli.configured_contract(), anchor_cli.configured_account()
 
     def last_done() -> datetime | None:
         last = latest_anchor_entry(log)
