@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from ledger.errors import EncodingError, LedgerError, NoteError, VerificationError
 from ledger.fund.governance import GovernanceReplay
+from ledger.fund.urgency import ResponseFigures
 from ledger.log.entry import Entry, checked_entry
 from ledger.log.merkle import HASH_SIZE
 from ledger.log.notes import Checkpoint, Verifier, open_checkpoint
@@ -151,9 +152,27 @@ class RulesReport:
     entries: int
     money_entries: int
     balances: dict[tuple[str, str], int] = field(hash=False)
+    responses: dict[tuple[str, int], ResponseFigures] = field(hash=False, default_factory=dict)
+    """Recomputed response figures of urgent grants, by (pool, closed cycle)."""
 
     def summary(self) -> str:
-        return f"rules hold over {self.entries} entries ({self.money_entries} with postings)"
+        lines = [f"rules hold over {self.entries} entries ({self.money_entries} with postings)"]
+        lines += [
+            response_line(pool, cycle, figures)
+            for (pool, cycle), figures in sorted(self.responses.items())
+        ]
+        return "\n".join(lines)
+
+
+def response_line(pool: str, cycle: int, figures: ResponseFigures) -> str:
+    """One closed cycle's response figures, in the audit's output (the same words each time,
+    so a reader can parse them)."""
+    median = "none" if figures.median_seconds is None else f"{figures.median_seconds} s"
+    return (
+        f"response {pool} cycle {cycle}: {figures.on_time} of {figures.counted} urgent grants "
+        f"decided within {figures.deadline_hours} h; median time to a decision {median} "
+        f"over {figures.decided} decided"
+    )
 
 
 def _posting(entry: Entry, i: int, raw: Any) -> tuple[str, str, int]:
@@ -211,7 +230,12 @@ class RuleReplay:
                 raise VerificationError(entry.seq, f"{account} goes negative: {balance} {currency}")
 
     def report(self) -> RulesReport:
-        return RulesReport(self.entries, self.money_entries, dict(self.balances))
+        return RulesReport(
+            self.entries,
+            self.money_entries,
+            dict(self.balances),
+            dict(self.governance.responses),
+        )
 
 
 def audit_rules(entries: Iterable[Entry]) -> RulesReport:

@@ -10,9 +10,15 @@ checked against its tables is checked again here against state rebuilt from the 
 * decisions: an approval by quorum counts at least the custodian's quorum (a fixed number or
   a majority of its active members) of the ballots logged; a rejection leaves too few members
   to reach it; a fast-lane approval is one urgent grant within the per-grant cap and what is
-  left of the cycle's allowance; each decision records exactly the ballots that counted;
+  left of the cycle's allowance; an overdue approval (lane ``overdue``, decision data version
+  2) is one urgent grant within the cap, by one member, in a pool whose policy allows it, at or
+  after the deadline the pool set (the decision's ``ts`` against the proposal's), which it
+  records; each decision records exactly the ballots that counted;
 * handovers: per currency, opening (the previous closing) + donations - disbursements +
   corrections = closing = available + committed, with every figure equal to the replay's;
+  a handover of data version 2 states the closed cycle's response figures for urgent grants,
+  equal to those recomputed from the entries' timestamps (:func:`ledger.fund.urgency.
+  response_figures`), which the replay keeps for every closed cycle (``responses``);
 * public text: the data of a kind with public text is of version 1 (texts inline) or 2
   (``{"commitment": hex}``), each commitment appears once; a ``text_redacted`` entry, by an
   admin or the operator, names a commitment an earlier entry holds in the field it says, not
@@ -26,12 +32,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from ledger.errors import VerificationError
+from ledger.errors import RuleViolation, VerificationError
 from ledger.fund.public_text import TEXT_FIELDS, checked_text_fields
 from ledger.fund.redaction import OPERATOR, REASONS
 from ledger.fund.rules import member_actor
+from ledger.fund.urgency import (
+    OVERDUE_LANE,
+    ResponseFigures,
+    UrgencyPolicy,
+    UrgentCase,
+    response_figures,
+)
+from ledger.log.clock import format_ts, parse_ts
 from ledger.log.entry import Entry
 
 FLOWS = ("donations", "disbursements", "corrections")
@@ -52,6 +67,8 @@ class _Pool:
     caps: dict[str, int]
     allowances: dict[str, int]
     opening: dict[str, int]  # of the current cycle: the previous cycle's closing
+    policy: UrgencyPolicy
+    span: tuple[datetime, datetime]  # start and end of the current cycle
     rosters: list[tuple[int, list[str]]] = field(default_factory=list)  # in log order
 
     def custodian(self, cycle: int) -> str | None:
@@ -78,7 +95,12 @@ class _Grant:
     amount: int
     currency: str
     urgent: bool
+    proposed: datetime
+    deadline: datetime
     status: str = "proposed"
+    decided: datetime | None = None
+    decided_cycle: int | None = None
+    cancelled: datetime | None = None
     ballots: list[_Ballot] = field(default_factory=list)  # open ones: void ballots are removed
 
 
@@ -109,6 +131,7 @@ class GovernanceReplay:
         )
         self.fast_lane_used: dict[tuple[str, int, str], int] = defaultdict(int)
         self.texts: dict[str, _Text] = {}
+        self.responses: dict[tuple[str, int], ResponseFigures] = {}
         self._rules: Mapping[str, Callable[[Entry, dict[str, Any]], None]] = {
             "collective_registered": self._collective_registered,
             "member_added": self._member_added,
@@ -151,11 +174,18 @@ class GovernanceReplay:
         self._collective(entry, d["collective"]).members.discard(d["member"])
 
     def _pool_created(self, entry: Entry, d: dict[str, Any]) -> None:
+        _require_version(entry, d, (None, 2))
+        try:
+            policy = UrgencyPolicy.of_pool_data(d)
+        except RuleViolation as exc:
+            raise VerificationError(entry.seq, f"pool_created: {exc}") from exc
         self.pools[d["slug"]] = _Pool(
             cycle=int(d["cycle"]["number"]),
             caps={c: int(a) for c, a in d["fast_lane_cap"].items()},
             allowances={c: int(a) for c, a in d["cycle_allowance"].items()},
             opening=dict.fromkeys(d["currencies"], 0),
+            policy=policy,
+            span=_span(d["cycle"]),
         )
 
     def _roster_set(self, entry: Entry, d: dict[str, Any]) -> None:
@@ -187,9 +217,30 @@ class GovernanceReplay:
                 )
         statement: dict[str, dict[str, str]] = d["closed"]["statement"]
         self._check_statement(entry, name, closed, statement)
+        self._check_response(entry, name, d)
         self._void_outgoing_votes(entry, name, d)
         pool.opening = {currency: int(line["closing"]) for currency, line in statement.items()}
         pool.cycle = opened
+        pool.span = _span(d["cycle"])
+
+    def _check_response(self, entry: Entry, name: str, d: dict[str, Any]) -> None:
+        """Recompute the closed cycle's response figures; a version-2 handover states them."""
+        _require_version(entry, d, (None, 2))
+        pool, closed = self.pools[name], int(d["closed"]["number"])
+        cases = [
+            UrgentCase(seq, g.proposed, g.deadline, g.decided, g.decided_cycle, g.cancelled)
+            for seq, g in self.grants.items()
+            if g.pool == name and g.urgent
+        ]
+        start, end = pool.span
+        figures = response_figures(cases, closed, start, end, pool.policy.deadline_hours)
+        self.responses[name, closed] = figures
+        if d.get("v") == 2 and d["closed"]["response"] != figures.data():
+            raise VerificationError(
+                entry.seq,
+                f"the {name} handover states response figures {d['closed']['response']} for "
+                f"cycle {closed}, but the entries give {figures.data()}",
+            )
 
     def _check_statement(
         self, entry: Entry, pool: str, cycle: int, statement: dict[str, dict[str, str]]
@@ -276,7 +327,9 @@ class GovernanceReplay:
         self._flow(d, "disbursements", int(d["amount"]))
 
     def _grant_cancelled(self, entry: Entry, d: dict[str, Any]) -> None:
-        self._grant(entry, d["grant"]).status = "cancelled"
+        grant = self._grant(entry, d["grant"])
+        grant.status = "cancelled"
+        grant.cancelled = parse_ts(entry.ts)
 
     def _correction(self, entry: Entry, d: dict[str, Any]) -> None:
         self._flow(d, "corrections", int(d["fund_change"]))
@@ -286,13 +339,16 @@ class GovernanceReplay:
     # -- grants, votes, decisions -----------------------------------------------------------
 
     def _grant_proposed(self, entry: Entry, d: dict[str, Any]) -> None:
-        self._pool(entry, d["pool"])
+        pool = self._pool(entry, d["pool"])
+        proposed = parse_ts(entry.ts)
         self.grants[entry.seq] = _Grant(
             pool=d["pool"],
             proposer=entry.actor,
             amount=int(d["amount"]),
             currency=d["currency"],
             urgent=d["urgency"] == "urgent",
+            proposed=proposed,
+            deadline=proposed + pool.policy.deadline,
         )
 
     def _vote_cast(self, entry: Entry, d: dict[str, Any]) -> None:
@@ -328,11 +384,18 @@ class GovernanceReplay:
                 entry.seq, f"grant {d['grant']} is decided while {grant.status}"
             )
         custodian = self._custodian_now(entry, grant.pool, int(d["cycle"]))
+        _require_version(entry, d, (None, 2))
         if d["lane"] == "fast_lane":
             self._check_fast_lane(entry, d, grant)
-        else:
+        elif d["lane"] == OVERDUE_LANE and d.get("v") == 2:
+            self._check_overdue(entry, d, grant, self._collective(entry, custodian))
+        elif d["lane"] == "quorum":
             self._check_quorum(entry, d, grant, self._collective(entry, custodian))
+        else:
+            raise VerificationError(entry.seq, f"grant {d['grant']} decided in lane {d['lane']!r}")
         grant.status = d["decision"]
+        grant.decided = parse_ts(entry.ts)
+        grant.decided_cycle = int(d["cycle"])
 
     def _check_quorum(
         self, entry: Entry, d: dict[str, Any], grant: _Grant, custodian: _Collective
@@ -384,6 +447,41 @@ class GovernanceReplay:
                 entry.seq, f"grant {d['grant']} records {d['allowance_left']} left, not {left}"
             )
         self.fast_lane_used[key] += grant.amount
+
+    def _check_overdue(
+        self, entry: Entry, d: dict[str, Any], grant: _Grant, custodian: _Collective
+    ) -> None:
+        """One custodian member approves alone an urgent grant past its pool's deadline."""
+        pool = self.pools[grant.pool]
+        last = grant.ballots[-1] if grant.ballots else None
+        if last is None or not last.fast_lane or list(d["approvals"]) != [last.member]:
+            raise VerificationError(
+                entry.seq, f"grant {d['grant']} approved as overdue without a single approval"
+            )
+        if last.member not in custodian.members or d["rejections"]:
+            raise VerificationError(
+                entry.seq, f"grant {d['grant']} approved as overdue by {last.member}"
+            )
+        if not pool.policy.overdue_approval:
+            raise VerificationError(
+                entry.seq,
+                f"grant {d['grant']} approved as overdue, but {grant.pool}'s policy does not "
+                "allow it",
+            )
+        if parse_ts(entry.ts) < grant.deadline or d["deadline"] != format_ts(grant.deadline):
+            raise VerificationError(
+                entry.seq,
+                f"grant {d['grant']} approved as overdue at {entry.ts} with deadline "
+                f"{d['deadline']}, but its deadline is {format_ts(grant.deadline)}",
+            )
+        cap = pool.caps.get(grant.currency, 0)
+        if d["decision"] != "approved" or not grant.urgent or grant.amount > cap:
+            raise VerificationError(
+                entry.seq,
+                f"grant {d['grant']} ({grant.amount} {grant.currency}, "
+                f"{'urgent' if grant.urgent else 'not urgent'}) does not fit the overdue lane: "
+                f"cap {cap}",
+            )
 
     # -- public text ------------------------------------------------------------------------
 
@@ -446,3 +544,12 @@ class GovernanceReplay:
         if grant_id not in self.grants:
             raise VerificationError(entry.seq, f"no grant {grant_id} was proposed")
         return self.grants[grant_id]
+
+
+def _span(cycle: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    return parse_ts(cycle["start"]), parse_ts(cycle["end"])
+
+
+def _require_version(entry: Entry, d: Mapping[str, Any], versions: tuple[int | None, ...]) -> None:
+    if d.get("v") not in versions:
+        raise VerificationError(entry.seq, f"{entry.kind} data version {d.get('v')!r} is unknown")

@@ -43,7 +43,12 @@ from ledger.fund.state import (
     quorum_of,
 )
 from ledger.fund.transaction import FundCommands, FundTransaction
+from ledger.fund.urgency import OVERDUE_LANE, pool_policy, require_overdue
+from ledger.log.clock import format_ts, parse_ts
 from ledger.log.entry import Entry
+
+DECISION_DATA_VERSION = 2
+"""``grant_decided`` data version 2: the lane ``overdue`` (with ``deadline``) exists."""
 
 
 class GrantCommands(FundCommands):
@@ -107,19 +112,26 @@ class GrantCommands(FundCommands):
         vote: str,
         note: str | None = None,
         fast_lane: bool = False,
+        overdue: bool = False,
         idempotency_key: str | None = None,
     ) -> Outcome:
+        """Vote on a grant. ``fast_lane``: approve an urgent grant alone within the cap and
+        the cycle's allowance; ``overdue``: approve alone an urgent grant past its pool's
+        deadline, within the cap, where the pool's policy allows it (:mod:`ledger.fund.urgency`)."""
         require_role(actor, "member")
         if vote not in VOTES:
             raise RuleViolation(f"vote must be one of {VOTES}", "invalid_vote")
         if note is not None:
             check_public_text(note, "note", 500, one_line=False)
-        if fast_lane and vote != "approve":
-            raise RuleViolation("the fast lane only approves", "invalid_vote")
+        if (fast_lane or overdue) and vote != "approve":
+            raise RuleViolation("the fast and overdue lanes only approve", "invalid_vote")
         request = {"grant": grant_id, "vote": vote, "note": note, "fast_lane": fast_lane}
+        if overdue:  # only then, so the requests remembered before keep their fingerprint
+            request["overdue"] = True
 
         def command(tx: FundTransaction) -> Entry:
-            return _Voting(tx, actor, grant_row(tx.conn, grant_id)).cast(vote, note, fast_lane)
+            voting = _Voting(tx, actor, grant_row(tx.conn, grant_id))
+            return voting.cast(vote, note, "overdue" if overdue else fast_lane)
 
         return self._run(actor, idempotency_key, request, command)
 
@@ -253,7 +265,8 @@ class _Voting:
     def __init__(self, tx: FundTransaction, actor: Actor, grant: Any) -> None:
         self.tx, self.actor, self.grant = tx, actor, grant
 
-    def cast(self, vote: str, note: str | None, fast_lane: bool) -> Entry:
+    def cast(self, vote: str, note: str | None, alone: bool | str) -> Entry:
+        """``alone``: False (quorum), True (fast lane) or ``"overdue"`` (overdue lane)."""
         tx, grant = self.tx, self.grant
         if grant.status != "proposed":
             raise RuleViolation(f"grant {grant.id} is {grant.status}", code="grant_not_open")
@@ -267,14 +280,17 @@ class _Voting:
             raise RuleViolation(
                 f"{self.actor.member} has already voted on grant {grant.id}", "already_voted"
             )
-        decision = self._fast_lane() if fast_lane else self._quorum(cast, vote)
+        if alone == OVERDUE_LANE:
+            decision: dict[str, Any] | None = self._overdue()
+        else:
+            decision = self._fast_lane() if alone else self._quorum(cast, vote)
         data: dict[str, Any] = {
             "grant": grant.id,
             "pool": grant.pool,
             "member": self.actor.member,
             "collective": collective,
             "vote": vote,
-            "fast_lane": fast_lane,
+            "fast_lane": bool(alone),  # the member approves alone: fast or overdue lane
             "cycle": tx.cycle.number,
         }
         text = None if note is None else PublicText.new(note)
@@ -310,6 +326,7 @@ class _Voting:
             "lane": lane,
             "cycle": self.tx.cycle.number,
             "postings": postings_json(postings),
+            "v": DECISION_DATA_VERSION,
         }
 
     def _fast_lane(self) -> dict[str, Any]:
@@ -340,6 +357,27 @@ class _Voting:
                 "rejections": [],
                 "allowance_left": str(left - amount),
             }
+        )
+        return decision
+
+    def _overdue(self) -> dict[str, Any]:
+        """Past the pool's deadline, one member approves within the cap (no allowance)."""
+        tx, grant = self.tx, self.grant
+        if grant.urgency != "urgent":
+            raise RuleViolation(
+                "the overdue lane is for urgent grants only", "fast_lane_not_urgent"
+            )
+        proposed = parse_ts(grant.proposed_ts)
+        deadline = require_overdue(pool_policy(tx.conn, grant.pool), proposed, tx.now)
+        cap = int(json.loads(pool_row(tx.conn, grant.pool).fast_lane_cap).get(grant.currency, "0"))
+        if int(grant.amount) > cap:
+            raise RuleViolation(
+                f"{grant.amount} {grant.currency} is over the fast-lane cap of {cap}",
+                "fast_lane_cap_exceeded",
+            )
+        decision = self._base("approved", OVERDUE_LANE)
+        decision.update(
+            {"approvals": [self.actor.member], "rejections": [], "deadline": format_ts(deadline)}
         )
         return decision
 

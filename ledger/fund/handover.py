@@ -1,6 +1,8 @@
 """Handovers: at every new moon custody of each pool passes to the next collective of its
 roster, with a closing statement of the books (opening + donations - disbursements +
-corrections) and the votes of an outgoing custodian voided on grants still open.
+corrections), the response figures of the cycle's urgent grants (data version 2), and the
+grants still open passed on to the incoming custodian, the outgoing custodian's votes on them
+voided.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ from ledger.fund.schema import (
     votes,
 )
 from ledger.fund.state import balance, custodian_of, flows_of
+from ledger.fund.urgency import cycle_response
+from ledger.log.clock import parse_ts
 from ledger.log.db import read_sql
 from ledger.log.entry import Entry
 
 if TYPE_CHECKING:
     from ledger.fund.transaction import FundTransaction
+
+HANDOVER_DATA_VERSION = 2
+"""``custody_transferred`` data version 2: ``closed.response`` states how fast the closing
+cycle's urgent grants were answered (:mod:`ledger.fund.urgency`)."""
 
 
 def apply_due_handovers(tx: FundTransaction) -> list[Entry]:
@@ -83,15 +91,23 @@ def _hand_over(tx: FundTransaction, pool: str, number: int) -> Entry:
             .order_by(grants.c.id)
         )
     ]
+    response = cycle_response(
+        tx.conn,
+        pool,
+        number - 1,
+        parse_ts(closing_cycle.starts_at),
+        parse_ts(closing_cycle.ends_at),
+    )
     data = {
         "pool": pool,
         "cycle": cycle_json(tx.schedule.cycle(number)),
-        "closed": {"number": number - 1, "statement": statement},
+        "closed": {"number": number - 1, "statement": statement, "response": response.data()},
         "from": outgoing,
         "to": incoming,
         "carried_over": undecided,
         "committed_grants": approved,
         "voided_votes": voided,
+        "v": HANDOVER_DATA_VERSION,
     }
     return tx.emit("custody_transferred", data, "scheduler")
 

@@ -1,4 +1,5 @@
-"""Pools, collectives and their members."""
+"""Pools (with their urgency policy, :mod:`ledger.fund.urgency`), collectives and their
+members."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ledger.fund.schema import (
 )
 from ledger.fund.state import require_collective
 from ledger.fund.transaction import FundCommands, FundTransaction
+from ledger.fund.urgency import DEFAULT_DEADLINE_HOURS, checked_policy
 from ledger.log.entry import Entry
 
 
@@ -40,10 +42,13 @@ class OrganisationCommands(FundCommands):
         currencies: Sequence[str],
         fast_lane_cap: Mapping[str, str] | None = None,
         cycle_allowance: Mapping[str, str] | None = None,
+        urgent_deadline_hours: int = DEFAULT_DEADLINE_HOURS,
+        overdue_approval: bool = False,
         idempotency_key: str | None = None,
     ) -> Outcome:
         require_role(actor, "admin")
         check_slug(slug, "slug")
+        policy = checked_policy(urgent_deadline_hours, overdue_approval)
         check_public_text(name, "name", 200, one_line=True)
         if not currencies or len(set(currencies)) != len(currencies):
             raise RuleViolation(
@@ -59,6 +64,7 @@ class OrganisationCommands(FundCommands):
             "currencies": list(currencies),
             "fast_lane_cap": caps,
             "cycle_allowance": allowances,
+            **policy.data(),
         }
 
         def command(tx: FundTransaction) -> Entry:

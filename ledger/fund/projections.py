@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from ledger.fund.urgency import UrgencyPolicy
 from ledger.log.db import RowInsert, read_sql, write_rows, write_sql
 from ledger.log.entry import Entry
 
@@ -116,10 +117,12 @@ def _move_money(conn: Connection, d: Mapping[str, Any], **flows: int) -> None:
 
 def _pool_created(conn: Connection, entry: Entry) -> None:
     d = entry.data
+    policy = UrgencyPolicy.of_pool_data(d)
     write_sql(
         conn,
         "INSERT INTO pools (slug, name, currencies, fast_lane_cap, cycle_allowance, created_seq, "
-        "created_cycle, current_cycle) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_cycle, current_cycle, urgent_deadline_hours, overdue_approval) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             d["slug"],
             d["name"],
@@ -129,6 +132,8 @@ def _pool_created(conn: Connection, entry: Entry) -> None:
             entry.seq,
             d["cycle"]["number"],
             d["cycle"]["number"],
+            policy.deadline_hours,
+            int(policy.overdue_approval),
         ),
     )
     _open_cycle(conn, d["slug"], d["cycle"], None, entry.seq, {c: ZERO for c in d["currencies"]})
@@ -196,8 +201,15 @@ def _custody_transferred(conn: Connection, entry: Entry) -> None:
     pool, closed = d["pool"], d["closed"]
     write_sql(
         conn,
-        "UPDATE cycles SET statement = ?, closed_seq = ? WHERE pool = ? AND number = ?",
-        (_json(closed["statement"]), entry.seq, pool, closed["number"]),
+        "UPDATE cycles SET statement = ?, closed_seq = ?, response = ? "
+        "WHERE pool = ? AND number = ?",
+        (
+            _json(closed["statement"]),
+            entry.seq,
+            _json(closed["response"]) if "response" in closed else None,
+            pool,
+            closed["number"],
+        ),
     )
     opening = {c: s["closing"] for c, s in closed["statement"].items()}
     _open_cycle(conn, pool, d["cycle"], d["to"], entry.seq, opening)
@@ -297,8 +309,9 @@ def _grant_decided(conn: Connection, entry: Entry) -> None:
     d = entry.data
     write_sql(
         conn,
-        "UPDATE grants SET status = ?, lane = ?, decided_seq = ?, decided_cycle = ? WHERE id = ?",
-        (d["decision"], d["lane"], entry.seq, d["cycle"], d["grant"]),
+        "UPDATE grants SET status = ?, lane = ?, decided_seq = ?, decided_cycle = ?, "
+        "decided_ts = ? WHERE id = ?",
+        (d["decision"], d["lane"], entry.seq, d["cycle"], entry.ts, d["grant"]),
     )
     if d["decision"] == "approved":
         if d["lane"] == "fast_lane":
@@ -321,8 +334,8 @@ def _grant_cancelled(conn: Connection, entry: Entry) -> None:
     d = entry.data
     write_sql(
         conn,
-        "UPDATE grants SET status = 'cancelled', closed_seq = ? WHERE id = ?",
-        (entry.seq, d["grant"]),
+        "UPDATE grants SET status = 'cancelled', closed_seq = ?, closed_ts = ? WHERE id = ?",
+        (entry.seq, entry.ts, d["grant"]),
     )
     _move_money(conn, d)
 

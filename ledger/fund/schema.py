@@ -34,6 +34,9 @@ pools = Table(
     Column("created_cycle", Integer, nullable=False),
     # The cycle the pool's books are in: its last custody_transferred (or creation) cycle.
     Column("current_cycle", Integer, nullable=False),
+    # The urgency policy (ledger.fund.urgency): pool_created data version 2, else the defaults.
+    Column("urgent_deadline_hours", Integer, nullable=False, server_default="72"),
+    Column("overdue_approval", Integer, nullable=False, server_default="0"),
 )
 
 collectives = Table(
@@ -76,6 +79,8 @@ cycles = Table(
     Column("opening", Text, nullable=False),  # JSON {currency: fund at the start}
     Column("statement", Text, nullable=True),  # JSON roll-forward, set at the handover
     Column("closed_seq", BigInteger, nullable=True),
+    # JSON response figures of urgent grants, from a handover of data version 2.
+    Column("response", Text, nullable=True),
 )
 
 grants = Table(
@@ -98,6 +103,8 @@ grants = Table(
     Column("decided_cycle", Integer, nullable=True),
     Column("disbursed_seq", BigInteger, nullable=True),
     Column("closed_seq", BigInteger, nullable=True),  # cancelled
+    Column("decided_ts", String(27), nullable=True),  # ts of the grant_decided entry
+    Column("closed_ts", String(27), nullable=True),  # ts of the grant_cancelled entry
 )
 
 votes = Table(

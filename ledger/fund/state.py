@@ -84,6 +84,8 @@ class PoolRow(NamedTuple):
     created_seq: int
     created_cycle: int
     current_cycle: int
+    urgent_deadline_hours: int
+    overdue_approval: int
 
 
 _POOL = f"SELECT {', '.join(PoolRow._fields)} FROM pools WHERE slug = ?"
