@@ -13,7 +13,8 @@ blp = Blueprint(
     "grants",
     __name__,
     url_prefix="/api/v1",
-    description="Grant proposals, the queue (urgent first, then oldest), votes and payouts.",
+    description="Grant proposals, the queue (overdue urgent first, then urgent, then oldest), "
+    "votes and payouts.",
 )
 
 Reply = tuple[Any, int, dict[str, str]]
@@ -24,8 +25,10 @@ GRANT = "/grants/<int(max=9007199254740991):grant_id>"
 @blp.arguments(schemas.GrantQuery, location="query")
 @blp.response(200, schemas.GrantPage)
 def grant_queue(query: dict[str, Any], slug: str) -> views.GrantPage:
-    """The pool's grants, urgent first, then oldest; filter by status, page with after."""
-    return views.grant_queue(db.get_engine(), slug, **query)
+    """The pool's grants: urgent ones past the pool's decision deadline first (with their
+    age and deadline), then other urgent ones, then the rest, oldest first; filter by status,
+    page with after."""
+    return views.grant_queue(db.get_engine(), slug, **query, now=db.get_clock().now())
 
 
 @blp.route("/pools/<slug:slug>/grants", methods=["POST"])
@@ -53,7 +56,9 @@ def cast_vote(body: dict[str, Any], grant_id: int) -> Reply:
     """Vote (a member of the pool's current custodian; not the proposer; once).
 
     With fast_lane, one member approves an urgent grant alone, within the pool's per-grant
-    cap and what is left of this cycle's allowance."""
+    cap and what is left of this cycle's allowance. With overdue, one member approves alone
+    an urgent grant past the pool's decision deadline, within the cap (the allowance does not
+    limit it), where the pool's policy allows it."""
     outcome = db.get_fund().cast_vote(
         current_actor(), grant_id, idempotency_key=idempotency_key(), **body
     )

@@ -32,7 +32,9 @@ def list_pools() -> list[views.PoolView]:
 def create_pool(body: dict[str, Any]) -> Reply:
     """Create a pool (admin).
 
-    Amounts of the fast-lane cap and cycle allowance are per currency, in minor units."""
+    Amounts of the fast-lane cap and cycle allowance are per currency, in minor units;
+    urgent_deadline_hours (1 to 720, default 72) and overdue_approval (default false) are
+    the pool's promise on urgent grants."""
     outcome = db.get_fund().create_pool(current_actor(), idempotency_key=idempotency_key(), **body)
     written = views.written(db.get_engine(), outcome.seq, "pool_created")
     return written, 201, replay_headers(outcome)
@@ -56,6 +58,15 @@ def set_roster(body: dict[str, Any], slug: str) -> Reply:
     )
     written = views.written(db.get_engine(), outcome.seq, "roster_set")
     return written, 200, replay_headers(outcome)
+
+
+@blp.route("/pools/<slug:slug>/response", methods=["GET"])
+@blp.response(200, schemas.PoolResponses)
+def pool_response(slug: str) -> views.PoolResponses:
+    """How fast the pool answers urgent grants: its decision deadline and policy, and per
+    cycle (newest first) the urgent grants decided within the deadline out of those decided
+    or due, the median time to a decision, and what each handover passed on."""
+    return views.pool_responses(db.get_engine(), slug, db.get_clock().now())
 
 
 @blp.route("/pools/<slug:slug>/cycles", methods=["GET"])

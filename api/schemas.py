@@ -91,6 +91,21 @@ class NewPool(Strict):
     cycle_allowance = fields.Dict(
         keys=Text(), values=Text(), metadata={"example": {"EUR": "20000"}}
     )
+    urgent_deadline_hours = fields.Raw(
+        metadata={
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 720,
+            "description": "Decision deadline for urgent grants, in hours (default 72)",
+        }
+    )
+    overdue_approval = fields.Raw(
+        metadata={
+            "type": "boolean",
+            "description": "Past the deadline, any single custodian member may approve an "
+            "urgent grant within the fast-lane cap (default false)",
+        }
+    )
 
 
 class NewCollective(Strict):
@@ -207,6 +222,12 @@ class NewVote(Strict):
     vote = _one_of(VOTES)
     note = Text()
     fast_lane = Flag()
+    overdue = Flag(
+        metadata={
+            "description": "Approve alone an urgent grant past the pool's decision deadline, "
+            "within the fast-lane cap, where the pool's policy allows it"
+        }
+    )
 
 
 class NewDisbursement(Strict):
@@ -297,6 +318,8 @@ class PoolCreated(WrittenEntry):
         fields.Dict(keys=fields.String(), values=fields.String()), "cycle_allowance"
     )
     cycle = _data(fields.Nested(CycleSpan), "cycle")
+    urgent_deadline_hours = _data(fields.Integer(), "urgent_deadline_hours")
+    overdue_approval = _data(fields.Boolean(), "overdue_approval")
 
 
 class CollectiveRegistered(WrittenEntry):
@@ -481,6 +504,36 @@ class Pool(ma.Schema):
     books = fields.List(fields.Nested(CurrencyBooks))
 
 
+class ResponseFigures(ma.Schema):
+    deadline_hours = fields.Integer()
+    on_time = fields.Integer(metadata={"description": "Urgent grants decided within it"})
+    counted = fields.Integer(metadata={"description": "Urgent grants decided or due"})
+    decided = fields.Integer(metadata={"description": "Urgent grants decided in the cycle"})
+    median_seconds = fields.Integer(allow_none=True)
+
+
+class CycleResponse(ma.Schema):
+    cycle = fields.Integer()
+    start = fields.String()
+    end = fields.String()
+    closed = fields.Boolean()
+    figures = fields.Nested(ResponseFigures)
+    stated = fields.Boolean(metadata={"description": "As the handover entry states them"})
+    carried_over = fields.List(fields.Integer(), metadata={"description": "Grants passed on"})
+    voided_votes = fields.List(fields.Integer())
+    handover_seq = fields.Integer(allow_none=True)
+
+
+class UrgencyPolicy(ma.Schema):
+    deadline_hours = fields.Integer()
+    overdue_approval = fields.Boolean()
+
+
+class PoolResponses(ma.Schema):
+    policy = fields.Nested(UrgencyPolicy)
+    cycles = fields.List(fields.Nested(CycleResponse), metadata={"description": "Newest first"})
+
+
 class Cycle(ma.Schema):
     pool = fields.String()
     number = fields.Integer()
@@ -536,6 +589,13 @@ class GrantSummary(ma.Schema):
     cancelled_seq = fields.Integer(allow_none=True)
     approvals = fields.Integer(metadata={"description": "Counted (non-void) approvals"})
     rejections = fields.Integer()
+    deadline = fields.String(
+        allow_none=True, metadata={"description": "Urgent grants: decide by then"}
+    )
+    overdue = fields.Boolean(metadata={"description": "Urgent, open and past its deadline"})
+    age_seconds = fields.Integer(
+        allow_none=True, metadata={"description": "Since the proposal, while still proposed"}
+    )
 
 
 class Grant(GrantSummary):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, or_, select
@@ -27,6 +28,8 @@ from ledger.fund.entry_views import (
 from ledger.fund.public_text import REDACTED, served_texts
 from ledger.fund.schema import grants, votes
 from ledger.fund.state import grant_row, pool_row
+from ledger.fund.urgency import pool_policy
+from ledger.log.clock import format_ts, parse_ts
 from ledger.log.db import read_transaction
 from ledger.log.entry import Entry, decode_entry
 from ledger.log.schema import entries
@@ -79,6 +82,9 @@ class GrantView:
     rejections: int
     votes: tuple[VoteView, ...] = ()
     decision: DecisionView | None = None
+    deadline: str | None = None  # urgent grants: the pool's promise to decide by then
+    overdue: bool = False  # urgent, still proposed, and past its deadline (queue only)
+    age_seconds: int | None = None  # since the proposal, for grants still proposed (queue only)
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,14 @@ class VoteResult:
 
 # -- grants ---------------------------------------------------------------------------------
 
-urgency_rank = case((grants.c.urgency == "urgent", 0), else_=1)  # urgent sorts first
+
+def _queue_rank(cutoff: str) -> Any:
+    """0 for overdue urgent grants (proposed at or before ``cutoff``), 1 for other urgent
+    grants, 2 for the rest: the queue's order before the ids."""
+    overdue = and_(
+        grants.c.urgency == "urgent", grants.c.status == "proposed", grants.c.proposed_ts <= cutoff
+    )
+    return case((overdue, 0), (grants.c.urgency == "urgent", 1), else_=2)
 
 
 def _tallies(conn: Connection, grant_ids: Sequence[int]) -> dict[int, dict[str, int]]:
@@ -167,33 +180,53 @@ def grant_queue(
     status: str | None = None,
     after: int | None = None,
     limit: int = 50,
+    now: datetime | None = None,
 ) -> GrantPage:
-    """A pool's grants, urgent first, then oldest first; ``after`` is the last id seen."""
+    """A pool's grants: urgent ones past the pool's decision deadline ``now`` first (with
+    their age and deadline), then the other urgent ones, then the rest, oldest first within
+    each; ``after`` is the last id seen. Without ``now``, no grant counts as overdue."""
     if status is not None and status not in GRANT_STATUSES:
         raise RuleViolation(f"status must be one of {GRANT_STATUSES}", "invalid_status")
     if not 1 <= limit <= MAX_PAGE:
         raise RuleViolation(f"limit must be 1 to {MAX_PAGE}", "invalid_limit")
     with read_transaction(engine) as conn:
         pool_row(conn, pool)
+        deadline = pool_policy(conn, pool).deadline
+        cutoff = "" if now is None else format_ts(now - deadline)
+        rank_of = _queue_rank(cutoff)
         where = [grants.c.pool == pool]
         if status is not None:
             where.append(grants.c.status == status)
         if after is not None:
-            cursor = conn.execute(
-                select(grants.c.urgency).where(and_(grants.c.id == after, grants.c.pool == pool))
+            rank = conn.execute(
+                select(rank_of).where(and_(grants.c.id == after, grants.c.pool == pool))
             ).scalar()
-            if cursor is None:
+            if rank is None:
                 raise RuleViolation(f"after={after} is not a grant of {pool!r}", "invalid_cursor")
-            rank = 0 if cursor == "urgent" else 1
-            where.append(or_(urgency_rank > rank, and_(urgency_rank == rank, grants.c.id > after)))
+            where.append(or_(rank_of > rank, and_(rank_of == rank, grants.c.id > after)))
         rows = conn.execute(
-            select(grants).where(and_(*where)).order_by(urgency_rank, grants.c.id).limit(limit + 1)
+            select(grants).where(and_(*where)).order_by(rank_of, grants.c.id).limit(limit + 1)
         ).all()
         page = rows[:limit]
         tallies = _tallies(conn, [int(r.id) for r in page])
         texts = _texts(conn, [r.purpose_commitment for r in page])
-        items = tuple(_grant_view(r, tallies.get(int(r.id), {}), texts) for r in page)
+        items = tuple(
+            _grant_view(r, tallies.get(int(r.id), {}), texts, **_urgency(r, deadline, now))
+            for r in page
+        )
     return GrantPage(items, next=items[-1].id if len(rows) > limit else None)
+
+
+def _urgency(row: Any, deadline: timedelta, now: datetime | None) -> dict[str, Any]:
+    """A queued grant's deadline, whether it is overdue ``now``, and its age while open."""
+    proposed = parse_ts(row.proposed_ts)
+    due = proposed + deadline
+    is_open = row.status == "proposed" and now is not None
+    return {
+        "deadline": format_ts(due) if row.urgency == "urgent" else None,
+        "overdue": is_open and row.urgency == "urgent" and now is not None and due <= now,
+        "age_seconds": (now - proposed) // timedelta(seconds=1) if is_open and now else None,
+    }
 
 
 def _decision(entry: Entry) -> DecisionView:

@@ -53,6 +53,7 @@ from ledger.fund.pool_views import (
     pool_cycles,
     pool_detail,
 )
+from ledger.fund.urgency_views import CycleResponse, PoolResponses, pool_responses
 
 __all__ = [
     "GRANT_STATUSES",
@@ -60,6 +61,7 @@ __all__ = [
     "MOON_PHASES",
     "CollectiveView",
     "CurrencyBooks",
+    "CycleResponse",
     "CycleSpan",
     "CycleView",
     "DecisionView",
@@ -67,6 +69,7 @@ __all__ = [
     "GrantPage",
     "GrantView",
     "LunarNow",
+    "PoolResponses",
     "PoolView",
     "Receipt",
     "VoteResult",
@@ -89,6 +92,7 @@ __all__ = [
     "pool_detail",
     "pool_entries",
     "pool_entry_page",
+    "pool_responses",
     "published_vkey",
     "recent_decisions",
     "recorded_receipts",
