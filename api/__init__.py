@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "ANCHOR_KEY_FILE": None,  # the anchoring account's private key file (mode 0600)
     "ANCHOR_EVERY_HOURS": None,  # `lunaria anchor --if-due` anchors at most this often
     "ANCHOR_AT_HANDOVER": False,  # `lunaria rotate` anchors the checkpoint of each handover
+    "PUBLIC_URL": None,  # http(s)://host[:port]; stored by `lunaria init` (api/public_url.py)
+    "REPORT_RENDERS": 1,  # reports rendered at once per process; 0: no bound (api/reports.py)
+    "REPORT_WAIT": 1.0,  # seconds a report request waits for a render slot, then 503
+    "REPORT_CACHE": True,  # keep rendered reports (exports/cache.py); off only to measure
 }
 
 
@@ -47,6 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         grants,
         ledger_api,
         pools,
+        public_url,
         redactions,
         reports,
         tlog,
@@ -65,6 +70,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(tlog.bp)  # the log as C2SP tlog-tiles under /tlog/
     app.register_blueprint(docs.blp)
     app.before_request(db.require_current_schema)
+    app.before_request(public_url.load_before_request)
     app.before_request(auth.guard_writes)
     errors.init_app(app)  # after the Api: its handlers replace flask-smorest's
     web.init_app(app)  # the public pages, flask-babel, security headers

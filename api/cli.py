@@ -19,10 +19,11 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from sqlalchemy import Engine, text
 
-from api import anchor_cli, create_app, db, publish_cli, worker_cli
+from api import anchor_cli, create_app, db, public_url, publish_cli, worker_cli
 from api.command_errors import fail, reports_ledger_errors
 from api.redact_cli import redact_command
 from api.reports_cli import report_command
+from exports import cache as report_cache
 from ledger import migrate
 from ledger.errors import LedgerError
 from ledger.fund import (
@@ -59,6 +60,7 @@ from ledger.log import (
 @reports_ledger_errors
 def init_command(demo: bool) -> None:
     """Create the schema, the signing key (mode 0600), the log and its first checkpoint."""
+    public_url.configured()  # a malformed LUNARIA_PUBLIC_URL is refused before anything is made
     engine = db.get_engine(create=True)
     migrate.upgrade(engine)
     origin = db.stored_origin(engine) or db.configured_origin()
@@ -73,6 +75,7 @@ def init_command(demo: bool) -> None:
         signer.save(path)
         click.echo(f"created signing key {path}")
     vault = _init_vault(engine)
+    _init_public_url(engine)
     now = db.get_clock().now()
     # The demo's history is written by a clock that walks from six cycles ago up to now.
     demo_clock = ManualClock(start_of_demo(now)) if demo else None
@@ -89,6 +92,17 @@ def init_command(demo: bool) -> None:
         click.echo(f"indexed the bank references of {indexed} earlier donations")
     head = log.head()
     click.echo(f"log {origin}: size {head.size}, verifier key {signer.verifier().vkey()}")
+
+
+def _init_public_url(engine: Engine) -> None:
+    """Store LUNARIA_PUBLIC_URL (or, the first time, the default) and forget the reports kept
+    until now: they may print the old URL, or come from an older Lunaria."""
+    wanted, kept = public_url.configured(), public_url.stored(engine)
+    url = wanted or kept or public_url.DEFAULT_PUBLIC_URL
+    if url != kept:
+        public_url.store(engine, url)
+        click.echo(f"public URL {url}" + (f" (was {kept})" if kept else ""))
+    report_cache.clear(engine)
 
 
 def _init_vault(engine: Engine) -> Vault:

@@ -109,6 +109,7 @@ PROBLEMS: Mapping[str, tuple[int, str]] = {
     "not_overdue": (409, "The grant is not past its decision deadline"),
     "inconsistent_log": (500, "The log does not add up; run lunaria verify"),
     "schema_out_of_date": (503, "The database is being upgraded; try again shortly"),
+    "reports_busy": (503, "Too many reports are being rendered; try again shortly"),
     "internal_error": (500, "Internal server error"),
     "unbalanced_postings": (500, "Internal server error"),  # an invariant, never the client's
 }

@@ -23,7 +23,7 @@ from urllib.parse import quote, urljoin
 from flask import Response, request
 from sqlalchemy import Engine, select
 
-from api import db
+from api import db, public_url
 from api.ledger_api import Blueprint, revalidate
 from ledger.fund import (
     CURRENCY_EXPONENTS,
@@ -53,7 +53,8 @@ blp.after_request(revalidate)
 def pool_feed(slug: str) -> Response:
     """The pool's latest 50 entries, newest first, as an Atom 1.0 feed (RFC 4287)."""
     feed = read_pool_feed(db.get_engine(), slug)
-    body = render_feed(feed, site=request.host_url, self_url=request.base_url)
+    site = public_url.get()  # never the Host header: a client chooses that
+    body = render_feed(feed, site=site + "/", self_url=site + request.path)
     return Response(body, content_type=ATOM_TYPE, headers={"Cache-Control": FEED_CACHE})
 
 

@@ -1,21 +1,61 @@
-"""Audit reports per pool and lunar cycle: PDF, CSV, JSON, JSONL and beancount."""
+"""Audit reports per pool and lunar cycle: PDF, CSV, JSON, JSONL and beancount.
+
+A report is rendered once (:mod:`exports.cache` keeps it in the database, for every process)
+and its ETag is the digest of what its bytes depend on, so ``If-None-Match`` (304) and HEAD
+are answered without rendering. Renders are bounded per process (``LUNARIA_REPORT_RENDERS``,
+default 1): a request that finds every slot taken waits ``LUNARIA_REPORT_WAIT`` seconds
+(default 1), then gets 503 ``reports_busy`` with ``Retry-After``. It does not wait longer: a
+waiting request holds one of the server's few threads, which proof and page reads need (a
+render of a large cycle takes seconds).
+"""
 
 from __future__ import annotations
 
-from flask import Response, request
+import threading
+from datetime import datetime
 
-from api import db
+from blinker import Namespace
+from flask import Response, current_app, request
+from flask.blueprints import BlueprintSetupState
+
+from api import db, public_url
 from api.blueprint import Blueprint
+from api.errors import problem
 from api.web import select_locale
-from exports.formats import make_options, render_report
+from exports.cache import ReportKey, lookup, report_key, store
+from exports.formats import (
+    MEDIA_TYPES,
+    SHA256_HEADER,
+    RenderedReport,
+    ReportOptions,
+    make_options,
+    render_report,
+    report_filename,
+)
 
 blp = Blueprint(
     "reports",
     __name__,
     url_prefix="/api/v1",
     description="Deterministic reports of a pool's lunar cycle; every number re-derivable "
-    "from the public log. The report's SHA-256 is in the X-Report-SHA256 header.",
+    "from the public log. The report's SHA-256 is in the X-Report-SHA256 header; the ETag "
+    "changes only when the report does.",
 )
+
+report_rendered = Namespace().signal("report-rendered")
+"""Sent (sender: the app, ``key``: the :class:`exports.cache.ReportKey`) after each render:
+what a test or a metric counts."""
+
+SLOTS = "lunaria.report_slots"  # app.extensions: the process's render slots
+RETRY_AFTER = "5"  # seconds: about one render of a large cycle
+
+
+def _make_slots(state: BlueprintSetupState) -> None:
+    renders = int(state.app.config["REPORT_RENDERS"])
+    state.app.extensions[SLOTS] = threading.BoundedSemaphore(renders) if renders > 0 else None
+
+
+blp.record_once(_make_slots)
 
 
 @blp.route("/pools/<slug:slug>/reports/<cycle>.<fmt>", methods=["GET"])
@@ -32,14 +72,66 @@ def report(slug: str, cycle: str, fmt: str) -> Response:
         fields=request.args.get("fields"),
         since=request.args.get("since"),
         until=request.args.get("until"),
-        base_url=request.host_url,
+        base_url=public_url.get(),
     )
-    rendered = render_report(
-        db.get_engine(), slug, cycle, fmt, now=db.get_clock().now(), options=options
-    )
-    info = rendered.info
-    response = Response(rendered.content, mimetype=info.media_type)
-    response.headers["X-Report-SHA256"] = info.sha256
-    response.headers["Content-Disposition"] = f'attachment; filename="{info.filename}"'
-    response.headers["Cache-Control"] = "no-cache" if info.interim else "public, max-age=300"
+    engine, now = db.get_engine(), db.get_clock().now()
+    key = report_key(engine, slug, cycle, fmt, now=now, options=options)
+    if request.if_none_match.contains(key.etag):
+        return _answer(key, None, status=304)
+    keeping = bool(current_app.config["REPORT_CACHE"])
+    head = request.method == "HEAD"
+    kept = lookup(engine, key, content=not head) if keeping else None
+    if kept is None and head:
+        return _answer(key, None)  # (what only the bytes tell is left out: RFC 9110 9.3.2)
+    if kept is None:
+        rendered = _render(key, now, options, keeping)
+        if rendered is None:
+            return problem(
+                "reports_busy",
+                "every report render slot is taken; try again in a few seconds",
+                headers={"Retry-After": RETRY_AFTER},
+            )
+        kept = rendered
+    return _answer(key, kept)
+
+
+def _render(
+    key: ReportKey, now: datetime, options: ReportOptions, keeping: bool
+) -> RenderedReport | None:
+    """Render in one of the process's slots and keep the result; None when no slot came
+    free in time. Whoever waited for the same report gets the one rendered meanwhile."""
+    slots: threading.BoundedSemaphore | None = current_app.extensions[SLOTS]
+    if slots is not None and not slots.acquire(timeout=float(current_app.config["REPORT_WAIT"])):
+        return None
+    try:
+        engine = db.get_engine()
+        kept = lookup(engine, key) if keeping else None
+        if kept is not None:
+            return kept
+        rendered = render_report(engine, key.pool, key.cycle, key.format, now=now, options=options)
+        report_rendered.send(current_app._get_current_object(), key=key)  # type: ignore[attr-defined]
+        if keeping:
+            store(engine, key, rendered)
+        return rendered
+    finally:
+        if slots is not None:
+            slots.release()
+
+
+def _answer(key: ReportKey, report: RenderedReport | None, status: int = 200) -> Response:
+    """The report, or (``report`` None) its headers alone: 304, or a HEAD of a report not
+    rendered yet (no length and no SHA-256 until it is)."""
+    response = Response(report.content if report else None, status=status)
+    response.headers["ETag"] = f'"{key.etag}"'
+    response.headers["Cache-Control"] = "no-cache" if key.interim else "public, max-age=300"
+    if status == 304:
+        return response
+    response.content_type = MEDIA_TYPES[key.format]
+    filename = report_filename(key.pool, key.cycle, key.interim, key.format, key.lang)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if report is not None:
+        response.headers[SHA256_HEADER] = report.info.sha256
+        response.headers["Content-Length"] = str(report.info.size)
+    else:
+        response.automatically_set_content_length = False
     return response

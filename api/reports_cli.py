@@ -5,6 +5,8 @@
 
 CYCLE is a lunation number or ``latest``. Formats: pdf, csv, json, jsonl, beancount. The file
 is written whole or not at all; the summary (size, SHA-256, closed or interim) goes to stderr.
+The URLs a report prints are the stored public URL's (:mod:`api.public_url`), so the file is
+byte for byte the HTTP download of the same report in the same language.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from api import db
+from api import db, public_url
 from api.command_errors import reports_ledger_errors
 from exports.formats import FORMATS, ReportInfo, make_options, write_report
 
@@ -37,7 +39,6 @@ from exports.formats import FORMATS, ReportInfo, make_options, write_report
 @click.option("--fields", help="CSV: the columns to write, comma-separated, in order.")
 @click.option("--since", help="CSV: entries at or after this date or RFC 3339 time (UTC).")
 @click.option("--until", help="CSV: entries before this date or RFC 3339 time (UTC).")
-@click.option("--base-url", help="Public URL of the service (default: https://<origin>).")
 @with_appcontext
 def report_command(
     pool: str,
@@ -48,10 +49,9 @@ def report_command(
     fields: str | None,
     since: str | None,
     until: str | None,
-    base_url: str | None,
 ) -> None:
     """Write the report of POOL for lunar CYCLE (a number, or 'latest')."""
-    reports_ledger_errors(_write)(pool, cycle, fmt, output, lang, fields, since, until, base_url)
+    reports_ledger_errors(_write)(pool, cycle, fmt, output, lang, fields, since, until)
 
 
 def _write(
@@ -63,8 +63,8 @@ def _write(
     fields: str | None,
     since: str | None,
     until: str | None,
-    base_url: str | None,
 ) -> None:
+    base_url = public_url.get()
     options = make_options(lang=lang, fields=fields, since=since, until=until, base_url=base_url)
     engine, now = db.get_engine(), db.get_clock().now()
     if output is not None and str(output) == "-":

@@ -18,10 +18,11 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text
 
 from exports.cycle import (
     CUSTODY_KINDS,
@@ -72,6 +73,36 @@ def gather(engine: Engine, pool: str, cycle: int | str, now: datetime) -> CycleR
     """
     with read_transaction(engine) as conn:
         return _Gatherer(conn, pool).report(cycle, now)
+
+
+@dataclass(frozen=True)
+class ReportLocation:
+    """What a report is rendered from, found without reading the cycle's entries: the cycle,
+    the size of its covering checkpoint, and ``revision``, the newest entry that can change a
+    report after its checkpoint (an anchor or a redaction; -1 when there is none)."""
+
+    pool: str
+    cycle: int
+    checkpoint_size: int
+    interim: bool
+    revision: int
+
+
+REVISIONS = text("kind IN ('checkpoint_anchored', 'text_redacted')")
+"""The entries that change a closed cycle's report (its anchor, its public texts): literal,
+the WHERE of the partial index ``ix_entries_report_revisions`` (migration 0011), which SQLite
+uses only for the same terms without bound parameters."""
+
+
+def locate(engine: Engine, pool: str, cycle: int | str, now: datetime) -> ReportLocation:
+    """Where the report of ``pool`` / ``cycle`` stands, in a few indexed reads (for the
+    cache's key); raises what :func:`gather` raises for a report that cannot be made."""
+    with read_transaction(engine) as conn:
+        gatherer = _Gatherer(conn, pool)
+        number, _, covering, _, interim = gatherer.locate(cycle, now)
+        revision = conn.execute(select(func.max(entries.c.seq)).where(REVISIONS)).scalar()
+    newest = -1 if revision is None else int(revision)
+    return ReportLocation(pool, number, covering.size, interim, newest)
 
 
 def parse_cycle(value: int | str) -> int | str:
@@ -127,13 +158,21 @@ class _Gatherer:
         self.slug: str = pool
         self.texts: dict[str, str | None] = {}
 
-    def report(self, cycle: int | str, now: datetime) -> CycleReport:
+    def locate(
+        self, cycle: int | str, now: datetime
+    ) -> tuple[int, Any, StoredCheckpoint, int, bool]:
+        """The cycle's number and row, its covering checkpoint, the last seq to read, and
+        whether the report is interim."""
         latest = latest_checkpoint(self.conn)
         if latest is None:
             raise CycleNotStarted("the log has no signed checkpoint yet")
         number = self._resolve(parse_cycle(cycle), now, latest)
         row = self._cycle_row(number, latest)
         covering, last, interim = self._coverage(row, latest)
+        return number, row, covering, last, interim
+
+    def report(self, cycle: int | str, now: datetime) -> CycleReport:
+        number, row, covering, last, interim = self.locate(cycle, now)
         allowances: dict[str, str] = json.loads(self.pool.cycle_allowance)
         self.texts = public_text.texts_between(self.conn, int(row.opened_seq), last)
         cycle_entries = _CycleEntries(self.slug, number, allowances, self.texts)

@@ -130,13 +130,10 @@ def write_report(
     report = gather(engine, pool, cycle, now)
     sink = _HashingWriter(out)
     _render(engine, report, fmt, sink, options)
-    name = f"{report.pool}-{report.cycle}{'-interim' if report.interim else ''}"
-    if fmt == "pdf":
-        name += f"-{options.lang}"
     return ReportInfo(
         format=fmt,
         media_type=MEDIA_TYPES[fmt],
-        filename=f"{name}.{fmt}",
+        filename=report_filename(report.pool, report.cycle, report.interim, fmt, options.lang),
         sha256=sink.digest.hexdigest(),
         size=sink.size,
         pool=report.pool,
@@ -144,6 +141,12 @@ def write_report(
         interim=report.interim,
         checkpoint_size=report.checkpoint.size,
     )
+
+
+def report_filename(pool: str, cycle: int, interim: bool, fmt: str, lang: str) -> str:
+    """``food-bank-330.csv``, ``food-bank-331-interim-uk.pdf``: the language for PDFs only."""
+    name = f"{pool}-{cycle}{'-interim' if interim else ''}"
+    return f"{name}-{lang}.{fmt}" if fmt == "pdf" else f"{name}.{fmt}"
 
 
 def render_report(

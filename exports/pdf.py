@@ -4,20 +4,23 @@ The document: A4 pages with a header and footer, the cover and roll-forward
 (:mod:`exports.pdf_sections`), the tables of entries (:mod:`exports.pdf_tables`) and how to
 verify; page layout, fonts and the monospaced tables are :mod:`exports.pdf_layout`.
 
-Determinism: ``invariant=1`` (fixed creation date and document id), no wall-clock time, no
-randomness, fonts shipped in ``exports/fonts`` (subsets embedded). "Page x of y" draws y from
+Determinism: ``invariant=1`` (a fixed document id), creation and modification dates from the
+log (:attr:`exports.report.CycleReport.dated`), no wall-clock time, no randomness, fonts
+shipped in ``exports/fonts`` (subsets embedded). "Page x of y" draws y from
 a form XObject filled in once the page count is known.
 """
 
 from __future__ import annotations
 
 import base64
+import calendar
 import io
 from collections.abc import Sequence
 from typing import Any
 
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
+from reportlab.lib.utils import TimeStamp
 from reportlab.pdfbase import pdfmetrics
 from reportlab.platypus import BaseDocTemplate, Frame, LongTable, PageTemplate, TableStyle
 
@@ -40,6 +43,7 @@ from exports.pdf_layout import (
     styles,
 )
 from exports.report import CycleReport
+from ledger.log import parse_ts
 
 PAGES_FORM = "lunaria-page-count"
 PARTS = (
@@ -80,6 +84,7 @@ class _Builder:
         canvas.setFont(SANS, 7)
         canvas.drawString(0, 0, str(self.pages))
         canvas.endForm()
+        _date(canvas, self.report.dated)
         canvas.save()
         return out.getvalue()
 
@@ -141,6 +146,19 @@ class _Builder:
         for part in PARTS:
             story.extend(part(self.ctx))
         return story
+
+
+def _date(canvas: Any, ts: str) -> None:
+    """The document's CreationDate and ModDate: ``ts`` (UTC), the time the report is of.
+
+    ``invariant=1`` would write reportlab's fixed 2000-01-01; reportlab reads the dates from
+    the document's time stamp when it saves, so that is replaced here (per document: the
+    process-wide SOURCE_DATE_EPOCH would race between threads rendering at once).
+    """
+    moment = parse_ts(ts).utctimetuple()
+    stamp = TimeStamp(invariant=1)
+    stamp.t, stamp.lt, stamp.YMDhms = calendar.timegm(moment), moment, tuple(moment)[:6]
+    canvas._doc._timeStamp = stamp
 
 
 def bare_table_pdf(rows: Sequence[Sequence[str]]) -> bytes:

@@ -208,6 +208,7 @@ class CheckpointInfo:
     root: bytes
     note: str
     signature_lines: tuple[str, ...]
+    ts: str  # when it was signed (RFC 3339 UTC, as stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +265,13 @@ class CycleReport:
     @property
     def corrections(self) -> Iterator[EntryRow]:
         return (row for row in self.entries if row.kind == "correction")
+
+    @property
+    def dated(self) -> str:
+        """The time the report is of (its PDF's dates): the handover that closed the cycle,
+        or for an interim report the covering checkpoint's signing."""
+        closing = [h for h in self.custody if h.role == "closed"]
+        return closing[-1].ts if closing else self.checkpoint.ts
 
     def count(self, kind: str) -> int:
         return sum(1 for row in self.entries if row.kind == kind)

@@ -183,6 +183,7 @@ def checkpoint_info(stored: StoredCheckpoint) -> CheckpointInfo:
         root=checkpoint.root,
         note=stored.note,
         signature_lines=tuple(line for line in lines if line),
+        ts=stored.ts,
     )
 
 
