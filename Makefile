@@ -30,6 +30,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# Swagger UI for /api/v1/docs, from the pinned swagger-ui-dist devDependency. The copy in
+# api/static/vendor/swagger-ui/ is committed (running Lunaria needs no npm);
+# tests/test_api_docs.py checks that it equals node_modules' files. Run after changing the pin.
+SWAGGER_UI_FILES = swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE
+.PHONY: vendor
+vendor: node_modules/.installed
+	mkdir -p api/static/vendor/swagger-ui
+	cd node_modules/swagger-ui-dist && cp $(SWAGGER_UI_FILES) $(CURDIR)/api/static/vendor/swagger-ui/
+
 # Debian's chromium for the browser tests (Playwright drives it; its own download fails here).
 .PHONY: chromium
 chromium:

@@ -1,9 +1,11 @@
-"""The OpenAPI document (flask-smorest) and a self-contained docs page.
+"""The OpenAPI document (flask-smorest) and the API reference page.
 
-``/api/v1/openapi.json`` is generated from the blueprints and schemas. ``/api/v1/docs`` is
-rendered on the server from that same document and the error table: no script, no style,
-nothing fetched from anywhere else, so it works under ``Content-Security-Policy:
-default-src 'none'``.
+``/api/v1/openapi.json`` is generated from the blueprints and schemas, with examples of the
+main flows (:mod:`api.docs_examples`). ``/api/v1/docs`` is Swagger UI over that document,
+served from this package (``static/vendor/swagger-ui/``, copied from the pinned npm
+``swagger-ui-dist`` by ``make vendor``): nothing is fetched from anywhere else, so it works
+offline, under the public pages' Content-Security-Policy (no inline script: ``static/docs.js``
+starts it). Below it, the table of problem ``code``s, the target of every problem ``type``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from flask_smorest.utils import prepare_response
 
 from api.auth import IDEMPOTENCY_HEADER, KEYED_METHODS, MAX_IDEMPOTENCY_KEY, WRITE_METHODS
 from api.blueprint import SlugConverter
+from api.docs_examples import REQUESTS, RESPONSES
 from api.errors import PROBLEM_TYPE, PROBLEMS, ProblemSchema
 
 SECURITY_SCHEME = "bearerAuth"
 IDEMPOTENCY_PARAMETER = "IdempotencyKey"
-DOCS_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+JSON = "application/json"
 
 CONFIG = {
     "API_TITLE": "Lunaria",
@@ -70,6 +72,25 @@ class WritesPlugin(BasePlugin):
                     responses.setdefault(str(status), _status_name(status))
 
 
+class ExamplesPlugin(BasePlugin):
+    """Adds the examples of :mod:`api.docs_examples` to their operations' JSON bodies."""
+
+    def operation_helper(
+        self,
+        path: str | None = None,
+        operations: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for method, operation in (operations or {}).items():
+            examples = REQUESTS.get((method, path or ""))
+            if examples is not None:
+                operation["requestBody"]["content"][JSON]["examples"] = examples
+            examples = RESPONSES.get((method, path or ""))
+            if examples is not None:
+                ok = operation["responses"][200]  # (apispec turns the keys into strings later)
+                ok["content"][JSON]["examples"] = examples
+
+
 class Api(flask_smorest.Api):  # type: ignore[misc]  # flask-smorest has no types
     """flask-smorest's Api, documenting problem+json as every error response."""
 
@@ -93,7 +114,7 @@ def make_api(app: Flask) -> Api:
     for key, value in CONFIG.items():
         app.config.setdefault(key, value)
     app.url_map.converters["slug"] = SlugConverter
-    api = Api(app, spec_kwargs={"extra_plugins": [WritesPlugin()]})
+    api = Api(app, spec_kwargs={"extra_plugins": [WritesPlugin(), ExamplesPlugin()]})
     api.register_converter(SlugConverter, SlugConverter.openapi)
     api.spec.components.security_scheme(
         SECURITY_SCHEME,
@@ -119,38 +140,12 @@ def make_api(app: Flask) -> Api:
 blp = Blueprint("docs", __name__, url_prefix="/api/v1", template_folder="templates")
 
 
-def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    operations = []
-    for path, item in sorted(spec.get("paths", {}).items()):
-        for method in HTTP_METHODS:
-            operation = item.get(method)
-            if operation is None:
-                continue
-            operations.append(
-                {
-                    "method": method.upper(),
-                    "path": path,
-                    "summary": operation.get("summary", ""),
-                    "description": operation.get("description", ""),
-                    "tag": (operation.get("tags") or [""])[0],
-                    "auth": "security" in operation,
-                    "keyed": method.upper() in KEYED_METHODS,
-                    "responses": sorted(operation.get("responses", {})),
-                }
-            )
-    return operations
-
-
 @blp.route("/docs", methods=["GET"])
-def docs_page() -> Any:
-    """The API reference, rendered from the OpenAPI document."""
+def docs_page() -> str:
+    """Swagger UI over openapi.json, and the table of problem codes."""
     api: Api = current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
-    spec = api.spec.to_dict()
-    page = render_template(
+    return render_template(
         "docs/index.html",
-        info=spec["info"],
-        operations=_operations(spec),
+        info=api.spec.to_dict()["info"],
         problems=sorted(PROBLEMS.items(), key=lambda item: (item[1][0], item[0])),
-        idempotency_header=IDEMPOTENCY_HEADER,
     )
-    return page, 200, {"Content-Security-Policy": DOCS_CSP}
