@@ -22,6 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "ANCHOR_EVERY_HOURS": None,  # `lunaria anchor --if-due` anchors at most this often
     "ANCHOR_AT_HANDOVER": False,  # `lunaria rotate` anchors the checkpoint of each handover
     "PUBLIC_URL": None,  # http(s)://host[:port]; stored by `lunaria init` (api/public_url.py)
+    "WITNESS_KEY_FILE": None,  # this instance's witness key; default: witness.key beside KEY_FILE
+    "WITNESS_NAME": None,  # the name of a new witness key; default: <origin>/witness
+    "WITNESSES": None,  # a file of `VKEY URL` lines: the witnesses this log asks to cosign
+    "WITNESS_QUORUM": None,  # cosignatures wanted per checkpoint; default: a majority
     "REPORT_RENDERS": 1,  # reports rendered at once per process; 0: no bound (api/reports.py)
     "REPORT_WAIT": 1.0,  # seconds a report request waits for a render slot, then 503
     "REPORT_CACHE": True,  # keep rendered reports (exports/cache.py); off only to measure
@@ -57,6 +61,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         tlog,
         tokens,
         web,
+        witness,
     )
 
     db.init_app(app)
@@ -68,6 +73,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for public in (ledger_api, feeds, reports):  # the public reads of the log
         api.register_blueprint(public.blp)
     app.register_blueprint(tlog.bp)  # the log as C2SP tlog-tiles under /tlog/
+    app.register_blueprint(witness.bp)  # C2SP tlog-witness under /witness
     app.register_blueprint(docs.blp)
     app.before_request(db.require_current_schema)
     app.before_request(public_url.load_before_request)

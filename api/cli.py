@@ -23,6 +23,8 @@ from api import anchor_cli, create_app, db, public_url, publish_cli, worker_cli
 from api.command_errors import fail, reports_ledger_errors
 from api.redact_cli import redact_command
 from api.reports_cli import report_command
+from api.witness_cli import COMMANDS as WITNESS_COMMANDS
+from api.witness_cli import ensure_witness_key
 from exports import cache as report_cache
 from ledger import migrate
 from ledger.errors import LedgerError
@@ -75,6 +77,7 @@ def init_command(demo: bool) -> None:
         signer.save(path)
         click.echo(f"created signing key {path}")
     vault = _init_vault(engine)
+    ensure_witness_key(origin)
     _init_public_url(engine)
     now = db.get_clock().now()
     # The demo's history is written by a clock that walks from six cycles ago up to now.
@@ -375,6 +378,7 @@ COMMANDS: tuple[click.Command, ...] = (
     anchor_cli.anchor_group,
     report_command,
     *worker_cli.COMMANDS,
+    *WITNESS_COMMANDS,
 )
 
 

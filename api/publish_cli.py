@@ -14,6 +14,7 @@ checks each text served against the commitment in the entry.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
@@ -22,6 +23,7 @@ from api import db
 from api.command_errors import reports_ledger_errors
 from ledger.fund import audit, public_text
 from ledger.log import Verifier, build_receipt, parse_receipt, publish, verify_receipt
+from ledger.log.cosignature import WitnessQuorum
 
 FORMATS = ("json", "tlog-proof")
 
@@ -30,6 +32,30 @@ def _verifiers(vkeys: tuple[str, ...]) -> list[Verifier]:
     if not vkeys:
         raise click.UsageError("give at least one trusted --vkey")
     return [Verifier.from_vkey(v) for v in vkeys]
+
+
+def _witnesses(vkeys: tuple[str, ...], quorum: int | None) -> WitnessQuorum | None:
+    """The witnesses that must have cosigned (--witness, --witness-quorum; default: all)."""
+    if not vkeys:
+        if quorum:
+            raise click.UsageError("--witness-quorum needs at least that many --witness keys")
+        return None
+    return WitnessQuorum.of(vkeys, quorum)
+
+
+def witness_options(command: Any) -> Any:
+    """``--witness VKEY`` (repeatable) and ``--witness-quorum K``."""
+    command = click.option(
+        "--witness-quorum",
+        type=click.IntRange(min=0),
+        help="How many of the --witness keys must have cosigned (default: all of them).",
+    )(command)
+    return click.option(
+        "--witness",
+        "witness_vkeys",
+        multiple=True,
+        help="A trusted witness's verifier key (repeatable): c2sp.org/tlog-cosignature.",
+    )(command)
 
 
 @click.command("publish")
@@ -66,16 +92,23 @@ def receipt_command(seq: int, output_format: str) -> None:
     "lines), for a tlog-proof without an extra line.",
 )
 @click.option("--origin", help="Expected log origin (default: the checkpoint's).")
+@witness_options
 @reports_ledger_errors
 def verify_receipt_command(
-    receipt_file: Path, vkeys: tuple[str, ...], entry_file: Path | None, origin: str | None
+    receipt_file: Path,
+    vkeys: tuple[str, ...],
+    entry_file: Path | None,
+    origin: str | None,
+    witness_vkeys: tuple[str, ...],
+    witness_quorum: int | None,
 ) -> None:
     """Verify a receipt (JSON or c2sp.org/tlog-proof) offline; no database needed. The
     public texts a JSON receipt carries are checked against the entry's commitments."""
     verifiers = _verifiers(vkeys)
     receipt = parse_receipt(receipt_file.read_bytes())
     entry = None if entry_file is None else entry_file.read_bytes().removesuffix(b"\n")
-    verified = verify_receipt(receipt, verifiers, entry=entry, origin=origin)
+    witnesses = _witnesses(witness_vkeys, witness_quorum)
+    verified = verify_receipt(receipt, verifiers, entry=entry, origin=origin, witnesses=witnesses)
     texts = getattr(receipt, "texts", None) or {}  # (a JSON receipt's; no tlog-proof has any)
     found = verified.entry
     checked = public_text.check_texts(found.seq, found.kind, found.data, texts)
@@ -88,10 +121,19 @@ def verify_receipt_command(
 @click.argument("source")
 @click.option("--vkey", "vkeys", multiple=True, help="Trusted verifier key (repeatable).")
 @click.option("--origin", help="Expected log origin (default: the checkpoint's).")
+@witness_options
 @reports_ledger_errors
-def audit_command(source: str, vkeys: tuple[str, ...], origin: str | None) -> None:
+def audit_command(
+    source: str,
+    vkeys: tuple[str, ...],
+    origin: str | None,
+    witness_vkeys: tuple[str, ...],
+    witness_quorum: int | None,
+) -> None:
     """Audit SOURCE: a `lunaria publish` directory or the base URL of a running Lunaria."""
-    click.echo(audit(source, _verifiers(vkeys), origin=origin).summary())
+    witnesses = _witnesses(witness_vkeys, witness_quorum)
+    report = audit(source, _verifiers(vkeys), origin=origin, witnesses=witnesses)
+    click.echo(report.summary())
 
 
 COMMANDS: tuple[click.Command, ...] = (

@@ -18,10 +18,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from api import anchor_cli, db
+from api import anchor_cli, db, witness
 from api.command_errors import reports_ledger_errors
 from ledger.fund import Periodic, Worker, worker_lock
 from ledger.log import Log, parse_ts
+from ledger.log.cosigning import Cosigning
 
 
 def _say(line: str) -> None:
@@ -49,6 +50,14 @@ def _anchoring(log: Log) -> Periodic | None:
     return Periodic("anchoring", every, last_done, anchor)
 
 
+def _cosigning(log: Log) -> list[Cosigning]:
+    """Collecting cosignatures, if ``LUNARIA_WITNESSES`` names witnesses (see api.witness)."""
+    endpoints = witness.configured_witnesses()
+    if not endpoints:
+        return []
+    return [Cosigning(log, endpoints, witness.configured_quorum(len(endpoints)))]
+
+
 @click.command("worker")
 @with_appcontext
 @reports_ledger_errors
@@ -65,7 +74,8 @@ def worker_command() -> None:
     worker = Worker(
         fund,
         worker_lock(log.engine),
-        tasks=[] if anchoring is None else [anchoring],
+        # (cosigning first: a checkpoint signed in this step is sent out in this step)
+        tasks=[*_cosigning(log), *([anchoring] if anchoring else [])],
         after_handover=anchor_cli.anchor_after_rotation if at_handover else None,
         say=_say,
     )

@@ -27,9 +27,10 @@ from typing import Any, Protocol
 from ledger.errors import EncodingError, LedgerError, NoteError, VerificationError
 from ledger.fund.governance import GovernanceReplay
 from ledger.fund.urgency import ResponseFigures
+from ledger.log.cosignature import WitnessQuorum
 from ledger.log.entry import Entry, checked_entry
 from ledger.log.merkle import HASH_SIZE
-from ledger.log.notes import Checkpoint, Verifier, open_checkpoint
+from ledger.log.notes import Checkpoint, Verifier, open_checkpoint, parse_note
 from ledger.log.tiles import (
     CHECKPOINT_PATH,
     MAX_BUNDLE_ENTRY_BYTES,
@@ -258,13 +259,15 @@ class AuditReport:
     bundles: int
     tiles: int
     rules: RulesReport
+    cosigned_by: tuple[str, ...] = ()
 
     def summary(self) -> str:
         cp = self.checkpoint
+        witnessed = f"; cosigned by {', '.join(self.cosigned_by)}" if self.cosigned_by else ""
         return (
             f"ok: {cp.origin} size {cp.size} root {cp.root.hex()} from {self.source}; "
             f"{self.bundles} entry bundles and {self.tiles} tiles verified; "
-            f"{self.rules.summary()}"
+            f"{self.rules.summary()}{witnessed}"
         )
 
 
@@ -359,27 +362,41 @@ class TreeAuditor:
         self.tiles += 1
 
 
-def _open(note: bytes, verifiers: Sequence[Verifier], origin: str | None) -> Checkpoint:
+def _open(
+    note: bytes,
+    verifiers: Sequence[Verifier],
+    origin: str | None,
+    witnesses: WitnessQuorum | None,
+) -> tuple[Checkpoint, tuple[str, ...]]:
     try:
-        return open_checkpoint(note, verifiers, origin=origin)
+        checkpoint = open_checkpoint(note, verifiers, origin=origin)
+        cosigned_by = () if witnesses is None else witnesses.check(parse_note(note))
     except NoteError as exc:
         raise VerificationError(None, f"{CHECKPOINT_PATH}: {exc.message}") from exc
+    return checkpoint, cosigned_by
 
 
 def audit(
-    source: Source | str, vkeys: Sequence[Verifier | str], origin: str | None = None
+    source: Source | str,
+    vkeys: Sequence[Verifier | str],
+    origin: str | None = None,
+    witnesses: WitnessQuorum | None = None,
 ) -> AuditReport:
     """Verify everything a tlog-tiles source publishes; raise at the first problem.
 
-    ``origin`` defaults to the checkpoint's own. Raises :class:`VerificationError` naming the
-    resource path and, where one entry is to blame, its seq.
+    ``origin`` defaults to the checkpoint's own. With ``witnesses``, the checkpoint must also
+    carry the cosignatures of a quorum of them (c2sp.org/tlog-cosignature): a checkpoint no
+    quorum of witnesses saw may be one of two histories shown to different readers. Raises
+    :class:`VerificationError` naming the resource path and, where one entry is to blame, its
+    seq.
     """
     verifiers = [v if isinstance(v, Verifier) else Verifier.from_vkey(v) for v in vkeys]
     if not verifiers:
         raise LedgerError("an audit needs at least one trusted verifier key")
     if isinstance(source, str):
         source = open_source(source)
-    checkpoint = _open(_fetch(source, CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES), verifiers, origin)
+    note = _fetch(source, CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES)
+    checkpoint, cosigned_by = _open(note, verifiers, origin, witnesses)
     tree = TreeAuditor(source, checkpoint.origin)
     rules = audit_rules(tree.entries(checkpoint.size))
     root = tree.chain.frontier.root()
@@ -389,4 +406,4 @@ def audit(
             f"{CHECKPOINT_PATH}: signs root {checkpoint.root.hex()} at size {checkpoint.size}, "
             f"but the entries give {root.hex()}",
         )
-    return AuditReport(source.describe(), checkpoint, tree.bundles, tree.tiles, rules)
+    return AuditReport(source.describe(), checkpoint, tree.bundles, tree.tiles, rules, cosigned_by)

@@ -30,6 +30,7 @@ import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -139,9 +140,10 @@ def _public_key(seed: bytes) -> bytes:
     return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
 
 
-def key_id(name: str, public_key: bytes) -> bytes:
-    """Ed25519 key id: ``SHA-256(name || 0x0A || 0x01 || public key)[:4]``."""
-    material = name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key
+def key_id(name: str, public_key: bytes, alg: int = ALG_ED25519) -> bytes:
+    """Key id: ``SHA-256(name || 0x0A || alg || public key)[:4]`` (alg 0x01: Ed25519 note
+    signatures; 0x04: Ed25519 cosignatures, see :mod:`ledger.log.cosignature`)."""
+    material = name.encode("utf-8") + b"\n" + bytes([alg]) + public_key
     return hashlib.sha256(material).digest()[:KEY_ID_SIZE]
 
 
@@ -247,6 +249,9 @@ def parse_note(data: str | bytes) -> Note:
 class Verifier:
     """An Ed25519 verifier key: name, key id and 32-byte raw public key."""
 
+    alg: ClassVar[int] = ALG_ED25519
+    """The signature type byte of its key id and key string."""
+
     name: str
     key_id: bytes
     public_key: bytes
@@ -258,7 +263,7 @@ class Verifier:
             raise InvalidKey(
                 f"Ed25519 public key for {self.name!r} is {len(self.public_key)} bytes, not 32"
             )
-        expected = key_id(self.name, self.public_key)
+        expected = key_id(self.name, self.public_key, self.alg)
         if self.key_id != expected:
             raise InvalidKey(
                 f"key id {self.key_id.hex()} does not match key {self.name!r}, "
@@ -266,7 +271,7 @@ class Verifier:
             )
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Verifier:
+    def from_vkey(cls, vkey: str) -> Self:
         """Parse ``<name>+<8 hex key id>+<base64(0x01 || public key)>``; raises InvalidKey."""
         parts = vkey.split("+", 2)
         if len(parts) != 3:
@@ -283,14 +288,17 @@ class Verifier:
             raise InvalidKey(
                 f"verifier key {name!r} is not canonical padded base64: {_show(encoded)}"
             )
-        if not material or material[0] != ALG_ED25519:
+        if not material or material[0] != cls.alg:
             alg = f"0x{material[0]:02x}" if material else "none"
-            raise InvalidKey(f"verifier key {name!r} has algorithm {alg}, not Ed25519 (0x01)")
+            raise InvalidKey(
+                f"verifier key {name!r} has algorithm {alg}, not Ed25519 0x{cls.alg:02x} "
+                f"({cls.__name__})"
+            )
         return cls(name=name, key_id=bytes.fromhex(id_hex), public_key=material[1:])
 
     def vkey(self) -> str:
         """The verifier key string, the inverse of :meth:`from_vkey`."""
-        material = bytes([ALG_ED25519]) + self.public_key
+        material = bytes([self.alg]) + self.public_key
         return f"{self.name}+{self.key_id.hex()}+{_b64encode(material)}"
 
     def verify(self, text: str, signature: Signature) -> bool:
@@ -333,6 +341,9 @@ def write_secret_file(path: pathlib.Path, data: bytes) -> None:
 class Signer:
     """An Ed25519 signing key: name, key id and 32-byte private seed (never in ``repr``)."""
 
+    alg: ClassVar[int] = ALG_ED25519
+    verifier_class: ClassVar[type[Verifier]] = Verifier
+
     name: str
     key_id: bytes
     seed: bytes = field(repr=False)
@@ -342,7 +353,7 @@ class Signer:
             raise InvalidKey(f"invalid key name: {_show(self.name)}")
         if len(self.seed) != SEED_SIZE:
             raise InvalidKey(f"Ed25519 seed for {self.name!r} is {len(self.seed)} bytes, not 32")
-        expected = key_id(self.name, _public_key(self.seed))
+        expected = key_id(self.name, _public_key(self.seed), self.alg)
         if self.key_id != expected:
             raise InvalidKey(
                 f"key id {self.key_id.hex()} does not match signing key {self.name!r}, "
@@ -350,18 +361,18 @@ class Signer:
             )
 
     @classmethod
-    def _from_seed(cls, name: str, seed: bytes) -> Signer:
+    def _from_seed(cls, name: str, seed: bytes) -> Self:
         if not _valid_name(name):
             raise InvalidKey(f"invalid key name: {_show(name)}")
-        return cls(name=name, key_id=key_id(name, _public_key(seed)), seed=seed)
+        return cls(name=name, key_id=key_id(name, _public_key(seed), cls.alg), seed=seed)
 
     @classmethod
-    def generate(cls, name: str) -> Signer:
+    def generate(cls, name: str) -> Self:
         """A new random Ed25519 signing key named ``name``."""
         return cls._from_seed(name, Ed25519PrivateKey.generate().private_bytes_raw())
 
     @classmethod
-    def from_skey(cls, skey: str) -> Signer:
+    def from_skey(cls, skey: str) -> Self:
         """Parse ``PRIVATE+KEY+<name>+<8 hex key id>+<base64(0x01 || seed)>``.
 
         Raises :class:`InvalidKey`; messages never include the key material.
@@ -381,18 +392,22 @@ class Signer:
         material = _b64decode(encoded)
         if material is None:
             raise InvalidKey(f"signing key {name!r} is not canonical padded base64")
-        if not material or material[0] != ALG_ED25519:
-            raise InvalidKey(f"signing key {name!r} is not an Ed25519 (0x01) key")
+        if not material or material[0] != cls.alg:
+            raise InvalidKey(
+                f"signing key {name!r} is not a 0x{cls.alg:02x} Ed25519 ({cls.__name__}) key"
+            )
         return cls(name=name, key_id=bytes.fromhex(id_hex), seed=material[1:])
 
     def skey(self) -> str:
         """The signing key string, the inverse of :meth:`from_skey`. Secret."""
-        material = bytes([ALG_ED25519]) + self.seed
+        material = bytes([self.alg]) + self.seed
         return f"{_PRIVATE_KEY_PREFIX}{self.name}+{self.key_id.hex()}+{_b64encode(material)}"
 
     def verifier(self) -> Verifier:
         """The matching public verifier key."""
-        return Verifier(name=self.name, key_id=self.key_id, public_key=_public_key(self.seed))
+        return self.verifier_class(
+            name=self.name, key_id=self.key_id, public_key=_public_key(self.seed)
+        )
 
     def sign(self, text: str) -> Signature:
         """Sign a note text (UTF-8 bytes exactly); raises NoteError if it cannot be a note."""
@@ -410,7 +425,7 @@ class Signer:
         write_secret_file(path, (self.skey() + "\n").encode("utf-8"))
 
     @classmethod
-    def load(cls, path: pathlib.Path) -> Signer:
+    def load(cls, path: pathlib.Path) -> Self:
         """Read a key written by :meth:`save`; refuses a file group or others can access."""
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         with os.fdopen(fd, "rb") as handle:

@@ -30,6 +30,7 @@ from ledger.log.storage import (
     load_head,
     one_read,
     read_snapshot,
+    with_cosignatures,
 )
 
 DEFAULT_LIMIT = 100
@@ -199,18 +200,19 @@ def log_version(engine: Engine) -> tuple[int, int]:
 def latest_note(engine: Engine) -> str:
     with one_read(engine) as conn:
         latest = latest_checkpoint(conn)
-    if latest is None:
-        raise NotFound("the log has no signed checkpoint yet")
-    return latest.note
+        if latest is None:
+            raise NotFound("the log has no signed checkpoint yet")
+        return with_cosignatures(conn, latest).note
 
 
 def note_at(engine: Engine, size: int) -> str:
-    """The checkpoint signed at exactly tree size ``size``, as stored."""
+    """The checkpoint signed at exactly tree size ``size``, with the cosignatures of it
+    collected so far."""
     with one_read(engine) as conn:
         stored = checkpoint_at(conn, size)
-    if stored is None:
-        raise CheckpointNotFound(f"no checkpoint was signed at tree size {size}")
-    return stored.note
+        if stored is None:
+            raise CheckpointNotFound(f"no checkpoint was signed at tree size {size}")
+        return with_cosignatures(conn, stored).note
 
 
 def _check_size(size: int, log_size: int) -> None:

@@ -51,6 +51,7 @@ from ledger.errors import (
 from ledger.log import merkle
 from ledger.log.append import Log
 from ledger.log.canonical import canonical_bytes
+from ledger.log.cosignature import WitnessQuorum
 from ledger.log.entry import Entry, decode_entry
 from ledger.log.notes import Checkpoint, Signer, Verifier, open_note, parse_checkpoint, parse_note
 from ledger.log.storage import one_read, read_nodes, read_snapshot
@@ -429,13 +430,15 @@ class VerifiedReceipt:
     leaf_hash: bytes
     checkpoint: Checkpoint
     signed_by: tuple[str, ...]
+    cosigned_by: tuple[str, ...] = ()
 
     def summary(self) -> str:
         cp = self.checkpoint
+        witnessed = f", cosigned by {', '.join(self.cosigned_by)}" if self.cosigned_by else ""
         return (
             f"ok: entry {self.entry.seq} ({self.entry.kind}, leaf hash {self.leaf_hash.hex()}) "
             f"is in {cp.origin} at size {cp.size}, root {cp.root.hex()}, "
-            f"signed by {', '.join(self.signed_by)}"
+            f"signed by {', '.join(self.signed_by)}{witnessed}"
         )
 
 
@@ -472,19 +475,24 @@ def _decode(raw: bytes, index: int) -> Entry:
 
 
 def _open(
-    note_text: str, verifiers: Sequence[Verifier], origin: str | None, index: int
-) -> tuple[Checkpoint, tuple[str, ...]]:
+    note_text: str,
+    verifiers: Sequence[Verifier],
+    origin: str | None,
+    index: int,
+    witnesses: WitnessQuorum | None,
+) -> tuple[Checkpoint, tuple[str, ...], tuple[str, ...]]:
     try:
         note = parse_note(note_text)
         signatures = open_note(note, verifiers)
         checkpoint = parse_checkpoint(note.text)
+        cosigned_by = () if witnesses is None else witnesses.check(note)
     except NoteError as exc:
         raise VerificationError(index, f"receipt checkpoint: {exc.message}") from exc
     if origin is not None and checkpoint.origin != origin:
         raise VerificationError(
             index, f"receipt checkpoint is for {checkpoint.origin!r}, not {origin!r}"
         )
-    return checkpoint, tuple(f"{s.name}+{s.key_id.hex()}" for s in signatures)
+    return checkpoint, tuple(f"{s.name}+{s.key_id.hex()}" for s in signatures), cosigned_by
 
 
 def verify_receipt(
@@ -493,14 +501,16 @@ def verify_receipt(
     *,
     entry: bytes | None = None,
     origin: str | None = None,
+    witnesses: WitnessQuorum | None = None,
 ) -> VerifiedReceipt:
     """Verify a receipt offline against trusted verifier keys; raise naming what failed.
 
     Recomputes the leaf hash from the entry's canonical bytes (``entry`` if given, else the
     receipt's own), checks it against the receipt, opens the checkpoint with ``vkeys`` (and
-    ``origin`` if given) and walks the inclusion proof to the *signed* root at the *signed*
-    size. Raises :class:`VerificationError` (``seq`` = the receipt's index) when it does not
-    verify, :class:`ProofError` when the entry is missing or contradicts the receipt.
+    ``origin`` if given; with ``witnesses``, a quorum of them must have cosigned it, see
+    :mod:`ledger.log.cosignature`) and walks the inclusion proof to the *signed* root at the
+    *signed* size. Raises :class:`VerificationError` (``seq`` = the receipt's index) when it
+    does not verify, :class:`ProofError` when the entry is missing or contradicts the receipt.
     """
     verifiers = _verifiers(vkeys)
     index = receipt.seq if isinstance(receipt, Receipt) else receipt.index
@@ -511,7 +521,9 @@ def verify_receipt(
         raise VerificationError(
             index, f"the entry hashes to {leaf.hex()}, the receipt says {receipt.leaf_hash.hex()}"
         )
-    checkpoint, signed_by = _open(receipt.checkpoint, verifiers, origin, index)
+    checkpoint, signed_by, cosigned_by = _open(
+        receipt.checkpoint, verifiers, origin, index, witnesses
+    )
     if isinstance(receipt, Receipt) and receipt.size != checkpoint.size:
         raise VerificationError(
             index,
@@ -524,4 +536,4 @@ def verify_receipt(
         raise VerificationError(
             index, f"the inclusion proof does not lead to the signed root: {exc.message}"
         ) from exc
-    return VerifiedReceipt(decoded, leaf, checkpoint, signed_by)
+    return VerifiedReceipt(decoded, leaf, checkpoint, signed_by, cosigned_by)

@@ -89,3 +89,63 @@ def node_id(key: int) -> tuple[int, int]:
     """Inverse of :func:`node_key`."""
     level = key & 63
     return level, (((key >> 6) + 1) >> level) - 1
+
+
+# -- witnessing (migration 0012) ----------------------------------------------------------------
+# As a witness (ledger.log.witness): the log keys trusted, by origin; per origin the latest
+# checkpoint cosigned (changed only by compare-and-set); validly signed checkpoints refused.
+
+witness_keys = Table(
+    "witness_keys",
+    metadata,
+    Column("vkey", Text, primary_key=True),
+    Column("origin", Text, nullable=False),
+    Column("added", String(27), nullable=False),
+)
+
+witness_logs = Table(
+    "witness_logs",
+    metadata,
+    Column("origin", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("ts", String(27), nullable=False),
+)
+
+witness_refusals = Table(
+    "witness_refusals",
+    metadata,
+    Column("id", LogKey, primary_key=True, autoincrement=True),
+    Column("origin", Text, nullable=False),
+    Column("ts", String(27), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("note", Text, nullable=False),
+)
+
+# As a log (ledger.log.cosigning): the witnesses' cosignature lines on its checkpoints (added,
+# never changed), and per witness what it last cosigned and every refusal it answered.
+
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("size", LogKey, primary_key=True, autoincrement=False),
+    Column("witness", Text, primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("ts", String(27), nullable=False),
+)
+
+witnesses = Table(
+    "witnesses",
+    metadata,
+    Column("vkey", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("cosigned_size", BigInteger, nullable=False),
+    Column("cosigned_ts", String(27), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_ts", String(27), nullable=True),
+    Column("refusals", Integer, nullable=False),
+    Column("last_refusal", Text, nullable=True),
+    Column("last_refusal_ts", String(27), nullable=True),
+)

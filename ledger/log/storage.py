@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from ledger.errors import LedgerError, NotFound
 from ledger.log import merkle
-from ledger.log.db import RowInsert, commit_pipelined, is_sqlite, read_sql
+from ledger.log.db import RowInsert, commit_pipelined, is_sqlite, read_sql, write_sql
 from ledger.log.db import execute_raw as _execute
 from ledger.log.merkle import Frontier, NodeId
 from ledger.log.schema import checkpoints, entries, log_head, node_key
@@ -111,7 +111,7 @@ def head_from_row(row: Any) -> LogHead:
 # PostgreSQL). The first column says what a row is; the other seven line up with the head's
 # columns (text, bigint, bytea, text, bytea, bigint, text) so that the parts' types agree.
 
-_HEAD_ROW, _LEAF_ROW, _NODE_ROW, _CHECKPOINT_ROW, _BODY_ROW = range(5)
+_HEAD_ROW, _LEAF_ROW, _NODE_ROW, _CHECKPOINT_ROW, _BODY_ROW, _COSIGNATURE_ROW = range(6)
 _CHECKPOINT_COLUMNS = "size, root, ts, note"
 _LATEST = "(SELECT max(size) FROM checkpoints)"
 _PARTS = {
@@ -123,6 +123,8 @@ _PARTS = {
     f"FROM checkpoints WHERE size = {_LATEST}",
     _BODY_ROW: f"SELECT {_BODY_ROW}, NULL, seq, NULL, NULL, body, NULL, NULL FROM entries "
     "WHERE seq",
+    _COSIGNATURE_ROW: f"SELECT {_COSIGNATURE_ROW}, line, size, NULL, witness, NULL, NULL, NULL "
+    f"FROM cosignatures WHERE size = {_LATEST}",
 }
 _MAX_IDS = 500
 """Ids per statement in :func:`read_nodes` (SQLite binds each as its own parameter)."""
@@ -212,8 +214,9 @@ def read_snapshot(
     checkpoint: bool = False,
 ) -> Snapshot:
     """The head, the hashes of ``ids``, the stored bytes of entries ``bodies`` and (with
-    ``checkpoint``) the latest signed checkpoint, from one statement; :class:`NotFound`
-    before the log exists. Missing nodes and entries are simply absent."""
+    ``checkpoint``) the latest signed checkpoint with its witnesses' cosignatures (see
+    :func:`with_cosignatures`), from one statement; :class:`NotFound` before the log exists.
+    Missing nodes and entries are simply absent."""
     cache = _node_cache(conn.engine)
     cached = {node: cache[node] for node in ids if node in cache}
     leaves, keyed = _node_keys([node for node in ids if node not in cached])
@@ -224,8 +227,9 @@ def read_snapshot(
         (_BODY_ROW, list(bodies)),
     ]
     if checkpoint:
-        parts.append((_CHECKPOINT_ROW, None))
+        parts += [(_CHECKPOINT_ROW, None), (_COSIGNATURE_ROW, None)]
     head: Any = None
+    cosignatures: list[tuple[str, str]] = []
     nodes_found: dict[NodeId, bytes] = {}
     latest: StoredCheckpoint | None = None
     bodies_found: dict[int, bytes] = {}
@@ -238,8 +242,12 @@ def read_snapshot(
             nodes_found[keyed[columns[1]]] = bytes(columns[2])
         elif which == _CHECKPOINT_ROW:
             latest = StoredCheckpoint(columns[1], bytes(columns[2]), columns[3], columns[0])
+        elif which == _COSIGNATURE_ROW:
+            cosignatures.append((columns[3], columns[0]))
         else:
             bodies_found[columns[1]] = bytes(columns[4])
+    if latest is not None and cosignatures:
+        latest = replace(latest, note=latest.note + _joined(cosignatures))
     snapshot = Snapshot(head_from_row(head), {**cached, **nodes_found}, latest, bodies_found)
     _remember_nodes(cache, nodes_found)
     return snapshot
@@ -403,6 +411,35 @@ def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
 def checkpoint_at(conn: Connection, size: int) -> StoredCheckpoint | None:
     """The checkpoint signed at exactly tree size ``size``, if one was."""
     return _stored_checkpoint(conn, "size = ?", (size,))
+
+
+def _joined(cosignatures: list[tuple[str, str]]) -> str:
+    """Cosignature lines in a fixed order (by witness), so a note served twice is the same."""
+    return "".join(line for _, line in sorted(cosignatures))
+
+
+def with_cosignatures(conn: Connection, stored: StoredCheckpoint) -> StoredCheckpoint:
+    """``stored`` with its witnesses' cosignature lines after the log's own signatures.
+
+    ``checkpoints`` holds each note as the log signed it, never changed; cosignatures arrive
+    later (``lunaria worker``, :mod:`ledger.log.cosigning`) into ``cosignatures``, and what is
+    served (``/tlog/checkpoint``, receipts, published tiles) is the note with them. Still one
+    signed note: more signature lines, which a verifier that knows no witness ignores."""
+    rows = read_sql(conn, "SELECT witness, line FROM cosignatures WHERE size = ?", (stored.size,))
+    if not rows:
+        return stored
+    return replace(stored, note=stored.note + _joined([(w, line) for w, line in rows]))
+
+
+def store_cosignature(conn: Connection, size: int, witness: str, line: str, ts: str) -> None:
+    """Keep a witness's cosignature line of the checkpoint at ``size``: one per witness and
+    size, the first kept (a row is added, never changed)."""
+    write_sql(
+        conn,
+        "INSERT INTO cosignatures (size, witness, line, ts) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        (size, witness, line, ts),
+    )
 
 
 def create_head(conn: Connection, origin: str, ts: str) -> None:

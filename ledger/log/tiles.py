@@ -35,7 +35,7 @@ from ledger.log.db import read_transaction
 from ledger.log.merkle import HASH_SIZE, NodeId
 from ledger.log.notes import parse_checkpoint, parse_note
 from ledger.log.schema import entries
-from ledger.log.storage import StoredCheckpoint, latest_checkpoint, read_nodes
+from ledger.log.storage import StoredCheckpoint, latest_checkpoint, read_nodes, with_cosignatures
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -323,15 +323,16 @@ def read_entry_bundle(
 def read_resource(source: TileSource, path: str) -> bytes:
     """Any tlog-tiles resource by its path below the prefix (what an HTTP route serves).
 
-    ``checkpoint`` is the latest signed note (UTF-8); tile paths are parsed strictly.
-    Raises :class:`NotFound` for a malformed path or one beyond the latest checkpoint.
+    ``checkpoint`` is the latest signed note with its cosignatures (UTF-8); tile paths are
+    parsed strictly. Raises :class:`NotFound` for a malformed path or one beyond the latest
+    checkpoint.
     """
     with _connection(source) as conn:
         if path == CHECKPOINT_PATH:
             latest = latest_checkpoint(conn)
             if latest is None:
                 raise NotFound("the log has no signed checkpoint yet")
-            return latest.note.encode("utf-8")
+            return with_cosignatures(conn, latest).note.encode("utf-8")
         return _read(conn, parse_tile_path(path), None)
 
 
@@ -401,6 +402,7 @@ def publish(log: Log, directory: Path) -> PublishReport:
         checkpoint = latest_checkpoint(conn)
         if checkpoint is None:
             raise NotFound("the log has no signed checkpoint to publish")
+        checkpoint = with_cosignatures(conn, checkpoint)
         checkpoint_file = directory / CHECKPOINT_PATH
         _check_not_rolled_back(checkpoint_file, checkpoint, log.origin)
         written = present = 0
