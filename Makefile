@@ -67,14 +67,14 @@ var:
 	mkdir -p var
 
 # A new database gets the demo history unless LUNARIA_DEMO=0; an existing one is left alone.
-# `lunaria worker` (checkpoints, handovers at new moons) runs beside the web server: Ctrl-C,
-# or the server stopping, stops both.
+# `lunaria worker` (checkpoints, handovers at new moons) runs beside the web server
+# (`lunaria serve`: waitress, which reads slow clients without tying up a thread; see
+# api/serve_cli.py): Ctrl-C, or the server stopping, stops both.
 run: $(VENV)/.installed-base | var
 	@$(BIN)/lunaria init $(if $(filter 0,$(LUNARIA_DEMO)),,--demo)
-	@echo "Lunaria is serving on http://$(HOST):$(PORT)/"
 	@$(BIN)/lunaria worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
-	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	$(BIN)/lunaria serve --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check ledger api contracts exports tests bench wsgi.py

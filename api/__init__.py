@@ -16,6 +16,13 @@ DEFAULTS: dict[str, Any] = {
     "CHECKPOINT_INTERVAL": 10,  # seconds: the oldest an unsigned entry gets (lunaria worker)
     "CLOCK": None,  # a ledger.log.clock.Clock; tests inject a ManualClock
     "MAX_CONTENT_LENGTH": 64 * 1024,  # request bodies; a donations batch may send 1 MiB
+    "PROXY_HOPS": 0,  # proxies in front that set X-Forwarded-For/-Proto; 0: trust none
+    # Rate limits (api/throttle.py), in the `limits` notation; "" turns one off, RATE_LIMITS=0 all.
+    "RATE_LIMITS": True,
+    "RATE_LIMIT_AUTH_FAILURES": "20 per minute",  # failed authentications per client address
+    "RATE_LIMIT_WRITES": "600 per minute",  # writes per token
+    "RATE_LIMIT_REPORTS": "30 per minute",  # report renders per client address
+    "RATE_LIMIT_GRANT_REQUESTS": "5 per hour",  # grant-request form posts per client address
     "ANCHOR_RPC_URL": None,  # chain node JSON-RPC URL for `lunaria anchor`
     "ANCHOR_CONTRACT": None,  # LedgerAnchor address, printed by `lunaria anchor deploy`
     "ANCHOR_KEY_FILE": None,  # the anchoring account's private key file (mode 0600)
@@ -58,6 +65,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         public_url,
         redactions,
         reports,
+        throttle,
         tlog,
         tokens,
         web,
@@ -79,5 +87,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(public_url.load_before_request)
     app.before_request(auth.guard_writes)
     errors.init_app(app)  # after the Api: its handlers replace flask-smorest's
+    throttle.init_app(app)  # rate limits, the client address behind proxies
     web.init_app(app)  # the public pages, flask-babel, security headers
     return app

@@ -12,7 +12,7 @@ import re
 
 from flask import g, request
 
-from api import db
+from api import db, throttle
 from api.errors import ApiProblem
 from ledger.fund import Actor, Outcome, TokenInfo, Unauthorized, authenticate
 
@@ -54,6 +54,18 @@ def _idempotency_key() -> str:
     return key
 
 
+def _authenticate() -> TokenInfo:
+    """The request's token; a client address past its failures limit is refused first, even
+    with a good token, so guessing on after the limit learns nothing."""
+    address = throttle.client_address()
+    throttle.refuse_if_spent(throttle.AUTH_FAILURES, address)
+    try:
+        return authenticate(db.get_engine(), bearer_token(), db.get_clock().now())
+    except Unauthorized:
+        throttle.count(throttle.AUTH_FAILURES, address)
+        raise
+
+
 def guard_writes() -> None:
     """``before_request``: authenticate writes, require their key and a JSON body."""
     if (
@@ -62,7 +74,8 @@ def guard_writes() -> None:
         or not request.path.startswith(API_PREFIX)
     ):
         return
-    g.lunaria_token = authenticate(db.get_engine(), bearer_token(), db.get_clock().now())
+    g.lunaria_token = _authenticate()
+    throttle.count(throttle.WRITES, g.lunaria_token.id)
     if request.method in KEYED_METHODS:
         g.lunaria_idempotency_key = _idempotency_key()
     if request.content_length and not request.is_json:

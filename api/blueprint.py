@@ -22,6 +22,7 @@ import marshmallow as ma
 from flask_smorest.utils import resolve_schema_instance
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from api.errors import ApiProblem, flatten_messages
@@ -60,6 +61,17 @@ def _nests_deeper_than(raw: bytes, limit: int) -> bool:
     return False
 
 
+def _refuse_cut_body(req: flask.Request, raw: bytes) -> None:
+    """A body without Content-Length (``Transfer-Encoding: chunked``) is read up to
+    MAX_CONTENT_LENGTH and silently cut there by werkzeug; a byte more on the stream means it
+    was over the limit: 413, not a truncated document refused as malformed JSON."""
+    limit = req.max_content_length
+    if req.content_length is not None or limit is None or len(raw) < limit:
+        return
+    if req.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+
+
 class JsonParser(FlaskParser):
     """webargs' parser, stricter: JSON syntax errors (and NaN, duplicate keys, nesting deeper
     than MAX_JSON_DEPTH) are ``malformed_json``; validation errors are ``invalid_request``."""
@@ -68,6 +80,7 @@ class JsonParser(FlaskParser):
         if not is_json_request(req):
             return core.missing
         raw = req.get_data(cache=True)
+        _refuse_cut_body(req, raw)
         if not raw:
             return core.missing
         if _nests_deeper_than(raw, MAX_JSON_DEPTH):

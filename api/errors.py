@@ -35,6 +35,7 @@ TYPE_BASE = "/api/v1/docs#problem-"
 #   404/405 no such resource or method
 #   409 the request is well formed but conflicts with the state of the books
 #   413/415 body too large, not JSON
+#   429 a rate limit is spent (api/throttle.py)
 #   422 well-formed JSON whose values are refused (schema or ledger rules on values)
 PROBLEMS: Mapping[str, tuple[int, str]] = {
     "malformed_json": (400, "The body is not valid JSON"),
@@ -70,6 +71,7 @@ PROBLEMS: Mapping[str, tuple[int, str]] = {
     "fast_lane_allowance_exceeded": (409, "Over this cycle's fast-lane allowance"),
     "body_too_large": (413, "The request body is too large"),
     "unsupported_media_type": (415, "The body must be application/json"),
+    "rate_limited": (429, "Too many requests; retry after Retry-After seconds"),
     "invalid_request": (422, "The request is invalid"),
     "invalid_amount": (422, "Invalid amount"),
     "amount_too_large": (422, "The amount has too many digits"),
@@ -123,6 +125,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "body_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
     500: "internal_error",
 }
 

@@ -18,7 +18,7 @@ from blinker import Namespace
 from flask import Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
-from api import db, public_url
+from api import db, public_url, throttle
 from api.blueprint import Blueprint
 from api.errors import problem
 from api.web import select_locale
@@ -65,6 +65,7 @@ blp.record_once(_make_slots)
     content_type="application/octet-stream",
     description="The report as pdf, csv, json, jsonl or beancount (query: fields, since, until)",
 )
+@throttle.per_client_address(throttle.REPORTS)
 def report(slug: str, cycle: str, fmt: str) -> Response:
     """One cycle's report (``latest`` for the newest); a cycle in progress is marked interim."""
     options = make_options(

@@ -76,6 +76,9 @@ SECURITY_HEADERS: Mapping[str, str] = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+# Sent when the public URL (LUNARIA_PUBLIC_URL) is https: browsers then refuse plain http to
+# the host, and its subdomains, for a year.
+HSTS = "max-age=31536000; includeSubDomains"
 
 KIND_LABELS: Mapping[str, Any] = {
     "log_created": lazy_gettext("Log created"),
@@ -379,9 +382,12 @@ def select_locale() -> str:
 
 
 def security_headers(response: Response) -> Response:
-    """nosniff and no-referrer everywhere; the strict CSP on HTML unless a page set its own."""
+    """nosniff and no-referrer everywhere, HSTS when served over https; the strict CSP on HTML
+    unless a page set its own."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if str(current_app.config["PUBLIC_URL"] or "").startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.vary.update(("Accept-Language", "Cookie"))
