@@ -22,7 +22,7 @@ def docs(browser: Browser, live_server: LiveServer) -> Iterator[Watched]:
     watched = Watched(context, live_server.url)
     yield watched
     context.close()
-    docs.check_clean()
+    watched.check_clean()
 
 
 def test_docs_page_renders_every_operation_offline_without_csp_errors(
