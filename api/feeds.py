@@ -1,7 +1,10 @@
 """Atom feeds (RFC 4287) of each pool's entries, for people who follow by feed reader.
 
 ``/api/v1/pools/<slug>/feed.atom``: the pool's latest entries, newest first, each titled in
-plain words ("Donation of 15.00 EUR (bank)") and linked to its page ``/entries/<seq>``. Ids
+plain words ("Donation of 15.00 EUR (bank)") and linked to its page ``/entries/<seq>``. The
+words follow the reader's language like the web pages (``?lang=``, the language cookie, then
+Accept-Language: en, es, uk; the catalogs of ``api/translations``); the feed says which in
+``xml:lang`` and Content-Language, and varies by Accept-Language and Cookie. Ids
 are tag URIs (RFC 4151) made of the log's origin and the entry's seq, so they never change
 and never collide with another log's. Only what the public log says is shown, with the public
 texts its entries commit to (entry data version 2) as served beside them: ``[redacted]`` once
@@ -21,6 +24,11 @@ from typing import Any
 from urllib.parse import quote, urljoin
 
 from flask import Response, request
+from flask_babel import (  # type: ignore[import-untyped]
+    get_locale,
+    gettext,
+    ngettext,
+)
 from sqlalchemy import Engine, select
 
 from api import db, public_url
@@ -55,7 +63,12 @@ def pool_feed(slug: str) -> Response:
     feed = read_pool_feed(db.get_engine(), slug)
     site = public_url.get()  # never the Host header: a client chooses that
     body = render_feed(feed, site=site + "/", self_url=site + request.path)
-    return Response(body, content_type=ATOM_TYPE, headers={"Cache-Control": FEED_CACHE})
+    headers = {
+        "Cache-Control": FEED_CACHE,
+        "Content-Language": str(get_locale() or "en"),
+        "Vary": "Accept-Language, Cookie",  # the words follow the reader's language
+    }
+    return Response(body, content_type=ATOM_TYPE, headers=headers)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -95,73 +108,155 @@ def money(amount: Any, currency: Any) -> str:
 
 
 def _who(name: Any) -> str:
-    return str(name) if name else "no one"
+    return str(name) if name else gettext("no one")
 
 
 def _donation(d: Mapping[str, Any]) -> tuple[str, str]:
-    title = f"Donation of {money(d['amount'], d['currency'])} ({d['channel']})"
+    title = gettext(
+        "Donation of %(amount)s (%(channel)s)",
+        amount=money(d["amount"], d["currency"]),
+        channel=d["channel"],
+    )
     donor = d.get("donor") or {}
-    by = f"from {donor['name']}" if donor.get("name") else "from a donor who stays private"
-    return title, f"{title}, {by}, in lunar cycle {d['cycle']}."
+    if donor.get("name"):
+        by = gettext("from %(name)s", name=donor["name"])
+    else:
+        by = gettext("from a donor who stays private")
+    return title, gettext(
+        "%(title)s, %(by)s, in lunar cycle %(cycle)s.", title=title, by=by, cycle=d["cycle"]
+    )
 
 
 def _proposal(d: Mapping[str, Any]) -> tuple[str, str]:
-    urgent = " (urgent)" if d.get("urgency") == "urgent" else ""
-    title = f"Grant proposed: {money(d['amount'], d['currency'])} for {d['recipient']}{urgent}"
-    return title, f"{title}. Purpose: {d['purpose']}"
+    words = {"amount": money(d["amount"], d["currency"]), "recipient": d["recipient"]}
+    if d.get("urgency") == "urgent":
+        title = gettext("Grant proposed: %(amount)s for %(recipient)s (urgent)", **words)
+    else:
+        title = gettext("Grant proposed: %(amount)s for %(recipient)s", **words)
+    return title, gettext("%(title)s. Purpose: %(purpose)s", title=title, purpose=d["purpose"])
 
 
 def _vote(d: Mapping[str, Any]) -> tuple[str, str]:
-    lane = " in the fast lane" if d.get("fast_lane") else ""
-    title = f"{d['member']} of {d['collective']} voted to {d['vote']} grant {d['grant']}{lane}"
+    words = {"member": d["member"], "collective": d["collective"], "grant": d["grant"]}
+    if d["vote"] == "approve" and d.get("fast_lane"):
+        title = gettext(
+            "%(member)s of %(collective)s voted to approve grant %(grant)s in the fast lane",
+            **words,
+        )
+    elif d["vote"] == "approve":
+        title = gettext("%(member)s of %(collective)s voted to approve grant %(grant)s", **words)
+    else:
+        title = gettext("%(member)s of %(collective)s voted to reject grant %(grant)s", **words)
     note = d.get("note")
-    return title, f"{title}. Note: {note}" if note else f"{title}."
+    if note:
+        return title, gettext("%(title)s. Note: %(note)s", title=title, note=note)
+    return title, gettext("%(title)s.", title=title)
 
 
 def _decision(d: Mapping[str, Any]) -> tuple[str, str]:
-    lane = "in the fast lane" if d.get("lane") == "fast_lane" else "by quorum"
-    title = f"Grant {d['grant']} {d['decision']} {lane}"
-    approvals = ", ".join(d.get("approvals") or []) or "no one"
-    rejections = ", ".join(d.get("rejections") or []) or "no one"
-    amount = money(d["amount"], d["currency"])
-    return title, f"{title}: {amount}. Approved by {approvals}; rejected by {rejections}."
+    grant, lane, decision = d["grant"], d.get("lane"), d["decision"]
+    if decision == "approved" and lane == "fast_lane":
+        title = gettext("Grant %(grant)s approved in the fast lane", grant=grant)
+    elif decision == "approved" and lane == "overdue":
+        title = gettext(
+            "Grant %(grant)s approved by one member, past its decision deadline", grant=grant
+        )
+    elif decision == "approved":
+        title = gettext("Grant %(grant)s approved by quorum", grant=grant)
+    else:
+        title = gettext("Grant %(grant)s rejected by quorum", grant=grant)
+    return title, gettext(
+        "%(title)s: %(amount)s. Approved by %(approvals)s; rejected by %(rejections)s.",
+        title=title,
+        amount=money(d["amount"], d["currency"]),
+        approvals=", ".join(d.get("approvals") or []) or gettext("no one"),
+        rejections=", ".join(d.get("rejections") or []) or gettext("no one"),
+    )
 
 
 def _disbursed(d: Mapping[str, Any]) -> tuple[str, str]:
-    title = f"Grant {d['grant']} paid out: {money(d['amount'], d['currency'])}"
-    return title, f"{title}."
+    title = gettext(
+        "Grant %(grant)s paid out: %(amount)s",
+        grant=d["grant"],
+        amount=money(d["amount"], d["currency"]),
+    )
+    return title, gettext("%(title)s.", title=title)
 
 
 def _cancelled(d: Mapping[str, Any]) -> tuple[str, str]:
-    title = f"Grant {d['grant']} cancelled ({money(d['amount'], d['currency'])})"
-    return title, f"{title}. Reason: {d['reason']}"
+    title = gettext(
+        "Grant %(grant)s cancelled (%(amount)s)",
+        grant=d["grant"],
+        amount=money(d["amount"], d["currency"]),
+    )
+    return title, gettext("%(title)s. Reason: %(reason)s", title=title, reason=d["reason"])
 
 
 def _correction(d: Mapping[str, Any]) -> tuple[str, str]:
-    change = money(d["fund_change"], d["currency"])
-    title = f"Correction of entry {d['corrects']}: the fund changes by {change}"
-    return title, f"{title}. Reason: {d['reason']}"
+    title = gettext(
+        "Correction of entry %(seq)s: the fund changes by %(change)s",
+        seq=d["corrects"],
+        change=money(d["fund_change"], d["currency"]),
+    )
+    return title, gettext("%(title)s. Reason: %(reason)s", title=title, reason=d["reason"])
 
 
 def _redacted(d: Mapping[str, Any]) -> tuple[str, str]:
-    title = f"Public text of entry {d['entry']} redacted"
-    return title, f"{title}: its {d['field']} is no longer served (reason: {d['reason']})."
+    title = gettext("Public text of entry %(seq)s redacted", seq=d["entry"])
+    return title, gettext(
+        "%(title)s: its %(field)s is no longer served (reason: %(reason)s).",
+        title=title,
+        field=d["field"],
+        reason=d["reason"],
+    )
 
 
 def _handover(d: Mapping[str, Any]) -> tuple[str, str]:
-    title = f"Custody passed from {_who(d.get('from'))} to {_who(d.get('to'))}"
+    title = gettext(
+        "Custody passed from %(outgoing)s to %(incoming)s",
+        outgoing=_who(d.get("from")),
+        incoming=_who(d.get("to")),
+    )
     cycle = d["cycle"]
-    return title, f"{title} at the new moon of {cycle['start']} (lunar cycle {cycle['number']})."
+    summary = gettext(
+        "%(title)s at the new moon of %(start)s (lunar cycle %(number)s).",
+        title=title,
+        start=cycle["start"],
+        number=cycle["number"],
+    )
+    passed = len(d["carried_over"])
+    if passed:
+        summary += " " + ngettext(
+            "%(num)s open grant passed on; %(void)s votes of the outgoing custodian void.",
+            "%(num)s open grants passed on; %(void)s votes of the outgoing custodian void.",
+            passed,
+            void=len(d["voided_votes"]),
+        )
+    response = d["closed"].get("response")
+    if response is not None:
+        summary += " " + gettext(
+            "Urgent grants decided within %(hours)s hours in cycle %(cycle)s: %(on_time)s of "
+            "%(counted)s.",
+            hours=response["deadline_hours"],
+            cycle=d["closed"]["number"],
+            on_time=response["on_time"],
+            counted=response["counted"],
+        )
+    return title, summary
 
 
 def _roster(d: Mapping[str, Any]) -> tuple[str, str]:
-    title = f"Custody order set: {', '.join(d['collectives'])}"
-    return title, f"{title}, from lunar cycle {d['effective_cycle']}."
+    title = gettext("Custody order set: %(order)s", order=", ".join(d["collectives"]))
+    return title, gettext(
+        "%(title)s, from lunar cycle %(cycle)s.", title=title, cycle=d["effective_cycle"]
+    )
 
 
 def _pool(d: Mapping[str, Any]) -> tuple[str, str]:
-    title = f"Pool created: {d['name']}"
-    return title, f"{title}, taking {', '.join(d['currencies'])}."
+    title = gettext("Pool created: %(name)s", name=d["name"])
+    return title, gettext(
+        "%(title)s, taking %(currencies)s.", title=title, currencies=", ".join(d["currencies"])
+    )
 
 
 DESCRIBE: Mapping[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
@@ -182,7 +277,9 @@ DESCRIBE: Mapping[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
 def describe(entry: Entry, texts: Mapping[str, str | None] | None = None) -> tuple[str, str]:
     """A title and a one-line summary in plain words; ``texts`` (commitment -> text) gives
     the public texts of entry data version 2."""
-    fallback = f"{entry.kind.replace('_', ' ').capitalize()} (entry {entry.seq})"
+    fallback = gettext(
+        "%(kind)s (entry %(seq)s)", kind=entry.kind.replace("_", " ").capitalize(), seq=entry.seq
+    )
     words = DESCRIBE.get(entry.kind)
     if words is None:
         return fallback, fallback
@@ -220,15 +317,24 @@ def _add(parent: ET.Element, tag: str, text: str | None = None, **attributes: st
 
 def render_feed(feed: PoolFeed, site: str, self_url: str) -> bytes:
     """The feed document; ``site`` is the base URL links are made absolute against."""
-    root = ET.Element("feed", xmlns=ATOM_NS)  # every element below is in the Atom namespace
+    # Every element below is in the Atom namespace; the words are in the reader's language.
+    root = ET.Element("feed", {"xmlns": ATOM_NS, "xml:lang": str(get_locale() or "en")})
     _add(root, "id", tag_uri(feed.origin, feed.log_created, f"pools/{feed.slug}"))
     _add(root, "title", f"{feed.name} — Lunaria")
-    _add(root, "subtitle", f"Every entry of the pool {feed.slug} in the log {feed.origin}")
+    _add(
+        root,
+        "subtitle",
+        gettext(
+            "Every entry of the pool %(pool)s in the log %(origin)s",
+            pool=feed.slug,
+            origin=feed.origin,
+        ),
+    )
     _add(root, "updated", feed.entries[0].ts if feed.entries else feed.last_ts)
     _add(root, "link", rel="self", type="application/atom+xml", href=_xml_text(self_url))
     _add(root, "link", rel="alternate", type="text/html", href=urljoin(site, f"/pools/{feed.slug}"))
     author = _add(root, "author")
-    _add(author, "name", f"Lunaria log {feed.origin}")
+    _add(author, "name", gettext("Lunaria log %(origin)s", origin=feed.origin))
     _add(root, "generator", "Lunaria")
     for entry in feed.entries:
         title, summary = describe(entry, feed.texts)

@@ -115,6 +115,7 @@ STATUS_LABELS: Mapping[str, Any] = {
 LANE_LABELS: Mapping[str, Any] = {
     "quorum": lazy_gettext("by quorum"),
     "fast_lane": lazy_gettext("fast lane"),
+    "overdue": lazy_gettext("overdue, by one member"),
 }
 URGENCY_LABELS: Mapping[str, Any] = {
     "urgent": lazy_gettext("urgent"),
@@ -223,6 +224,12 @@ def duration(delta: timedelta) -> str:
     return str(format_timedelta(delta, granularity="minute", add_direction=True))
 
 
+@bp.app_template_filter("seconds_span")
+def seconds_span(seconds: int) -> str:
+    """Whole seconds as a translated length of time, "5 hours" (no direction)."""
+    return str(format_timedelta(timedelta(seconds=seconds), granularity="minute"))
+
+
 @bp.app_context_processor
 def _page_context() -> dict[str, Any]:
     def switch_url(code: str) -> str:
@@ -317,7 +324,8 @@ def pool(slug: str) -> str:
         quorum=views.custodian_quorum(engine, detail),
         lunar=_moon_panel(views.lunar_now(engine, now)),
         cycles=list(reversed(views.pool_cycles(engine, slug))),
-        queue=views.grant_queue(engine, slug, status="proposed", limit=QUEUE_LENGTH).items,
+        queue=views.grant_queue(engine, slug, status="proposed", limit=QUEUE_LENGTH, now=now).items,
+        responses=views.pool_responses(engine, slug, now),
         decisions=views.recent_decisions(engine, slug, RECENT_DECISIONS),
         recent=views.pool_entries(engine, slug, RECENT_ENTRIES),
     )

@@ -284,3 +284,19 @@ def test_the_handover_states_the_figures_and_the_grants_it_passes_on(
     ]
     with pytest.raises(VerificationError, match="states response figures"):
         audit_rules(tampered)
+
+
+def test_the_pool_page_shows_overdue_grants_and_the_figures(
+    story: Story, client: Any, clock: ManualClock
+) -> None:
+    quick = propose(story, "1000")
+    story.vote(quick, "a1", fast_lane=True)
+    late = propose(story, "2000")
+    clock.advance(timedelta(hours=30))
+    page = client.get("/pools/relief?lang=en").get_data(as_text=True)
+    queue = page.split('id="queue-heading"')[1].split("</section>")[0]
+    assert f"#{late}" in queue and "overdue" in queue and "waiting 1 day" in queue
+    response = page.split('id="response-heading"')[1].split("</section>")[0]
+    assert "within 24 hours" in response
+    assert "any single member of the custodian may approve" in response
+    assert "1 of 2" in response  # one on time, one past its deadline
