@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
 from sqlalchemy import Engine
 
 from api import db as api_db
@@ -24,6 +32,8 @@ from ledger.log.cosignature import CosignatureVerifier, Cosigner, WitnessQuorum
 from ledger.log.cosigning import Cosigning, read_witnesses
 from ledger.log.notes import Signer, Verifier, parse_note
 from ledger.log.witness import MAX_BODY, Witness, WitnessConflict
+from tests.conftest import ORIGIN
+from tests.test_worker import LUNARIA, WorkerProcess
 from tests.witness_support import (
     Instance,
     SourceLog,
@@ -34,6 +44,9 @@ from tests.witness_support import (
     spec_split,
     start_instance,
 )
+
+REPOSITORY = Path(__file__).parent.parent
+GUNICORN = LUNARIA.parent / "gunicorn"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -73,6 +86,11 @@ def collect(instance: Instance) -> None:
     assert cosigning(instance).collect() == [
         f"checkpoint {size.size} cosigned by 2 of 2 witnesses (quorum 2 reached)"
     ]
+
+
+def key_name(vkey: str) -> str:
+    """``<name>+<key id>`` of a vkey: how lines and rows name a witness."""
+    return "+".join(vkey.split("+", 2)[:2])
 
 
 def fetch(url: str) -> str:
@@ -344,3 +362,204 @@ def test_concurrent_requests_never_roll_the_record_back(engine: Engine, tmp_path
     outcomes = race(witness, {held + 1: source.body(held, held + 1), 60: source.body(held, 60)})
     (winner,) = [size for size, conflict in outcomes if conflict is None]
     assert witness.logs()[0].size == winner
+
+
+# -- a split view: a forked database behind the same key ----------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def four_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    yield from database_urls(request, tmp_path, 4)
+
+
+@pytest.fixture
+def trio_and_fork(four_urls: list[str], tmp_path: Path) -> Iterator[list[Instance]]:
+    """Three instances witnessing each other, and a fourth that is alba's log key over another
+    database (what a server showing two histories would be), asking the same two witnesses."""
+    instances = [
+        start_instance(name, url, tmp_path / name, WITNESS_QUORUM=2)
+        for name, url in zip(("alba", "boreal", "cedro"), four_urls[:3], strict=True)
+    ]
+    alba = instances[0]
+    (tmp_path / "fork" / "keys").mkdir(parents=True)
+    shutil.copy(alba.folder / "keys" / "log.key", tmp_path / "fork" / "keys" / "log.key")
+    fork = start_instance("alba", four_urls[3], tmp_path / "fork", WITNESS_QUORUM=2)
+    try:
+        for me in instances:
+            others = [o for o in instances if o is not me]
+            for other in others:
+                me.ok("witness", "trust", other.log_vkey)
+            lines = [f"{o.witness_vkey} {o.url}/witness\n" for o in others]
+            (me.folder / "witnesses").write_text("".join(lines))
+        shutil.copy(alba.folder / "witnesses", fork.folder / "witnesses")
+        yield [*instances, fork]
+    finally:
+        for instance in [*instances, fork]:
+            instance.close()
+
+
+def test_a_fork_is_refused_reported_and_fails_the_audit(
+    trio_and_fork: list[Instance], tmp_path: Path
+) -> None:
+    alba, boreal, cedro, fork = trio_and_fork
+    assert fork.log_vkey == alba.log_vkey
+    assert grow(alba, 5, "honest") == grow(fork, 5, "forked") == 8
+    collect(alba)
+    # The fork's checkpoint of the same size: every witness refuses it (409 at the size held).
+    lines = cosigning(fork).collect()
+    assert len(lines) == 2
+    for line, witness in zip(lines, (boreal, cedro), strict=True):
+        assert line.startswith(f"error: witness {key_name(witness.witness_vkey)}")
+        assert "refused checkpoint 8: it cosigned a different tree at size 8" in line
+    # A larger tree of the fork: its proof from 8 does not lead to the root cosigned at 8.
+    assert grow(fork, 2, "forked") == 10
+    lines = cosigning(fork).collect()
+    assert [("refused checkpoint 10" in line and "(422)" in line) for line in lines] == [True] * 2
+    state = json.loads(fetch(fork.url + "/witness"))["cosigning"]["witnesses"]
+    assert [w["refusals"] for w in state] == [2, 2]
+    assert all("(422)" in w["last_refusal"] for w in state)
+    # What the witnesses kept: the fork's own signed checkpoints, the evidence.
+    witnessed = json.loads(fetch(boreal.url + "/witness"))["witness"]["logs"]
+    assert {log["origin"]: log["refusals"] for log in witnessed}[alba.log.origin] == 2
+    # A reader who asks for a quorum of the witnesses tells the two histories apart.
+    trusted = ["--vkey", alba.log_vkey, "--witness", boreal.witness_vkey]
+    trusted += ["--witness", cedro.witness_vkey, "--witness-quorum", "2"]
+    assert alba.cli("audit", alba.url, *trusted).exit_code == 0
+    failed = alba.cli("audit", fork.url, *trusted)
+    assert failed.exit_code == 1
+    assert "FAILED" in failed.output and "0 of the 2 known witnesses" in failed.output
+    assert alba.cli("audit", fork.url, "--vkey", alba.log_vkey).exit_code == 0  # (no witnesses)
+
+
+def test_the_worker_says_a_refusal_on_stderr(trio_and_fork: list[Instance]) -> None:
+    alba, boreal, _, fork = trio_and_fork
+    grow(alba, 3, "honest")
+    collect(alba)
+    grow(fork, 4, "forked")
+    config = fork.app.config
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LUNARIA_")}
+    env |= {
+        "LUNARIA_DATABASE_URL": config["DATABASE_URL"],
+        "LUNARIA_KEY_FILE": config["KEY_FILE"],
+        "LUNARIA_ORIGIN": config["ORIGIN"],
+        "LUNARIA_WITNESSES": config["WITNESSES"],
+        "LUNARIA_WITNESS_QUORUM": "2",
+        "LUNARIA_CHECKPOINT_INTERVAL": "86400",
+    }
+    process = subprocess.Popen(
+        [str(LUNARIA), "worker"],
+        env=env,
+        cwd=fork.folder,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = WorkerProcess(process)
+    try:
+        name = key_name(boreal.witness_vkey)
+        line = worker.wait_for(f"worker: error: witness {name} refused checkpoint")
+        assert "(422)" in line
+    finally:
+        worker.stop()
+
+
+# -- kill -9: the record is durable, and never goes back ------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """gunicorn with the deployment's settings, in a process group of its own; once it answers."""
+    process = subprocess.Popen(
+        [str(GUNICORN), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=REPOSITORY,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            fetch(f"http://127.0.0.1:{port}/witness")
+            return process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                os.killpg(process.pid, signal.SIGKILL)
+                pytest.fail("the server did not start")
+            time.sleep(0.1)
+
+
+def test_witness_state_survives_kill_9(witness_app: Instance, tmp_path: Path) -> None:
+    source = SourceLog.make(tmp_path / "source.db", "durable.example/log", 20)
+    fork = SourceLog.make(tmp_path / "fork.db", "durable.example/log", 8, signer=source.signer)
+    fork.grow(4, "fork")
+    witness_app.ok("witness", "trust", source.vkey)
+    config = witness_app.app.config
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LUNARIA_")}
+    env |= {
+        "LUNARIA_DATABASE_URL": config["DATABASE_URL"],
+        "LUNARIA_KEY_FILE": config["KEY_FILE"],
+        "LUNARIA_ORIGIN": config["ORIGIN"],
+    }
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}/witness/add-checkpoint"
+    witness_vkey = witness_app.witness_vkey
+    server = serve(env, port)
+    try:
+        status, _, answer = post(endpoint, source.body(0, 5))
+        assert status == 200
+        assert post(endpoint, source.body(5, 12))[0] == 200  # answered: so it was persisted
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+    server = serve(env, port)
+    try:
+        # Never a smaller tree, never another tree of the same size, never an inconsistent one.
+        assert post(endpoint, source.body(5, 12)) == (409, "text/x.tlog.size", "12\n")
+        assert post(endpoint, source.body(0, 8)) == (409, "text/x.tlog.size", "12\n")
+        assert post(endpoint, spec_body(12, [], fork.note(12)))[:2] == (409, "text/x.tlog.size")
+        assert post(endpoint, fork.body(0, 12))[2] == "12\n"
+        fork.grow(3, "fork")
+        proof = fork.log.consistency_proof(12, 15)
+        assert post(endpoint, spec_body(12, proof, fork.note(15)))[0] == 422
+        status, _, answer = post(endpoint, source.body(12, 20))
+        assert status == 200
+        assert spec_cosigned_by(source.note(20) + answer, [witness_vkey]) == {witness_vkey}
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def test_init_makes_the_witness_key_and_the_commands_use_it(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    first = runner.invoke(args=["init"])
+    assert first.exit_code == 0, first.output
+    key_file = tmp_path / "keys" / "witness.key"
+    assert f"created witness key {key_file}" in first.output
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    again = runner.invoke(args=["init"])
+    assert again.exit_code == 0 and "created witness key" not in again.output
+    vkey = runner.invoke(args=["witness", "vkey"]).output.strip()
+    verifier = CosignatureVerifier.from_vkey(vkey)
+    assert verifier.name == f"{ORIGIN}/witness"
+    assert runner.invoke(args=["witness", "list"]).output == ""
+    for bad in ("not-a-key", vkey):  # (a witness key is not a log key)
+        refused = runner.invoke(args=["witness", "trust", bad])
+        assert refused.exit_code == 1 and refused.output.startswith("error: ")
+    log_vkey = Signer.generate("other.example/log").verifier().vkey()
+    for _ in range(2):  # (trusting twice is trusting once)
+        trusted = runner.invoke(args=["witness", "trust", log_vkey])
+        assert trusted.output.startswith("witnessing other.example/log")
+    listed = runner.invoke(args=["witness", "list"]).output
+    assert listed == f"other.example/log  size 0  cosigned never  refusals 0\n  {log_vkey}\n"
