@@ -33,6 +33,13 @@ DEFAULTS: dict[str, Any] = {
     "WITNESS_NAME": None,  # the name of a new witness key; default: <origin>/witness
     "WITNESSES": None,  # a file of `VKEY URL` lines: the witnesses this log asks to cosign
     "WITNESS_QUORUM": None,  # cosignatures wanted per checkpoint; default: a majority
+    "WEBHOOK_ALLOW_PRIVATE": False,  # 1: webhooks may target loopback and private addresses
+    "WEBHOOK_TIMEOUT": 5,  # seconds a webhook target has to answer
+    "WEBHOOK_DISABLE_AFTER": 50,  # failed attempts in a row that disable an endpoint
+    "NOTIFY_RETRY_BASE": 30,  # seconds before the first retry; doubled each time, up to 1 h
+    "NOTIFY_RETRY_HOURS": 24,  # a delivery is retried this long, then failed
+    "SMTP_URL": None,  # smtp://host:port: members may opt in to mail
+    "SMTP_FROM": "lunaria@localhost",
     "REPORT_RENDERS": 1,  # reports rendered at once per process; 0: no bound (api/reports.py)
     "REPORT_WAIT": 1.0,  # seconds a report request waits for a render slot, then 503
     "REPORT_CACHE": True,  # keep rendered reports (exports/cache.py); off only to measure
@@ -61,6 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         feeds,
         grants,
         ledger_api,
+        notifications,
         pools,
         public_url,
         redactions,
@@ -75,7 +83,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     cli.init_app(app)
     api = docs.make_api(app)
-    writes = (pools, collectives, donations, grants, corrections, tokens, erasures, redactions)
+    writes = (
+        pools,
+        collectives,
+        donations,
+        grants,
+        corrections,
+        tokens,
+        erasures,
+        redactions,
+        notifications,
+    )
     for module in writes:
         api.register_blueprint(module.blp)
     for public in (ledger_api, feeds, reports):  # the public reads of the log

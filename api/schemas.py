@@ -606,3 +606,67 @@ class Grant(GrantSummary):
 class GrantPage(ma.Schema):
     items = fields.List(fields.Nested(GrantSummary))
     next = fields.Integer(allow_none=True, metadata={"description": "Pass as after="})
+
+
+# -- notifications: webhooks and mail (ledger.fund.webhooks, ledger.fund.mail) ---------------
+
+
+class NewWebhook(Strict):
+    url = Text(
+        required=True,
+        metadata={
+            "description": "http(s) URL on a public address",
+            "example": "https://x.example/h",
+        },
+    )
+    events = fields.List(
+        Text(), metadata={"description": "Event types (docs/formats.md); default: all"}
+    )
+
+
+class Webhook(ma.Schema):
+    id = fields.String()
+    url = fields.String()
+    collective = fields.String(allow_none=True, metadata={"description": "null: the whole fund"})
+    events = fields.List(fields.String())
+    created = fields.String()
+    disabled_at = fields.String(allow_none=True)
+    disabled_reason = fields.String(allow_none=True)
+    failures_in_a_row = fields.Integer()
+
+
+class CreatedWebhook(Webhook):
+    secret = fields.String(
+        allow_none=True,
+        metadata={"description": "whsec_… signing secret, shown once; null on a replay"},
+    )
+
+
+class WebhookDelivery(ma.Schema):
+    id = fields.Integer()
+    event_id = fields.String(metadata={"description": "The webhook-id header"})
+    event_type = fields.String()
+    status = fields.String(metadata={"enum": ["pending", "delivered", "failed", "cancelled"]})
+    attempts = fields.Integer()
+    created = fields.String()
+    last_attempt = fields.String(allow_none=True)
+    last_status = fields.Integer(allow_none=True, metadata={"description": "HTTP status"})
+    last_error = fields.String(allow_none=True)
+    next_attempt = fields.String(allow_none=True)
+    delivered_at = fields.String(allow_none=True)
+
+
+class NewMailSubscription(Strict):
+    email = Text(required=True, metadata={"description": "Kept sealed and erasable"})
+    language = Text(required=True, metadata={"enum": ["en", "es", "uk"]})
+    events = fields.List(
+        Text(), metadata={"description": "Event types; default: all but checkpoints"}
+    )
+
+
+class MailSubscription(ma.Schema):
+    member = fields.String()
+    collective = fields.String()
+    language = fields.String()
+    events = fields.List(fields.String())
+    created = fields.String()

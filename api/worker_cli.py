@@ -1,10 +1,12 @@
-"""``lunaria worker``: checkpoints, handovers at new moons and anchoring, without cron.
+"""``lunaria worker``: checkpoints, handovers at new moons, notifications and anchoring.
 
 The loop is :class:`ledger.fund.Worker`'s; this command only wires it to the configuration:
 the deployment's fund and log (``LUNARIA_CHECKPOINT_INTERVAL`` says how old the unsigned tail
 may grow), the worker lock of its database, and anchoring when it is configured
 (``LUNARIA_ANCHOR_EVERY_HOURS``: as ``lunaria anchor --if-due``; ``LUNARIA_ANCHOR_AT_HANDOVER``:
-as ``lunaria rotate``). It runs until SIGTERM or Ctrl-C, saying on stderr what it does.
+as ``lunaria rotate``), and the notifications: events derived from the log and delivered to
+webhooks and mail (``LUNARIA_WEBHOOK_*``, ``LUNARIA_NOTIFY_*``, ``LUNARIA_SMTP_*``). It runs
+until SIGTERM or Ctrl-C, saying on stderr what it does.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from flask.cli import with_appcontext
 
 from api import anchor_cli, db, witness
 from api.command_errors import reports_ledger_errors
-from ledger.fund import Periodic, Worker, worker_lock
+from api.notifications import delivery_settings
+from ledger.fund import Periodic, Worker, notification_tasks, worker_lock
 from ledger.log import Log, parse_ts
 from ledger.log.cosigning import Cosigning
 
@@ -62,7 +65,7 @@ def _cosigning(log: Log) -> list[Cosigning]:
 @with_appcontext
 @reports_ledger_errors
 def worker_command() -> None:
-    """Sign checkpoints, append handovers at new moons and anchor when due, until stopped.
+    """Sign checkpoints, hand over at new moons, notify and anchor when due, until stopped.
 
     One worker acts at a time: another one started on the same database waits, and takes
     over if the first stops or dies. Stop it with Ctrl-C or SIGTERM.
@@ -74,8 +77,13 @@ def worker_command() -> None:
     worker = Worker(
         fund,
         worker_lock(log.engine),
-        # (cosigning first: a checkpoint signed in this step is sent out in this step)
-        tasks=[*_cosigning(log), *([anchoring] if anchoring else [])],
+        # (cosigning first: a checkpoint signed in this step is sent out in this step; then
+        # notifications: an event found in this step is delivered in this step)
+        tasks=[
+            *_cosigning(log),
+            *notification_tasks(fund, delivery_settings()),
+            *([anchoring] if anchoring else []),
+        ],
         after_handover=anchor_cli.anchor_after_rotation if at_handover else None,
         say=_say,
     )

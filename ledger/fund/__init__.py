@@ -14,10 +14,11 @@ re-exported here; import it from ``ledger.fund``.
 
 from __future__ import annotations
 
-from ledger.fund import access, public_text, views
+from ledger.fund import access, mail, public_text, views, webhooks
 from ledger.fund.access import TokenInfo, Unauthorized, authenticate
 from ledger.fund.audit import audit
 from ledger.fund.commands import Fund
+from ledger.fund.delivery import DeliverySettings, notification_tasks
 from ledger.fund.demo import load_demo, start_of_demo
 from ledger.fund.entry_views import newest_pool_entries, pool_entry_page
 from ledger.fund.grant_views import GRANT_STATUSES, MAX_PAGE
@@ -52,6 +53,7 @@ __all__ = [
     "VOTES",
     "Actor",
     "Cycle",
+    "DeliverySettings",
     "Fund",
     "Outcome",
     "Periodic",
@@ -70,7 +72,9 @@ __all__ = [
     "index_references",
     "load_demo",
     "load_schedule",
+    "mail",
     "newest_pool_entries",
+    "notification_tasks",
     "pool_entry_page",
     "pool_row",
     "public_text",
@@ -78,5 +82,6 @@ __all__ = [
     "seal_legacy_records",
     "start_of_demo",
     "views",
+    "webhooks",
     "worker_lock",
 ]

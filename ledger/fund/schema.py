@@ -10,11 +10,13 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     LargeBinary,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from ledger.log.schema import entries, metadata
@@ -242,4 +244,75 @@ tokens = Table(
     Column("created_ts", String(27), nullable=False),
     Column("expires_ts", String(27), nullable=True),
     Column("revoked_ts", String(27), nullable=True),
+)
+
+# -- Notifications (ledger.fund.events, webhooks, mail, delivery): not derived from the log. --
+
+# How far the event derivation has read: "entries" (a seq) and "checkpoints" (a tree size).
+# Created at the first subscription; until then nobody listens and nothing is derived.
+notification_cursors = Table(
+    "notification_cursors",
+    metadata,
+    Column("name", String(16), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+# The outbox: each event once, its payload as the exact bytes every delivery sends. The id is
+# derived from what caused it ("e42.grant.proposed"), so deriving it again finds it.
+notification_events = Table(
+    "notification_events",
+    metadata,
+    Column("id", String(120), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("created_ts", String(27), nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("collective", String(64), nullable=True, index=True),  # NULL: the whole fund
+    Column("events", Text, nullable=False),  # JSON list of event types
+    Column("secret", String(64), nullable=False),  # whsec_…: it signs, so it is kept
+    Column("created_by", String(100), nullable=False),
+    Column("created_ts", String(27), nullable=False),
+    Column("failures_in_a_row", Integer, nullable=False),
+    Column("disabled_ts", String(27), nullable=True),
+    Column("disabled_reason", Text, nullable=True),
+)
+
+# A member's opt-in to mail; the address is a sealed private record (kind "email") under
+# ``commitment``, erased with the subscription.
+email_subscriptions = Table(
+    "email_subscriptions",
+    metadata,
+    Column("member", String(64), primary_key=True),
+    Column("collective", String(64), nullable=False, index=True),
+    Column("commitment", String(64), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("events", Text, nullable=False),  # JSON list of event types
+    Column("created_ts", String(27), nullable=False),
+)
+
+# One row per event and target ("webhook" endpoint id, or "email" member), with its retries.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("event_id", String(120), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("status", String(10), nullable=False),  # pending, delivered, failed, cancelled
+    Column("attempts", Integer, nullable=False),
+    Column("created_ts", String(27), nullable=False),
+    Column("next_attempt_ts", String(27), nullable=True),  # set while pending
+    Column("last_attempt_ts", String(27), nullable=True),
+    Column("last_status", Integer, nullable=True),  # the HTTP status of the last answer
+    Column("last_error", Text, nullable=True),
+    Column("delivered_ts", String(27), nullable=True),
+    UniqueConstraint("event_id", "channel", "target", name="uq_deliveries_event_target"),
+    Index("ix_deliveries_due", "status", "next_attempt_ts"),
+    Index("ix_deliveries_target", "channel", "target", "id"),
 )
