@@ -9,6 +9,7 @@ from flask import Flask
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///var/lunaria.db",
+    "ADMIN_DATABASE_URL": None,  # the owner's, for `lunaria init` (PostgreSQL: two roles)
     "KEY_FILE": "var/log.key",
     "DATA_KEY_FILE": None,  # the vault key of private records; default: data.key beside KEY_FILE
     "ORIGIN": None,  # default: the origin stored in the database, or DEFAULT_ORIGIN at init

@@ -93,8 +93,22 @@ def init_command(demo: bool) -> None:
     indexed = index_references(engine, vault, log.fingerprint_key)
     if indexed:
         click.echo(f"indexed the bank references of {indexed} earlier donations")
+    _init_server_role(engine)
     head = log.head()
     click.echo(f"log {origin}: size {head.size}, verifier key {signer.verifier().vkey()}")
+
+
+def _init_server_role(engine: Engine) -> None:
+    """Run as the owner (LUNARIA_ADMIN_DATABASE_URL): the server's role may append to the log
+    but not rewrite it (ledger.migrate.grant_server_role)."""
+    role = db.server_role()
+    if role is None:
+        return
+    created = migrate.grant_server_role(engine, *role)
+    click.echo(
+        f"{'created' if created else 'granted'} the server's database role {role[0]}: "
+        "SELECT and INSERT on the log, SELECT, INSERT, UPDATE and DELETE on the rest"
+    )
 
 
 def _init_public_url(engine: Engine) -> None:

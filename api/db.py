@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
 from ledger import migrate
@@ -73,7 +74,7 @@ def for_the_command_line(app: Flask) -> None:
 def _state(*, create: bool = False) -> LedgerState:
     state: LedgerState | None = current_app.extensions["lunaria"]
     if state is None:
-        url = current_app.config["DATABASE_URL"]
+        url = admin_url() if create else current_app.config["DATABASE_URL"]
         sqlite_file = _sqlite_file(url)
         missing = not create and sqlite_file is not None and not sqlite_file.exists()
         clock = current_app.config["CLOCK"] or SystemClock()
@@ -134,6 +135,43 @@ def _no_log(database: str, *, has_log: bool = False) -> NoLog:
         "LUNARIA_DATABASE_URL and LUNARIA_KEY_FILE to its database and key file "
         f"(`lunaria init` {init})."
     )
+
+
+def admin_url() -> str:
+    """What ``lunaria init`` connects with: LUNARIA_ADMIN_DATABASE_URL, the tables' owner, when
+    set (PostgreSQL only, and the same database as LUNARIA_DATABASE_URL), else the latter."""
+    server: str = current_app.config["DATABASE_URL"]
+    admin: str | None = current_app.config["ADMIN_DATABASE_URL"]
+    if not admin:
+        return server
+    owner, served = make_url(admin), make_url(server)
+    if owner.get_backend_name() != "postgresql" or served.get_backend_name() != "postgresql":
+        raise LedgerError(
+            "LUNARIA_ADMIN_DATABASE_URL is for PostgreSQL; on SQLite the database file's "
+            "owner is the boundary (see docs/operations.md)"
+        )
+    if _database(owner) != _database(served):
+        raise LedgerError(
+            "LUNARIA_ADMIN_DATABASE_URL and LUNARIA_DATABASE_URL must name the same database "
+            "(host, port, name and options), as two roles"
+        )
+    return admin
+
+
+def _database(url: URL) -> tuple[Any, ...]:
+    """The database a URL names, whoever connects and through which driver."""
+    return url.host, url.port, url.database, url.query
+
+
+def server_role() -> tuple[str, str | None] | None:
+    """The server's role and password, from LUNARIA_DATABASE_URL, when ``lunaria init`` runs
+    as another (LUNARIA_ADMIN_DATABASE_URL); None otherwise."""
+    if not current_app.config["ADMIN_DATABASE_URL"]:
+        return None
+    served = make_url(current_app.config["DATABASE_URL"])
+    if not served.username:
+        raise LedgerError("LUNARIA_DATABASE_URL must name the server's role (postgresql://ROLE@…)")
+    return served.username, served.password
 
 
 def get_engine(*, create: bool = False) -> Engine:
