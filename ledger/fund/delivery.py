@@ -148,7 +148,8 @@ class Deliveries:
             return Sent(False, error="the member opted out")
         address, language = found
         try:
-            send_mail(smtp, address, delivery.event_id, json.loads(delivery.payload), language)
+            message_id = f"{delivery.event_id}.{delivery.target}"
+            send_mail(smtp, address, message_id, json.loads(delivery.payload), language)
         except (OSError, smtplib.SMTPException) as exc:
             return Sent(False, error=f"{type(exc).__name__}: {exc}"[:500])
         return Sent(True)

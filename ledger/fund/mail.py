@@ -329,19 +329,20 @@ def compose(event: dict[str, Any], language: str) -> tuple[str, str]:
 
 
 def send_mail(
-    smtp: SmtpSettings, to: str, event_id: str, event: dict[str, Any], language: str
+    smtp: SmtpSettings, to: str, message_id: str, event: dict[str, Any], language: str
 ) -> None:
     """Send one event as mail; raises OSError or smtplib.SMTPException on failure. The
-    Message-ID derives from the event, so a resent mail can be recognised as the same."""
+    Message-ID is the delivery's (``<event id>.<member>``), so a mail sent again after a
+    crash can be recognised as the same."""
     subject, body = compose(event, language)
     message = EmailMessage()
     message["From"] = smtp.sender
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(parse_ts(event["timestamp"]))
-    message["Message-ID"] = f"<{event_id}@{smtp.sender.rpartition('@')[2] or 'lunaria'}>"
-    message["Content-Language"] = language
+    message["Message-ID"] = f"<{message_id}@{smtp.sender.rpartition('@')[2] or 'lunaria'}>"
     message.set_content(body)
+    message["Content-Language"] = language  # (after set_content, which drops Content-*)
     parts = urlsplit(smtp.url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise OSError(f"LUNARIA_SMTP_URL must be smtp:// or smtps://, not {smtp.url!r}")
