@@ -1,6 +1,7 @@
 """``lunaria`` commands for the public side of the log: tiles, receipts and audits.
 
-``publish DIR``        write the C2SP tlog-tiles of the latest checkpoint to a directory
+``publish DIR``        write the C2SP tlog-tiles of the latest checkpoint to a directory, and
+                       beside them a static site a donor can read (:mod:`api.mirror`)
 ``receipt SEQ``        print the receipt of an entry (JSON, or ``--format tlog-proof``)
 ``verify-receipt F``   verify a receipt offline (either format) with trusted ``--vkey``s
 ``audit SOURCE``       verify a published directory or a running Lunaria from the outside
@@ -19,7 +20,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from api import db
+from api import db, mirror
 from api.command_errors import reports_ledger_errors
 from ledger.fund import audit, public_text
 from ledger.log import Verifier, build_receipt, parse_receipt, publish, verify_receipt
@@ -63,8 +64,11 @@ def witness_options(command: Any) -> Any:
 @with_appcontext
 @reports_ledger_errors
 def publish_command(directory: Path) -> None:
-    """Write checkpoint, tiles and entry bundles of the latest checkpoint to DIRECTORY."""
-    click.echo(publish(db.get_log(), directory).summary())
+    """Write checkpoint, tiles and entry bundles of the latest checkpoint to DIRECTORY, and
+    a static site a donor can read beside them (index.html, verify.html, vkey.txt)."""
+    report = publish(db.get_log(), directory)
+    click.echo(report.summary())
+    click.echo(mirror.write_site(directory, report).summary())
 
 
 @click.command("receipt")

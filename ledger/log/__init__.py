@@ -16,6 +16,8 @@ from ledger.log import merkle
 from ledger.log.append import CheckpointPolicy, Log
 from ledger.log.canonical import MAX_SAFE_INTEGER, canonical_bytes
 from ledger.log.clock import Clock, ManualClock, SystemClock, parse_ts
+from ledger.log.cosignature import CosignatureVerifier, Cosigner, QuorumNotMet, WitnessQuorum
+from ledger.log.cosigning import Cosigning, WitnessEndpoint, read_witnesses, witness_status
 from ledger.log.db import make_engine, read_transaction
 from ledger.log.entry import KINDS, Entry, checked_entry, decode_entry
 from ledger.log.keys import DEFAULT_DOUBLE_SIGNING, KeyFiles, rotate_key
@@ -55,7 +57,23 @@ from ledger.log.public import (
 from ledger.log.receipts import InclusionProof, build_receipt, parse_receipt, verify_receipt
 from ledger.log.schema import checkpoints, entries, idempotency_keys
 from ledger.log.storage import StoredCheckpoint, latest_checkpoint, load_head, read_nodes
-from ledger.log.tiles import CHECKPOINT_PATH, TILE_PREFIX, parse_tile_path, publish, read_resource
+from ledger.log.tiles import (
+    CHECKPOINT_PATH,
+    TILE_PREFIX,
+    PublishReport,
+    parse_tile_path,
+    publish,
+    read_resource,
+    write_atomically,
+)
+from ledger.log.witness import (
+    MAX_BODY,
+    SIZE_CONTENT_TYPE,
+    BodyTooLarge,
+    Witness,
+    WitnessConflict,
+    WitnessRefusal,
+)
 from ledger.log.verify import VerifyReport, verify_database, verify_export
 
 __all__ = [
@@ -63,12 +81,18 @@ __all__ = [
     "DEFAULT_DOUBLE_SIGNING",
     "DEFAULT_LIMIT",
     "KINDS",
+    "MAX_BODY",
     "MAX_LIMIT",
     "MAX_SAFE_INTEGER",
+    "SIZE_CONTENT_TYPE",
     "TILE_PREFIX",
+    "BodyTooLarge",
     "Checkpoint",
     "CheckpointPolicy",
     "Clock",
+    "CosignatureVerifier",
+    "Cosigner",
+    "Cosigning",
     "Entry",
     "InclusionProof",
     "KeyFiles",
@@ -77,11 +101,18 @@ __all__ = [
     "NodeId",
     "NodeReader",
     "Page",
+    "PublishReport",
+    "QuorumNotMet",
     "Signer",
     "StoredCheckpoint",
     "SystemClock",
     "Verifier",
     "VerifyReport",
+    "Witness",
+    "WitnessConflict",
+    "WitnessEndpoint",
+    "WitnessQuorum",
+    "WitnessRefusal",
     "anchor_page",
     "build_receipt",
     "canonical_bytes",
@@ -116,6 +147,7 @@ __all__ = [
     "read_nodes",
     "read_resource",
     "read_transaction",
+    "read_witnesses",
     "recent_anchors",
     "root_at",
     "rotate_key",
@@ -123,4 +155,6 @@ __all__ = [
     "verify_export",
     "verify_inclusion",
     "verify_receipt",
+    "witness_status",
+    "write_atomically",
 ]
