@@ -141,6 +141,29 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
             "Its SHA-256 is in the JSON export (pdf.sha256) and in the X-Report-SHA256 header:"
         ),
         "page": "Page {page} of {pages}",
+        "response_title": "Urgent grants: how fast the fund answered",
+        "response_on_time": (
+            "Urgent grants decided within the deadline ({deadline_hours} h): {on_time} of "
+            "{counted}."
+        ),
+        "response_median": (
+            "Median time to a decision: {hours} h {minutes} min ({seconds} s), over {decided} "
+            "decided in the cycle."
+        ),
+        "response_no_median": "Median time to a decision: none (no urgent grant decided).",
+        "response_passed_on": (
+            "At the handover, {carried} open grants were passed on to the next custodian and "
+            "{voided} votes of the outgoing custodian became void."
+        ),
+        "response_unstated": (
+            "The handover that closes the cycle states these figures; this report has none."
+        ),
+        "response_definition": (
+            "An urgent grant counts in the cycle in which it was decided before its deadline, "
+            "or else in the cycle in which its deadline passed; one cancelled before its "
+            "deadline does not count. Computed from the entries' timestamps alone; lunaria "
+            "audit recomputes them."
+        ),
     },
     "es": {
         "title": "Informe del ciclo",
@@ -282,6 +305,30 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
             "cabecera X-Report-SHA256:"
         ),
         "page": "Página {page} de {pages}",
+        "response_title": "Ayudas urgentes: qué tan rápido respondió el fondo",
+        "response_on_time": (
+            "Ayudas urgentes decididas dentro del plazo ({deadline_hours} h): {on_time} de "
+            "{counted}."
+        ),
+        "response_median": (
+            "Mediana del tiempo hasta la decisión: {hours} h {minutes} min ({seconds} s), "
+            "sobre {decided} decididas en el ciclo."
+        ),
+        "response_no_median": (
+            "Mediana del tiempo hasta la decisión: ninguna (no se decidió ninguna ayuda urgente)."
+        ),
+        "response_passed_on": (
+            "En el traspaso, {carried} ayudas abiertas pasaron al siguiente custodio y "
+            "{voided} votos del custodio saliente quedaron anulados."
+        ),
+        "response_unstated": (
+            "El traspaso que cierra el ciclo declara estas cifras; este informe no las tiene."
+        ),
+        "response_definition": (
+            "Una ayuda urgente cuenta en el ciclo en que se decidió antes de su plazo o, si no, "
+            "en el ciclo en que venció su plazo; una cancelada antes de su plazo no cuenta. "
+            "Calculado solo con las marcas de tiempo de las entradas; lunaria audit lo recalcula."
+        ),
     },
     "uk": {
         "title": "Звіт за цикл",
@@ -414,6 +461,29 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
             "байти. Його SHA-256 є в JSON-експорті (pdf.sha256) та в заголовку X-Report-SHA256:"
         ),
         "page": "Сторінка {page} з {pages}",
+        "response_title": "Термінові гранти: як швидко відповів фонд",
+        "response_on_time": (
+            "Термінові гранти, вирішені в строк ({deadline_hours} год): {on_time} з {counted}."
+        ),
+        "response_median": (
+            "Медіана часу до рішення: {hours} год {minutes} хв ({seconds} с), за {decided} "
+            "вирішеними в циклі."
+        ),
+        "response_no_median": (
+            "Медіана часу до рішення: немає (жодного термінового гранту не вирішено)."
+        ),
+        "response_passed_on": (
+            "Під час передачі {carried} відкритих грантів передано наступному розпоряднику, "
+            "а {voided} голосів розпорядника, що йде, анульовано."
+        ),
+        "response_unstated": (
+            "Ці показники фіксує передача, що закриває цикл; у цьому звіті їх немає."
+        ),
+        "response_definition": (
+            "Терміновий грант зараховується до циклу, у якому його вирішили до строку, а інакше "
+            "— до циклу, у якому строк минув; скасований до строку не враховується. Обчислено "
+            "лише з часових позначок записів; lunaria audit їх перераховує."
+        ),
     },
 }
 

@@ -24,7 +24,7 @@ from reportlab.lib.utils import TimeStamp
 from reportlab.pdfbase import pdfmetrics
 from reportlab.platypus import BaseDocTemplate, Frame, LongTable, PageTemplate, TableStyle
 
-from exports import pdf_sections, pdf_tables
+from exports import pdf_response, pdf_sections, pdf_tables
 from exports.i18n import strings
 from exports.links import base_url
 from exports.pdf_layout import (
@@ -54,6 +54,7 @@ PARTS = (
     pdf_tables.grants,
     pdf_tables.corrections,
     pdf_tables.custody,
+    pdf_response.response,
     pdf_sections.verify,
 )
 """The document's parts, in order."""

@@ -187,6 +187,7 @@ class Handover:
     carried_over: tuple[int, ...] = ()
     committed_grants: tuple[int, ...] = ()
     voided_votes: tuple[int, ...] = ()
+    response: Mapping[str, int | None] | None = None  # the closed cycle's figures (data v2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,6 +153,7 @@ def handover_row(entry: Entry, number: int) -> Handover:
         carried_over=tuple(d["carried_over"]),
         committed_grants=tuple(d["committed_grants"]),
         voided_votes=tuple(d["voided_votes"]),
+        response=d["closed"].get("response") if closes_cycle(entry, number) else None,
     )
 
 

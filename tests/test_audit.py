@@ -414,7 +414,7 @@ def test_governance_holds_over_the_demo(demo_history: list[Entry]) -> None:
     kinds = {e.kind for e in demo_history}
     assert {"custody_transferred", "vote_cast", "grant_decided", "correction"} <= kinds
     lanes = {e.data["lane"] for e in demo_history if e.kind == "grant_decided"}
-    assert lanes == {"quorum", "fast_lane"}
+    assert lanes == {"quorum", "fast_lane", "overdue"}
     assert audit_rules(demo_history).entries == len(demo_history)
 
 

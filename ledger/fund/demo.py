@@ -16,6 +16,7 @@ from ledger.errors import RuleViolation
 from ledger.fund.commands import Fund
 from ledger.fund.lunar import cycle_at
 from ledger.fund.rules import Actor, member_actor
+from ledger.fund.urgency import UrgencyPolicy, overdue_urgent_grants
 from ledger.log.clock import ManualClock
 
 CYCLES = 6
@@ -31,6 +32,8 @@ POOLS = {
     "food-bank": ("Neighbourhood food bank", "EUR", "5000", "20000", ["alba", "brisa", "cauce"]),
     "legal-aid": ("Legal aid fund", "USDC", "100000000", "400000000", ["cauce", "alba", "brisa"]),
 }
+URGENCY = {"food-bank": UrgencyPolicy(72, True), "legal-aid": UrgencyPolicy(48, False)}
+"""Each pool's promise on urgent grants: the food bank lets one member approve an overdue one."""
 PURPOSES = [
     "Groceries for a family of five for two weeks",
     "Emergency rent to prevent an eviction",
@@ -71,11 +74,13 @@ def load_demo(fund: Fund, clock: ManualClock, end: datetime, seed: int = 7) -> D
             currencies=[currency],
             fast_lane_cap={currency: cap},
             cycle_allowance={currency: allowance},
+            urgent_deadline_hours=URGENCY[slug].deadline_hours,
+            overdue_approval=URGENCY[slug].overdue_approval,
         )
         fund.set_roster(ADMIN, slug, roster)
     cycle = 0
     while clock.now() < end - timedelta(days=1):
-        _one_day(fund, rng, cycle)
+        _one_day(fund, rng, cycle, clock)
         clock.advance(timedelta(hours=rng.randint(20, 28)))
         cycle = cycle_at(clock.now()).number
         if rng.random() < 0.03:
@@ -85,7 +90,7 @@ def load_demo(fund: Fund, clock: ManualClock, end: datetime, seed: int = 7) -> D
     return DemoSummary(entries=fund.log.head().size - first, cycles=CYCLES)
 
 
-def _one_day(fund: Fund, rng: random.Random, cycle: int) -> None:
+def _one_day(fund: Fund, rng: random.Random, cycle: int, clock: ManualClock) -> None:
     for slug, (_, currency, cap, _, _) in POOLS.items():
         unit = 100 if currency == "EUR" else 1_000_000
         for _ in range(rng.randint(1, 4)):
@@ -102,7 +107,8 @@ def _one_day(fund: Fund, rng: random.Random, cycle: int) -> None:
                 },
             )
         if rng.random() < 0.35:
-            _grant_round(fund, rng, slug, currency, int(cap), unit)
+            _grant_round(fund, rng, slug, currency, int(cap), unit, clock)
+        _escalate_overdue(fund, slug)
         _disburse_approved(fund, slug)
 
 
@@ -120,7 +126,13 @@ def _custodian_members(fund: Fund, slug: str) -> list[Actor]:
 
 
 def _grant_round(
-    fund: Fund, rng: random.Random, slug: str, currency: str, cap: int, unit: int
+    fund: Fund,
+    rng: random.Random,
+    slug: str,
+    currency: str,
+    cap: int,
+    unit: int,
+    clock: ManualClock,
 ) -> None:
     urgent = rng.random() < 0.4
     amount = (
@@ -134,15 +146,29 @@ def _grant_round(
         "recipient": f"household-{rng.randint(100, 999)}",
     }
     grant = fund.propose_grant(APPLICANT, slug, proposal).seq
+    clock.advance(timedelta(minutes=rng.randint(10, 600)))  # the custodian reads it later
     voters = _custodian_members(fund, slug)
     try:
         if urgent:
-            fund.cast_vote(voters[0], grant, vote="approve", fast_lane=True)
+            if rng.random() < 0.7:  # else nobody looks at it: it waits past its deadline
+                fund.cast_vote(voters[0], grant, vote="approve", fast_lane=True)
             return
         for voter in voters[: len(voters) // 2 + 1]:
             fund.cast_vote(voter, grant, vote="approve" if rng.random() < 0.85 else "reject")
     except RuleViolation:
         pass  # over the allowance or the balance: it waits for the next custodian
+
+
+def _escalate_overdue(fund: Fund, slug: str) -> None:
+    """Where the pool allows it, a custodian member approves each overdue urgent grant."""
+    if not URGENCY[slug].overdue_approval:
+        return
+    with fund.log.engine.connect() as conn:
+        now = fund.log.clock.now()
+        overdue = [g.grant_id for g in overdue_urgent_grants(conn, now) if g.pool == slug]
+    for grant in overdue:
+        with contextlib.suppress(RuleViolation):  # over the cap or the balance: it waits
+            fund.cast_vote(_custodian_members(fund, slug)[-1], grant, vote="approve", overdue=True)
 
 
 def _disburse_approved(fund: Fund, slug: str) -> None:
