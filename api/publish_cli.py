@@ -23,8 +23,14 @@ from flask.cli import with_appcontext
 from api import db, mirror
 from api.command_errors import reports_ledger_errors
 from ledger.fund import audit, public_text
-from ledger.log import Verifier, build_receipt, parse_receipt, publish, verify_receipt
-from ledger.log.cosignature import WitnessQuorum
+from ledger.log import (
+    Verifier,
+    WitnessQuorum,
+    build_receipt,
+    parse_receipt,
+    publish,
+    verify_receipt,
+)
 
 FORMATS = ("json", "tlog-proof")
 

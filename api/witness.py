@@ -22,15 +22,17 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from api import db
 from api.errors import problem
 from ledger.errors import LedgerError
-from ledger.log.cosignature import Cosigner
-from ledger.log.cosigning import WitnessEndpoint, read_witnesses, witness_status
-from ledger.log.witness import (
+from ledger.log import (
     MAX_BODY,
     SIZE_CONTENT_TYPE,
     BodyTooLarge,
+    Cosigner,
     Witness,
     WitnessConflict,
+    WitnessEndpoint,
     WitnessRefusal,
+    read_witnesses,
+    witness_status,
 )
 
 PREFIX = "/witness"  # the submission prefix (and the monitoring one)

@@ -16,7 +16,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from api import witness
 from api.command_errors import fail, reports_ledger_errors
-from ledger.log.cosignature import Cosigner
+from ledger.log import Cosigner
 
 witness_group = AppGroup("witness", help="This instance as a witness of other logs.")
 

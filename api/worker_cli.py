@@ -24,8 +24,7 @@ from api import anchor_cli, db, witness
 from api.command_errors import reports_ledger_errors
 from api.notifications import delivery_settings
 from ledger.fund import Periodic, Worker, notification_tasks, worker_lock
-from ledger.log import Log, parse_ts
-from ledger.log.cosigning import Cosigning
+from ledger.log import Cosigning, Log, parse_ts
 
 
 def _say(line: str) -> None:

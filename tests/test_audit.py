@@ -556,11 +556,12 @@ def test_publish_and_audit_commands(runner: FlaskCliRunner, app: Flask, tmp_path
     out = tmp_path / "public"
     result = runner.invoke(args=["publish", str(out)])
     assert result.exit_code == 0, result.output
-    assert (
-        result.output == f"published {ORIGIN} at size {size}: 3 files written, 0 already present\n"
+    site = "site: index.html, verify.html, vkey.txt, site.css, moon.svg (open index.html)\n"
+    assert result.output == (
+        f"published {ORIGIN} at size {size}: 3 files written, 0 already present\n{site}"
     )
     assert runner.invoke(args=["publish", str(out)]).output.endswith(
-        ": 0 files written, 3 already present\n"
+        f": 0 files written, 3 already present\n{site}"
     )
 
     result = runner.invoke(args=["audit", str(out), "--vkey", vkey])

@@ -40,6 +40,7 @@ COMMANDS = {
     "verify",
     "verify-receipt",
     "vkey",
+    "witness",
     "worker",
 }
 
