@@ -57,7 +57,15 @@ from ledger.log.public import (
 from ledger.log.receipts import InclusionProof, build_receipt, parse_receipt, verify_receipt
 from ledger.log.schema import checkpoints, entries, idempotency_keys
 from ledger.log.storage import StoredCheckpoint, latest_checkpoint, load_head, read_nodes
-from ledger.log.tiles import CHECKPOINT_PATH, TILE_PREFIX, parse_tile_path, publish, read_resource
+from ledger.log.tiles import (
+    CHECKPOINT_PATH,
+    TILE_PREFIX,
+    PublishReport,
+    parse_tile_path,
+    publish,
+    read_resource,
+    write_atomically,
+)
 from ledger.log.verify import VerifyReport, verify_database, verify_export
 from ledger.log.witness import (
     MAX_BODY,
@@ -93,6 +101,7 @@ __all__ = [
     "NodeId",
     "NodeReader",
     "Page",
+    "PublishReport",
     "QuorumNotMet",
     "Signer",
     "StoredCheckpoint",
@@ -147,4 +156,5 @@ __all__ = [
     "verify_inclusion",
     "verify_receipt",
     "witness_status",
+    "write_atomically",
 ]
