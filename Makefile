@@ -44,6 +44,11 @@ vendor: node_modules/.installed
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# nginx-light: tests/test_proxy.py runs docs/operations.md's reverse-proxy configuration.
+.PHONY: nginx
+nginx:
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update && apt-get install -y nginx-light)
+
 # poppler-utils: the report tests render every PDF page with pdftoppm.
 .PHONY: poppler
 poppler:
@@ -83,7 +88,7 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-dev node_modules/.installed chromium poppler lint typecheck
+test: $(VENV)/.installed-dev node_modules/.installed chromium poppler nginx lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # One benchmark at its full size: BENCH is anchor, api_write, http_floor, ledger_core (the

@@ -45,8 +45,10 @@ SETTINGS: dict[str, Any] = {
     "channel_timeout": 30,
     "max_request_header_size": 64 * 1024,
     "max_request_body_size": MAX_BODY,
-    # No X-Forwarded-* handling here: the app applies LUNARIA_PROXY_HOPS (werkzeug ProxyFix).
+    # No X-Forwarded-* handling here, and none removed (waitress's default removes them all):
+    # the app applies LUNARIA_PROXY_HOPS (werkzeug ProxyFix, api/throttle.py).
     "trusted_proxy": None,
+    "clear_untrusted_proxy_headers": False,
     "ident": "lunaria",
 }
 
