@@ -10,13 +10,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from sqlalchemy import select
 
 from api import db
+from ledger import migrate
 from ledger.errors import VerificationError
 from ledger.fund.audit import audit_rules
+from ledger.fund.commands import Fund
+from ledger.fund.replay import check_replay
+from ledger.fund.rules import Actor, member_actor
+from ledger.fund.schema import grants
 from ledger.fund.urgency import UrgentCase, response_figures
+from ledger.fund.vault import Vault
+from ledger.log.append import Log
 from ledger.log.clock import ManualClock, format_ts, parse_ts
 from ledger.log.entry import Entry, checked_entry
 from tests.test_api_support import Story, build_story, donation, proposal
@@ -300,3 +310,48 @@ def test_the_pool_page_shows_overdue_grants_and_the_figures(
     assert "within 24 hours" in response
     assert "any single member of the custodian may approve" in response
     assert "1 of 2" in response  # one on time, one past its deadline
+
+
+# -- migration 0009 -----------------------------------------------------------------------------
+
+
+def test_0009_fills_the_timestamps_from_the_entries(
+    log: Log, vault: Vault, clock: ManualClock
+) -> None:
+    """A database upgraded through 0009 gets the decision and cancellation ``ts`` of the grants
+    already written from their entries, so a replay of the log finds the same rows."""
+    fund = Fund(log, vault)
+    admin, applicant = Actor("admin:t", "admin"), Actor("applicant:t", "applicant")
+    fund.register_collective(admin, slug="alba", name="Alba")
+    fund.add_member(admin, "alba", member="a1")
+    fund.create_pool(admin, slug="p", name="P", currencies=["EUR"], fast_lane_cap={"EUR": "900"},
+                     cycle_allowance={"EUR": "900"})  # fmt: skip
+    fund.set_roster(admin, "p", ["alba"])
+    fund.record_donation(
+        Actor("treasurer:t", "treasurer"),
+        "p",
+        {"amount": "1000", "currency": "EUR", "channel": "cash", "external_reference": "r1"},
+    )
+    voter = Actor(member_actor("a1"), "member", collective="alba", member="a1")
+    asked = {"amount": "500", "currency": "EUR", "purpose": "Rent", "recipient": "r-1"}
+    decided = fund.propose_grant(applicant, "p", {**asked, "urgency": "urgent"}).seq
+    clock.advance(timedelta(hours=5))
+    fund.cast_vote(voter, decided, vote="approve", fast_lane=True)
+    withdrawn = fund.propose_grant(applicant, "p", asked).seq
+    clock.advance(timedelta(hours=1))
+    fund.cancel(admin, withdrawn, reason="asked twice")
+    stamps = {e.seq: e.ts for e in map(checked_entry, log.iter_raw())}
+
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with log.engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")
+        conn.commit()
+    migrate.upgrade(log.engine)
+    with log.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(grants))}
+    assert rows[decided].decided_ts == stamps[rows[decided].decided_seq]
+    assert rows[withdrawn].closed_ts == stamps[rows[withdrawn].closed_seq]
+    assert rows[decided].closed_ts is None and rows[withdrawn].decided_ts is None
+    assert check_replay(log.engine).rows["grants"] == 2  # (it raises on any difference)
