@@ -23,6 +23,7 @@ from werkzeug.exceptions import (
     ServiceUnavailable,
 )
 
+from api.web import error_page
 from ledger.errors import IdempotencyConflict, LedgerError, RuleViolation
 
 PROBLEM_TYPE = "application/problem+json"
@@ -220,7 +221,7 @@ def _for_the_api() -> bool:
 def _http_error(exc: HTTPException) -> Response | HTTPException:
     status = exc.code or 500
     if not _for_the_api():
-        return exc
+        return _page(exc, status)
     if status >= 500:
         return _unexpected(exc)
     code = _HTTP_CODES.get(status) or re.sub(r"\W+", "_", (exc.name or "error").lower())
@@ -235,10 +236,18 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
     return problem(code, detail, status=status, title=title, headers=headers)
 
 
+def _page(exc: HTTPException, status: int) -> Response | HTTPException:
+    """Outside the API, the site's styled page for a 404 or a failure (Werkzeug's own for
+    other statuses, and when the styled page cannot be drawn)."""
+    if status not in (404, 500):
+        return exc
+    return error_page(status) or exc
+
+
 def _unexpected(exc: BaseException) -> Response | HTTPException:
     current_app.logger.error("unhandled error", exc_info=exc)
     if not _for_the_api():
-        return InternalServerError()
+        return _page(InternalServerError(), 500)
     return problem("internal_error", "the server failed; the error was logged")
 
 

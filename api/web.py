@@ -1,10 +1,16 @@
-"""The public web pages: pools, one pool, one entry, and "verify my receipt".
+"""The public web pages: pools, one pool, one lunar cycle of a pool, one grant, one collective,
+one entry, "verify my receipt", and the charts they show.
 
 Server-rendered HTML for donors; it works without JavaScript everywhere except ``/verify``,
 where ``static/verify.js`` recomputes the leaf hash, walks the inclusion proof, checks the
 checkpoint signature (WebCrypto Ed25519) and consistency with the latest checkpoint in the
 browser itself. The server only serves the page and the public proofs; it never says whether
 a receipt is valid.
+
+Pages say first, in words and in the reader's language, what happened ("Grant #38 approved
+by Colectivo Alba …"); hashes and raw entries fold below. They name pools and collectives by
+their names, never by slugs. Charts are SVG images drawn on the server (:mod:`api.charts`),
+each with its figures in a table beside it.
 
 Pages read through :mod:`ledger.fund.views` (and the log's anchors and version through
 :mod:`ledger.log`), over public tables only (never ``private_records`` or ``tokens``); this
@@ -20,6 +26,7 @@ headers; HTML gets a strict Content-Security-Policy (no inline script, nothing t
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import threading
@@ -27,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -44,17 +52,20 @@ from flask import (
 )
 from flask_babel import (  # type: ignore[import-untyped]
     Babel,
+    force_locale,
     format_datetime,
+    format_decimal,
     format_timedelta,
     get_locale,
     get_translations,
+    gettext,
     lazy_gettext,
 )
 from markupsafe import Markup
 
-from api import db
+from api import charts, db
 from ledger.errors import LedgerError, NotFound, SchemaOutdated
-from ledger.fund import CURRENCY_EXPONENTS, Cycle, format_major, views
+from ledger.fund import CURRENCY_EXPONENTS, Cycle, display_major, views
 from ledger.log import log_version, parse_ts, recent_anchors
 
 bp = Blueprint("web", __name__)
@@ -121,6 +132,201 @@ URGENCY_LABELS: Mapping[str, Any] = {
     "urgent": lazy_gettext("urgent"),
     "normal": lazy_gettext("normal"),
 }
+# What exactly failed in the browser's verifier: each English template of static/verify.js
+# (its d("…") calls; tests/test_web.py checks the two lists agree) and its translation.
+VERIFY_DETAILS: tuple[tuple[str, Any], ...] = (
+    ("{what} is not hex: {value}", lazy_gettext("{what} is not hex: {value}")),
+    ("{what} hash {i} is not {bytes} bytes", lazy_gettext("{what} hash {i} is not {bytes} bytes")),
+    (
+        "index {index} is not below tree size {size}",
+        lazy_gettext("index {index} is not below tree size {size}"),
+    ),
+    (
+        "inclusion proof has {count} hashes: too many for this size",
+        lazy_gettext("inclusion proof has {count} hashes: too many for this size"),
+    ),
+    (
+        "inclusion proof has {count} hashes: too few for this size",
+        lazy_gettext("inclusion proof has {count} hashes: too few for this size"),
+    ),
+    (
+        "old size {old} is larger than new size {new}",
+        lazy_gettext("old size {old} is larger than new size {new}"),
+    ),
+    (
+        "the root of the empty tree is {empty}, not {root}",
+        lazy_gettext("the root of the empty tree is {empty}, not {root}"),
+    ),
+    (
+        "a consistency proof between equal sizes must be empty",
+        lazy_gettext("a consistency proof between equal sizes must be empty"),
+    ),
+    (
+        "different roots for the same size {old}",
+        lazy_gettext("different roots for the same size {old}"),
+    ),
+    (
+        "a consistency proof from the empty tree must be empty",
+        lazy_gettext("a consistency proof from the empty tree must be empty"),
+    ),
+    ("consistency proof is empty", lazy_gettext("consistency proof is empty")),
+    ("consistency proof is too long", lazy_gettext("consistency proof is too long")),
+    ("consistency proof is too short", lazy_gettext("consistency proof is too short")),
+    (
+        "proof gives old root {got}, expected {root}",
+        lazy_gettext("proof gives old root {got}, expected {root}"),
+    ),
+    (
+        "proof gives new root {got}, expected {want}",
+        lazy_gettext("proof gives new root {got}, expected {want}"),
+    ),
+    ("no key given", lazy_gettext("no key given")),
+    ("not <name>+<key id>+<key>: {value}", lazy_gettext("not <name>+<key id>+<key>: {value}")),
+    ("invalid key name {value}", lazy_gettext("invalid key name {value}")),
+    ("key id {value} is not 8 hex digits", lazy_gettext("key id {value} is not 8 hex digits")),
+    (
+        "the key is not canonical padded base64",
+        lazy_gettext("the key is not canonical padded base64"),
+    ),
+    (
+        "not an Ed25519 (0x01) key of 32 bytes",
+        lazy_gettext("not an Ed25519 (0x01) key of 32 bytes"),
+    ),
+    (
+        "key id {id} does not match the key, which has key id {expected}",
+        lazy_gettext("key id {id} does not match the key, which has key id {expected}"),
+    ),
+    ("control character at offset {offset}", lazy_gettext("control character at offset {offset}")),
+    (
+        "no blank line separating text and signatures",
+        lazy_gettext("no blank line separating text and signatures"),
+    ),
+    (
+        "no signature lines after the last blank line",
+        lazy_gettext("no signature lines after the last blank line"),
+    ),
+    ("the note does not end with a newline", lazy_gettext("the note does not end with a newline")),
+    ("{count} signature lines", lazy_gettext("{count} signature lines")),
+    (
+        "signature line {line} does not start with an em dash and a space",
+        lazy_gettext("signature line {line} does not start with an em dash and a space"),
+    ),
+    (
+        "signature line {line} has an invalid key name",
+        lazy_gettext("signature line {line} has an invalid key name"),
+    ),
+    (
+        "signature line {line} is not canonical padded base64",
+        lazy_gettext("signature line {line} is not canonical padded base64"),
+    ),
+    ("signature line {line} is too short", lazy_gettext("signature line {line} is too short")),
+    (
+        "the checkpoint does not end with a newline",
+        lazy_gettext("the checkpoint does not end with a newline"),
+    ),
+    (
+        "{count} lines; need origin, size and root hash",
+        lazy_gettext("{count} lines; need origin, size and root hash"),
+    ),
+    ("empty origin", lazy_gettext("empty origin")),
+    ("an empty extension line", lazy_gettext("an empty extension line")),
+    (
+        "tree size {value} is not a decimal without leading zeros",
+        lazy_gettext("tree size {value} is not a decimal without leading zeros"),
+    ),
+    ("tree size {value} is too large", lazy_gettext("tree size {value} is too large")),
+    (
+        "root hash {value} is not 32 bytes of canonical base64",
+        lazy_gettext("root hash {value} is not 32 bytes of canonical base64"),
+    ),
+    (
+        "no signature by this key; signed by {found}",
+        lazy_gettext("no signature by this key; signed by {found}"),
+    ),
+    (
+        "the Ed25519 signature does not verify",
+        lazy_gettext("the Ed25519 signature does not verify"),
+    ),
+    (
+        "the entry holds a non-integer number {value}",
+        lazy_gettext("the entry holds a non-integer number {value}"),
+    ),
+    (
+        "{what} {value} is not a non-negative integer",
+        lazy_gettext("{what} {value} is not a non-negative integer"),
+    ),
+    (
+        "the entry is neither text nor an object",
+        lazy_gettext("the entry is neither text nor an object"),
+    ),
+    (
+        "the receipt shows {field} = {shown}; the hashed bytes hold {hashed}",
+        lazy_gettext("the receipt shows {field} = {shown}; the hashed bytes hold {hashed}"),
+    ),
+    ("the receipt JSON is not an object", lazy_gettext("the receipt JSON is not an object")),
+    (
+        "entry_b64 is not canonical padded base64",
+        lazy_gettext("entry_b64 is not canonical padded base64"),
+    ),
+    ("the receipt has no index", lazy_gettext("the receipt has no index")),
+    (
+        "the receipt's seq {index} differs from its proof index {proof_index}",
+        lazy_gettext("the receipt's seq {index} differs from its proof index {proof_index}"),
+    ),
+    (
+        "the receipt has no inclusion proof hashes",
+        lazy_gettext("the receipt has no inclusion proof hashes"),
+    ),
+    ("the receipt has no signed checkpoint", lazy_gettext("the receipt has no signed checkpoint")),
+    (
+        "the receipt states two different leaf hashes",
+        lazy_gettext("the receipt states two different leaf hashes"),
+    ),
+    ("the first line is not {header}", lazy_gettext("the first line is not {header}")),
+    (
+        "the extra line is not canonical base64",
+        lazy_gettext("the extra line is not canonical base64"),
+    ),
+    (
+        'line {line} is not "index N": {value}',
+        lazy_gettext('line {line} is not "index N": {value}'),
+    ),
+    (
+        "proof line {line} is not a base64 SHA-256 hash",
+        lazy_gettext("proof line {line} is not a base64 SHA-256 hash"),
+    ),
+    ("no blank line before the checkpoint", lazy_gettext("no blank line before the checkpoint")),
+    ("not valid JSON: {error}", lazy_gettext("not valid JSON: {error}")),
+    ("it starts with {value}", lazy_gettext("it starts with {value}")),
+    (
+        "the entry holds {held} at {field}, the receipt serves {served}",
+        lazy_gettext("the entry holds {held} at {field}, the receipt serves {served}"),
+    ),
+    ("the salt of {field} is not 32 bytes", lazy_gettext("the salt of {field} is not 32 bytes")),
+    (
+        "the text and salt give {got}, the entry holds {want}",
+        lazy_gettext("the text and salt give {got}, the entry holds {want}"),
+    ),
+    ("HTTP {status}", lazy_gettext("HTTP {status}")),
+    ("no signed note in the answer", lazy_gettext("no signed note in the answer")),
+    (
+        "the answer is not a proof for these sizes",
+        lazy_gettext("the answer is not a proof for these sizes"),
+    ),
+    (
+        "the entry hashes to {got}, the receipt says {want}",
+        lazy_gettext("the entry hashes to {got}, the receipt says {want}"),
+    ),
+    ("the entry is not JSON: {error}", lazy_gettext("the entry is not JSON: {error}")),
+    (
+        "the receipt's tree size {size} is not the checkpoint's {checkpoint_size}",
+        lazy_gettext("the receipt's tree size {size} is not the checkpoint's {checkpoint_size}"),
+    ),
+    (
+        "the proof gives root {got}, the checkpoint says {want}",
+        lazy_gettext("the proof gives root {got}, the checkpoint says {want}"),
+    ),
+)
 
 
 # -- the moon ---------------------------------------------------------------------------------
@@ -192,11 +398,12 @@ def _moon_panel(lunar: views.LunarNow) -> MoonPanel:
 
 @bp.app_template_filter("money")
 def money(amount: str | int, currency: str) -> str:
-    """Minor units to the locale's digits, exactly (no floats): "150000" EUR -> "1,500.00"."""
+    """Minor units to the locale's digits, exactly (no floats), as people read money:
+    "150000" EUR -> "1,500.00"; "88000000" USDC -> "88.00" (finer digits only when not zero)."""
     value = int(amount)
     if currency not in CURRENCY_EXPONENTS:
         return f"{value} {currency}"
-    major = format_major(value, currency)
+    major = display_major(value, currency)
     sign = "-" if major.startswith("-") else ""
     whole, _, fraction = major.lstrip("-").partition(".")
     group, decimal = _number_symbols(str(get_locale()))
@@ -208,6 +415,14 @@ def money(amount: str | int, currency: str) -> str:
 def _number_symbols(locale: str) -> tuple[str, str]:
     """The locale's digit group and decimal symbols (Babel looks them up anew each time)."""
     return babel_numbers.get_group_symbol(locale), babel_numbers.get_decimal_symbol(locale)
+
+
+@bp.app_template_filter("major_money")
+def major_money(value: Decimal | None, currency: str) -> str:
+    """A chart's figure (major units, exact) as :func:`money` shows it."""
+    if value is None:
+        return "—"
+    return money(int(value.scaleb(CURRENCY_EXPONENTS.get(currency, 0))), currency)
 
 
 @bp.app_template_filter("when")
@@ -222,6 +437,12 @@ def when(ts: str | datetime) -> Markup:
 def duration(delta: timedelta) -> str:
     """A coarse, translated "in 5 days"."""
     return str(format_timedelta(delta, granularity="minute", add_direction=True))
+
+
+@bp.app_template_filter("span")
+def span(delta: timedelta) -> str:
+    """A translated length of time, "3 days" (no direction)."""
+    return str(format_timedelta(delta, granularity="second"))
 
 
 @bp.app_template_filter("seconds_span")
@@ -248,6 +469,7 @@ def _page_context() -> dict[str, Any]:
         "urgency_labels": URGENCY_LABELS,
         "text_labels": TEXT_LABELS,
         "report_formats": REPORT_FORMATS,
+        "response_time": views.response_time,
     }
 
 
@@ -288,12 +510,17 @@ def cached_page(view: Callable[..., str]) -> Callable[..., str]:
 
     @functools.wraps(view)
     def serve(**kwargs: Any) -> str:
-        minute = int(db.get_clock().now().timestamp()) // 60
-        key = (request.full_path, str(get_locale()), log_version(db.get_engine()), minute)
-        pages: PageCache = current_app.extensions[_PAGES]
-        return pages.get(key, lambda: view(**kwargs))
+        return _cached(lambda: view(**kwargs))
 
     return serve
+
+
+def _cached(render: Callable[[], str]) -> str:
+    """What ``render`` gives for this URL, language, log and minute, rendered once."""
+    minute = int(db.get_clock().now().timestamp()) // 60
+    key = (request.full_path, str(get_locale()), log_version(db.get_engine()), minute)
+    pages: PageCache = current_app.extensions[_PAGES]
+    return pages.get(key, render)
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -307,6 +534,7 @@ def index() -> str:
     return render_template(
         "web/index.html",
         pools=views.list_pools(engine, now),
+        names=views.names(engine),
         lunar=_moon_panel(views.lunar_now(engine, now)),
         anchors=recent_anchors(engine),
     )
@@ -318,12 +546,15 @@ def pool(slug: str) -> str:
     engine = db.get_engine()
     now = db.get_clock().now()
     detail = views.pool_detail(engine, slug, now)
+    cycles = views.pool_cycles(engine, slug)
     return render_template(
         "web/pool.html",
         pool=detail,
+        names=views.names(engine),
         quorum=views.custodian_quorum(engine, detail),
         lunar=_moon_panel(views.lunar_now(engine, now)),
-        cycles=list(reversed(views.pool_cycles(engine, slug))),
+        charts=_pool_charts(detail, cycles),
+        cycles=list(reversed(cycles)),
         queue=views.grant_queue(engine, slug, status="proposed", limit=QUEUE_LENGTH, now=now).items,
         responses=views.pool_responses(engine, slug, now),
         decisions=views.recent_decisions(engine, slug, RECENT_DECISIONS),
@@ -341,21 +572,141 @@ def _seq(text: str) -> int:
 @bp.route("/entries/<seq>", methods=["GET"])
 @cached_page
 def entry(seq: str) -> str:
-    place = views.entry_place(db.get_log(), _seq(seq))
-    return render_template("web/entry.html", place=place)
+    log = db.get_log()
+    place = views.entry_place(log, _seq(seq))
+    about = views.entry_about(log.engine, place.entry)
+    return render_template("web/entry.html", place=place, about=about)
+
+
+@bp.route("/grants/<grant_id>", methods=["GET"])
+@cached_page
+def grant(grant_id: str) -> str:
+    story = views.grant_story(db.get_engine(), _seq(grant_id), db.get_clock().now())
+    return render_template("web/grant.html", story=story)
+
+
+@bp.route("/pools/<slug>/cycles/<number>", methods=["GET"])
+@cached_page
+def cycle(slug: str, number: str) -> str:
+    story = views.cycle_story(db.get_engine(), slug, _seq(number))
+    return render_template("web/cycle.html", story=story)
+
+
+@bp.route("/collectives/<slug>", methods=["GET"])
+@cached_page
+def collective(slug: str) -> str:
+    story = views.collective_story(db.get_engine(), slug)
+    return render_template("web/collective.html", story=story)
+
+
+# -- charts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartLink:
+    """A chart as a page shows it: its image URLs (wide and narrow) and its figures."""
+
+    url: str
+    narrow_url: str
+    data: charts.ChartData
+    money: bool  # figures are amounts of data.currency
+
+
+def _chart_labels() -> charts.ChartLabels:
+    return charts.ChartLabels(
+        cycle=gettext("Cycle %(number)s"),
+        now=gettext("now"),
+        held=gettext("Fund held"),
+        donations=gettext("Donations"),
+        paid=gettext("Paid out in grants"),
+        balance_title=gettext("Fund held at the start of each cycle, %(currency)s"),
+        flows_title=gettext("Donations against grants paid out per cycle, %(currency)s"),
+    )
+
+
+def _pool_chart_data(
+    pool: views.PoolView, cycles: list[views.CycleView], chart: str, currency: str
+) -> charts.ChartData:
+    labels = _chart_labels()
+    if chart == "balance":
+        return charts.balance_over_time(pool, cycles, currency, labels)
+    return charts.donations_against_grants(cycles, currency, labels)
+
+
+def _pool_charts(pool: views.PoolView, cycles: list[views.CycleView]) -> list[ChartLink]:
+    if not cycles:
+        return []
+    links = []
+    for currency in pool.currencies:
+        for chart in charts.CHARTS:
+            args: dict[str, Any] = {"slug": pool.slug, "chart": chart, "currency": currency}
+            args["hl"] = str(get_locale())
+            url = url_for("web.pool_chart", **args)
+            narrow = url_for("web.pool_chart", **args, size="narrow")
+            data = _pool_chart_data(pool, cycles, chart, currency)
+            links.append(ChartLink(url, narrow, data, money=True))
+    return links
+
+
+@bp.route("/pools/<slug>/charts/<chart>-<currency>.svg", methods=["GET"])
+def pool_chart(slug: str, chart: str, currency: str) -> Response:
+    """One of a pool's charts as SVG in the language ``?hl=`` (``?size=narrow`` for phones)."""
+    size = request.args.get("size", "wide")
+    language = request.args.get("hl", "en")  # (not ?lang=: an image sets no cookie)
+    if chart not in charts.CHARTS or size not in charts.SIZES or language not in LANGUAGES:
+        abort(404)
+    with force_locale(language):
+        svg = _cached(lambda: _pool_chart_svg(slug, chart, currency, size))
+    response = Response(svg, mimetype="image/svg+xml")
+    response.headers["Content-Security-Policy"] = charts.SVG_CSP
+    return response
+
+
+def _pool_chart_svg(slug: str, chart: str, currency: str, size: str) -> str:
+    engine = db.get_engine()
+    pool = views.pool_detail(engine, slug, db.get_clock().now())
+    if currency not in pool.currencies:
+        abort(404)
+    data = _pool_chart_data(pool, views.pool_cycles(engine, slug), chart, currency)
+    kind = "line" if chart == "balance" else "bar"
+    return charts.render_svg(data, kind, size, _chart_number)
+
+
+def _chart_number(value: float) -> str:
+    """An axis or value label in the reader's digits, whole units (a chart is no ledger)."""
+    return str(format_decimal(round(value), format="#,##0"))
 
 
 @bp.route("/verify", methods=["GET"])
 def verify() -> str:
     log = db.get_log()
     vkey = views.published_vkey(log.engine)
-    return render_template("web/verify.html", origin=log.origin, vkey=vkey)
+    return render_template(
+        "web/verify.html",
+        origin=log.origin,
+        vkey=vkey,
+        pool_names=json.dumps(dict(views.names(log.engine).pools), ensure_ascii=False),
+        exponents=json.dumps(dict(CURRENCY_EXPONENTS)),
+        details=VERIFY_DETAILS,
+    )
 
 
 @bp.errorhandler(404)
 @bp.errorhandler(NotFound)
 def not_found(exc: Exception) -> tuple[str, int]:
     return render_template("web/error.html", status=404), 404
+
+
+def error_page(status: int) -> Response | None:
+    """The site's own page for an HTTP error outside the API (an unknown URL, a failure),
+    in the reader's language; None if even that page cannot be drawn."""
+    shown = status if status in (404, 503) else 500
+    try:
+        page = render_template("web/error.html", status=shown)
+    except Exception:  # (the page of last resort must not fail in turn)
+        current_app.logger.exception("the error page failed")
+        return None
+    return Response(page, status=status, mimetype="text/html")
 
 
 @bp.errorhandler(LedgerError)

@@ -135,11 +135,13 @@ def test_home_shows_pools_balances_custodian_moon_and_handover(site: Site) -> No
     page = text_of(site.html("/"))
     with site.ctx():
         pools = views.list_pools(db.get_engine(), NOW)
+        names = views.names(db.get_engine())
     assert [p.slug for p in pools] == ["food-bank", "legal-aid"]
     with site.app.test_request_context("/"):
         for pool in pools:
             assert pool.name in page
-            assert f"Custodian now {pool.custodian}" in page
+            assert f"Custodian now {names.collective(pool.custodian)}" in page
+            assert f"Next custodian {names.collective(pool.next_custodian)}" in page
             for books in pool.books:
                 assert f"Available {web.money(books.available, books.currency)}" in page
         span = pools[0].cycle
@@ -158,18 +160,20 @@ def test_pool_page_books_cycles_queue_decisions_entries_reports(site: Site) -> N
         cycles = views.pool_cycles(db.get_engine(), "food-bank")
         queue = views.grant_queue(db.get_engine(), "food-bank", status="proposed").items
     assert "<h1>Neighbourhood food bank</h1>" in html
-    assert f"Custodian now {detail.custodian}" in page
-    assert "Rotation order alba → brisa → cauce" in page
+    assert detail.custodian == "alba" and detail.next_custodian == "brisa"
+    assert "Custodian now Colectivo Alba " in page and "Next custodian Brisa Mutual Aid " in page
+    assert "Rotation order Colectivo Alba → Brisa Mutual Aid → Cauce Collective" in page
     with site.app.test_request_context("/"):
         books = detail.books[0]
         assert f"EUR {web.money(books.available, 'EUR')}" in page
     for cycle in cycles:  # every cycle, with its custodian and five report formats
-        assert re.search(rf'<th scope="row" data-label="Cycle">{cycle.number}</th>', html)
+        link = f'<a href="/pools/food-bank/cycles/{cycle.number}">cycle {cycle.number}</a>'
+        assert re.search(rf'<th scope="row" data-label="Cycle">{link}</th>', html)
         for fmt in ("pdf", "csv", "json", "jsonl", "beancount"):
             assert f'href="/api/v1/pools/food-bank/reports/{cycle.number}.{fmt}"' in html
     assert len(cycles) >= 6 and {c.custodian for c in cycles} == {"alba", "brisa", "cauce"}
     for grant in queue:
-        assert f'href="/entries/{grant.id}">#{grant.id}</a>' in html
+        assert f'href="/grants/{grant.id}">#{grant.id}</a>' in html
     assert "Proposals waiting for a decision, most urgent first" in page
     assert "Latest decisions, newest first" in page and "by quorum" in page
     assert "fast lane" in page and "left in the allowance" in page
@@ -480,7 +484,12 @@ def test_not_initialised_database_gets_a_clear_page(app: Flask) -> None:
 
 
 def _mo_messages(mo: BinaryIO) -> dict[tuple[Any, Any], Any]:
-    return {(m.context, m.id): m.string for m in read_mo(mo)}
+    """Message by (context, id); a plural's ids and strings come as lists (made tuples)."""
+
+    def frozen(value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    return {(m.context, frozen(m.id)): frozen(m.string) for m in read_mo(mo)}
 
 
 def test_committed_mo_files_match_a_fresh_compile_and_cover_every_message() -> None:

@@ -38,13 +38,31 @@ const CHECKPOINT_URL = "/api/v1/ledger/checkpoint";
 const TEXT_DOMAIN = "lunaria/public-text/v1";
 const CONSISTENCY_URL = "/api/v1/ledger/proofs/consistency";
 
-/** A named failure: `key` selects the translated message, `detail` says which values. */
+/**
+ * What exactly failed, with the values involved: an English `template` with `{name}`
+ * placeholders (the page shows its translation, found by the same template) and `params`.
+ */
+export function d(template, params = {}) {
+  return { template, params };
+}
+
+/** Fill `{name}` placeholders from `params` (unknown names stay as they are). */
+export function fill(template, params = {}) {
+  return template.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+}
+
+/**
+ * A named failure: `key` selects the translated message, `params` fill it; `detail` says in
+ * English which values (`why`, from d(), lets the page say it in the reader's language).
+ */
 export class VerifyError extends Error {
-  constructor(key, params = {}, detail = "") {
+  constructor(key, params = {}, why = null) {
+    const detail = why === null ? "" : typeof why === "string" ? why : fill(why.template, why.params);
     super(`${key}${detail ? ": " + detail : ""}`);
     this.key = key;
     this.params = params;
     this.detail = detail;
+    this.why = typeof why === "string" ? null : why;
   }
 }
 
@@ -76,7 +94,7 @@ export function toHex(bytes) {
 
 export function fromHex(text, what) {
   if (typeof text !== "string" || !/^([0-9a-fA-F]{2})*$/.test(text)) {
-    throw new VerifyError("malformed", {}, `${what} is not hex: ${show(text)}`);
+    throw new VerifyError("malformed", {}, d("{what} is not hex: {value}", { what, value: show(text) }));
   }
   const out = new Uint8Array(text.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(text.substr(i * 2, 2), 16);
@@ -128,7 +146,7 @@ export const EMPTY_ROOT_HEX = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca
 function checkHashes(what, hashes) {
   hashes.forEach((h, i) => {
     if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) {
-      throw new VerifyError("proof_shape", {}, `${what} hash ${i} is not ${HASH_SIZE} bytes`);
+      throw new VerifyError("proof_shape", {}, d("{what} hash {i} is not {bytes} bytes", { what, i, bytes: HASH_SIZE }));
     }
   });
 }
@@ -144,7 +162,7 @@ function rightShiftUntilSet(fn, sn) {
 /** RFC 9162 §2.1.3.2 steps 1-5: the root implied by an inclusion proof. */
 export async function rootFromInclusionProof(index, size, leaf, proof) {
   if (index < 0n || size < 1n || index >= size) {
-    throw new VerifyError("proof_shape", {}, `index ${index} is not below tree size ${size}`);
+    throw new VerifyError("proof_shape", {}, d("index {index} is not below tree size {size}", { index, size }));
   }
   checkHashes("leaf", [leaf]);
   checkHashes("proof", proof);
@@ -154,7 +172,7 @@ export async function rootFromInclusionProof(index, size, leaf, proof) {
   for (const p of proof) {
     if (sn === 0n) {
       throw new VerifyError(
-        "proof_shape", {}, `inclusion proof has ${proof.length} hashes: too many for this size`);
+        "proof_shape", {}, d("inclusion proof has {count} hashes: too many for this size", { count: proof.length }));
     }
     if (fn & 1n || fn === sn) {
       r = await nodeHash(p, r);
@@ -167,7 +185,7 @@ export async function rootFromInclusionProof(index, size, leaf, proof) {
   }
   if (sn !== 0n) {
     throw new VerifyError(
-      "proof_shape", {}, `inclusion proof has ${proof.length} hashes: too few for this size`);
+      "proof_shape", {}, d("inclusion proof has {count} hashes: too few for this size", { count: proof.length }));
   }
   return r;
 }
@@ -178,21 +196,21 @@ export async function verifyConsistency(oldSize, newSize, proof, oldRoot, newRoo
   checkHashes("root", [oldRoot, newRoot]);
   checkHashes("proof", proof);
   if (oldSize < 0n || oldSize > newSize) {
-    throw fail(`old size ${oldSize} is larger than new size ${newSize}`);
+    throw fail(d("old size {old} is larger than new size {new}", { old: oldSize, new: newSize }));
   }
   if (oldSize === 0n && toHex(oldRoot) !== EMPTY_ROOT_HEX) {
-    throw fail(`the root of the empty tree is ${EMPTY_ROOT_HEX}, not ${toHex(oldRoot)}`);
+    throw fail(d("the root of the empty tree is {empty}, not {root}", { empty: EMPTY_ROOT_HEX, root: toHex(oldRoot) }));
   }
   if (oldSize === newSize) {
-    if (proof.length) throw fail("a consistency proof between equal sizes must be empty");
-    if (!equalBytes(oldRoot, newRoot)) throw fail(`different roots for the same size ${oldSize}`);
+    if (proof.length) throw fail(d("a consistency proof between equal sizes must be empty"));
+    if (!equalBytes(oldRoot, newRoot)) throw fail(d("different roots for the same size {old}", { old: oldSize }));
     return;
   }
   if (oldSize === 0n) {
-    if (proof.length) throw fail("a consistency proof from the empty tree must be empty");
+    if (proof.length) throw fail(d("a consistency proof from the empty tree must be empty"));
     return;
   }
-  if (!proof.length) throw fail("consistency proof is empty");
+  if (!proof.length) throw fail(d("consistency proof is empty"));
   const path = [...proof];
   if ((oldSize & (oldSize - 1n)) === 0n) path.unshift(oldRoot); // a power of two: a node
   let fn = oldSize - 1n;
@@ -204,7 +222,7 @@ export async function verifyConsistency(oldSize, newSize, proof, oldRoot, newRoo
   let fr = path[0];
   let sr = path[0];
   for (const c of path.slice(1)) {
-    if (sn === 0n) throw fail("consistency proof is too long");
+    if (sn === 0n) throw fail(d("consistency proof is too long"));
     if (fn & 1n || fn === sn) {
       fr = await nodeHash(c, fr);
       sr = await nodeHash(c, sr);
@@ -215,12 +233,12 @@ export async function verifyConsistency(oldSize, newSize, proof, oldRoot, newRoo
     fn >>= 1n;
     sn >>= 1n;
   }
-  if (sn !== 0n) throw fail("consistency proof is too short");
+  if (sn !== 0n) throw fail(d("consistency proof is too short"));
   if (!equalBytes(fr, oldRoot)) {
-    throw fail(`proof gives old root ${toHex(fr)}, expected ${toHex(oldRoot)}`);
+    throw fail(d("proof gives old root {got}, expected {root}", { got: toHex(fr), root: toHex(oldRoot) }));
   }
   if (!equalBytes(sr, newRoot)) {
-    throw fail(`proof gives new root ${toHex(sr)}, expected ${toHex(newRoot)}`);
+    throw fail(d("proof gives new root {got}, expected {want}", { got: toHex(sr), want: toHex(newRoot) }));
   }
 }
 
@@ -242,24 +260,24 @@ export async function keyId(name, publicKey) {
 /** Parse `<name>+<8 hex key id>+<base64(0x01 || public key)>`; checks the key id. */
 export async function parseVkey(vkey) {
   const fail = (detail) => new VerifyError("vkey", {}, detail);
-  if (typeof vkey !== "string" || !vkey.trim()) throw fail("no key given");
+  if (typeof vkey !== "string" || !vkey.trim()) throw fail(d("no key given"));
   vkey = vkey.trim();
   const first = vkey.indexOf("+");
   const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
-  if (second < 0) throw fail(`not <name>+<key id>+<key>: ${show(vkey)}`);
+  if (second < 0) throw fail(d("not <name>+<key id>+<key>: {value}", { value: show(vkey) }));
   const name = vkey.slice(0, first);
   const idHex = vkey.slice(first + 1, second);
   const material = fromBase64(vkey.slice(second + 1));
-  if (!validName(name)) throw fail(`invalid key name ${show(name)}`);
-  if (!/^[0-9a-f]{8}$/.test(idHex)) throw fail(`key id ${show(idHex)} is not 8 hex digits`);
-  if (material === null) throw fail("the key is not canonical padded base64");
+  if (!validName(name)) throw fail(d("invalid key name {value}", { value: show(name) }));
+  if (!/^[0-9a-f]{8}$/.test(idHex)) throw fail(d("key id {value} is not 8 hex digits", { value: show(idHex) }));
+  if (material === null) throw fail(d("the key is not canonical padded base64"));
   if (material.length !== 33 || material[0] !== ALG_ED25519) {
-    throw fail("not an Ed25519 (0x01) key of 32 bytes");
+    throw fail(d("not an Ed25519 (0x01) key of 32 bytes"));
   }
   const publicKey = material.slice(1);
   const expected = await keyId(name, publicKey);
   if (toHex(expected) !== idHex) {
-    throw fail(`key id ${idHex} does not match the key, which has key id ${toHex(expected)}`);
+    throw fail(d("key id {id} does not match the key, which has key id {expected}", { id: idHex, expected: toHex(expected) }));
   }
   return { name, keyId: expected, publicKey, label: `${name}+${idHex}` };
 }
@@ -268,26 +286,26 @@ export async function parseVkey(vkey) {
 export function parseNote(data) {
   const fail = (detail) => new VerifyError("checkpoint", {}, detail);
   const control = CONTROL.exec(data);
-  if (control) throw fail(`control character at offset ${control.index}`);
+  if (control) throw fail(d("control character at offset {offset}", { offset: control.index }));
   const split = data.lastIndexOf("\n\n");
-  if (split < 0) throw fail("no blank line separating text and signatures");
+  if (split < 0) throw fail(d("no blank line separating text and signatures"));
   const text = data.slice(0, split + 1);
   const block = data.slice(split + 2);
-  if (!block) throw fail("no signature lines after the last blank line");
-  if (!block.endsWith("\n")) throw fail("the note does not end with a newline");
+  if (!block) throw fail(d("no signature lines after the last blank line"));
+  if (!block.endsWith("\n")) throw fail(d("the note does not end with a newline"));
   const lines = block.slice(0, -1).split("\n");
-  if (lines.length > MAX_SIGNATURES) throw fail(`${lines.length} signature lines`);
+  if (lines.length > MAX_SIGNATURES) throw fail(d("{count} signature lines", { count: lines.length }));
   const signatures = lines.map((line, i) => {
     if (!line.startsWith(SIGNATURE_PREFIX)) {
-      throw fail(`signature line ${i + 1} does not start with an em dash and a space`);
+      throw fail(d("signature line {line} does not start with an em dash and a space", { line: i + 1 }));
     }
     const rest = line.slice(SIGNATURE_PREFIX.length);
     const space = rest.indexOf(" ");
     const name = space < 0 ? rest : rest.slice(0, space);
     const blob = space < 0 ? null : fromBase64(rest.slice(space + 1));
-    if (!validName(name)) throw fail(`signature line ${i + 1} has an invalid key name`);
-    if (blob === null) throw fail(`signature line ${i + 1} is not canonical padded base64`);
-    if (blob.length <= 4) throw fail(`signature line ${i + 1} is too short`);
+    if (!validName(name)) throw fail(d("signature line {line} has an invalid key name", { line: i + 1 }));
+    if (blob === null) throw fail(d("signature line {line} is not canonical padded base64", { line: i + 1 }));
+    if (blob.length <= 4) throw fail(d("signature line {line} is too short", { line: i + 1 }));
     return { name, keyId: blob.slice(0, 4), signature: blob.slice(4) };
   });
   return { text, signatures };
@@ -296,20 +314,20 @@ export function parseNote(data) {
 /** Parse a tlog-checkpoint body: origin, decimal size, base64 root, extension lines. */
 export function parseCheckpointBody(body) {
   const fail = (detail) => new VerifyError("checkpoint", {}, detail);
-  if (!body.endsWith("\n")) throw fail("the checkpoint does not end with a newline");
+  if (!body.endsWith("\n")) throw fail(d("the checkpoint does not end with a newline"));
   const lines = body.slice(0, -1).split("\n");
-  if (lines.length < 3) throw fail(`${lines.length} lines; need origin, size and root hash`);
+  if (lines.length < 3) throw fail(d("{count} lines; need origin, size and root hash", { count: lines.length }));
   const [origin, sizeText, rootText, ...extensions] = lines;
-  if (!origin) throw fail("empty origin");
-  if (extensions.some((line) => !line)) throw fail("an empty extension line");
+  if (!origin) throw fail(d("empty origin"));
+  if (extensions.some((line) => !line)) throw fail(d("an empty extension line"));
   if (!/^(0|[1-9][0-9]*)$/.test(sizeText) || sizeText.length > 19) {
-    throw fail(`tree size ${show(sizeText)} is not a decimal without leading zeros`);
+    throw fail(d("tree size {value} is not a decimal without leading zeros", { value: show(sizeText) }));
   }
   const size = BigInt(sizeText);
-  if (size >= 2n ** 63n) throw fail(`tree size ${sizeText} is too large`);
+  if (size >= 2n ** 63n) throw fail(d("tree size {value} is too large", { value: sizeText }));
   const root = fromBase64(rootText);
   if (root === null || root.length !== HASH_SIZE) {
-    throw fail(`root hash ${show(rootText)} is not 32 bytes of canonical base64`);
+    throw fail(d("root hash {value} is not 32 bytes of canonical base64", { value: show(rootText) }));
   }
   return { origin, size, root };
 }
@@ -321,7 +339,7 @@ export async function checkSignature(note, key) {
     (s) => s.name === key.name && equalBytes(s.keyId, key.keyId));
   if (!mine.length) {
     const found = note.signatures.map((s) => `${s.name}+${toHex(s.keyId)}`).join(", ");
-    throw new VerifyError("signature", params, `no signature by this key; signed by ${found}`);
+    throw new VerifyError("signature", params, d("no signature by this key; signed by {found}", { found }));
   }
   let publicKey;
   try {
@@ -334,7 +352,7 @@ export async function checkSignature(note, key) {
     const valid = s.signature.length === 64 && await crypto.subtle.verify(
       { name: "Ed25519" }, publicKey, s.signature, encoder.encode(note.text));
     if (!valid) {
-      throw new VerifyError("signature", params, "the Ed25519 signature does not verify");
+      throw new VerifyError("signature", params, d("the Ed25519 signature does not verify"));
     }
   }
 }
@@ -359,7 +377,7 @@ export function canonicalJson(value) {
   }
   if (typeof value === "number") {
     if (!Number.isSafeInteger(value)) {
-      throw new VerifyError("malformed", {}, `the entry holds a non-integer number ${value}`);
+      throw new VerifyError("malformed", {}, d("the entry holds a non-integer number {value}", { value }));
     }
     return String(value);
   }
@@ -373,21 +391,50 @@ function parseIndex(value, what) {
     return BigInt(value);
   }
   if (typeof value === "string" && /^(0|[1-9][0-9]{0,18})$/.test(value)) return BigInt(value);
-  throw new VerifyError("malformed", {}, `${what} ${show(value)} is not a non-negative integer`);
+  throw new VerifyError("malformed", {}, d("{what} {value} is not a non-negative integer", { what, value: show(value) }));
 }
 
 function entryBytesFrom(value) {
   if (value === undefined || value === null) return null;
   if (typeof value === "string") return encoder.encode(value.replace(/\r?\n$/, ""));
   if (typeof value === "object") return encoder.encode(canonicalJson(value));
-  throw new VerifyError("malformed", {}, "the entry is neither text nor an object");
+  throw new VerifyError("malformed", {}, d("the entry is neither text nor an object"));
+}
+
+/** The fields (dotted paths) where two JSON values differ, in order. */
+function differences(shown, hashed, path = "") {
+  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (!isObject(shown) || !isObject(hashed)) {
+    return canonicalJson(shown ?? null) === canonicalJson(hashed ?? null) ? [] : [path];
+  }
+  const keys = [...new Set([...Object.keys(shown), ...Object.keys(hashed)])].sort();
+  return keys.flatMap((k) => differences(shown[k], hashed[k], path ? `${path}.${k}` : k));
+}
+
+/**
+ * The entry object of a receipt JSON was edited: it no longer matches the bytes that were
+ * hashed (entry_b64). Names the first field that differs and both values.
+ */
+function entryChanged(shown, bytes) {
+  let hashed = null;
+  try {
+    hashed = JSON.parse(decoder.decode(bytes));
+  } catch {
+    hashed = null;
+  }
+  const fields = differences(shown, hashed);
+  const field = fields[0] || "entry";
+  const valueAt = (v) => field.split(".").reduce((o, k) => (o == null ? o : o[k]), v);
+  return new VerifyError("entry_changed", { field: fields.join(", ") || field },
+    d("the receipt shows {field} = {shown}; the hashed bytes hold {hashed}",
+      { field, shown: show(valueAt(shown) ?? null), hashed: show(valueAt(hashed) ?? null) }));
 }
 
 /** A receipt from its JSON twin (see the top of this file). */
 export function parseReceiptJson(obj) {
   const fail = (detail) => new VerifyError("malformed", {}, detail);
   if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
-    throw fail("the receipt JSON is not an object");
+    throw fail(d("the receipt JSON is not an object"));
   }
   if (typeof obj.tlog_proof === "string" && obj.entry === undefined) {
     return parseTlogProof(obj.tlog_proof);
@@ -410,32 +457,32 @@ export function parseReceiptJson(obj) {
   let entry = null;
   if (typeof b64 === "string") {
     entry = fromBase64(b64);
-    if (entry === null) throw fail("entry_b64 is not canonical padded base64");
+    if (entry === null) throw fail(d("entry_b64 is not canonical padded base64"));
     if (isObject(obj.entry) && canonicalJson(obj.entry) !== decoder.decode(entry)) {
-      throw fail("entry_b64 is not the canonical bytes of the entry object beside it");
+      throw entryChanged(obj.entry, entry);
     }
   } else {
     entry = entryBytesFrom(obj.entry ?? obj.entry_bytes ?? obj.canonical_entry);
   }
   const seqOfEntry = isObject(obj.entry) ? obj.entry.seq : undefined;
   const indexValue = pick(any, "seq", "index", "leaf_index") ?? seqOfEntry;
-  if (indexValue === undefined) throw fail("the receipt has no index");
+  if (indexValue === undefined) throw fail(d("the receipt has no index"));
   const index = parseIndex(indexValue, "index");
   const nestedIndex = nested.index ?? nested.leaf_index;
   if (nestedIndex !== undefined && parseIndex(nestedIndex, "proof index") !== index) {
-    throw fail(`the receipt's seq ${index} differs from its proof index ${nestedIndex}`);
+    throw fail(d("the receipt's seq {index} differs from its proof index {proof_index}", { index, proof_index: nestedIndex }));
   }
   const hashesValue = pick(Array.isArray, "hashes", "proof", "path", "inclusion_proof");
-  if (hashesValue === undefined) throw fail("the receipt has no inclusion proof hashes");
+  if (hashesValue === undefined) throw fail(d("the receipt has no inclusion proof hashes"));
   let checkpoint = pick(any, "checkpoint", "signed_checkpoint", "checkpoint_note", "note");
   if (isObject(checkpoint)) checkpoint = checkpoint.note;
-  if (typeof checkpoint !== "string") throw fail("the receipt has no signed checkpoint");
+  if (typeof checkpoint !== "string") throw fail(d("the receipt has no signed checkpoint"));
   const sizeValue = pick(any, "size", "tree_size");
   const leafHexes = [obj.leaf_hash, obj.entry_hash, nested.leaf_hash].filter(
     (v) => v !== undefined && v !== null);
   const leafHashes = leafHexes.map((h) => fromHex(h, "leaf hash"));
   if (leafHashes.some((h) => !equalBytes(h, leafHashes[0]))) {
-    throw fail("the receipt states two different leaf hashes");
+    throw fail(d("the receipt states two different leaf hashes"));
   }
   return {
     format: "json",
@@ -456,27 +503,27 @@ export function parseTlogProof(text) {
   // Forgive what pasting does to text: CRLF line ends, trailing blank lines or spaces.
   text = text.replace(/\r\n/g, "\n").replace(/\s+$/, "") + "\n";
   const lines = text.split("\n");
-  if (lines[0] !== TLOG_PROOF_HEADER) throw fail(`the first line is not ${TLOG_PROOF_HEADER}`);
+  if (lines[0] !== TLOG_PROOF_HEADER) throw fail(d("the first line is not {header}", { header: TLOG_PROOF_HEADER }));
   let at = 1;
   let extra = null;
   if (lines[at]?.startsWith("extra ")) {
     extra = fromBase64(lines[at].slice(6));
-    if (extra === null) throw fail("the extra line is not canonical base64");
+    if (extra === null) throw fail(d("the extra line is not canonical base64"));
     at++;
   }
   const indexMatch = /^index (0|[1-9][0-9]{0,18})$/.exec(lines[at] ?? "");
-  if (!indexMatch) throw fail(`line ${at + 1} is not "index N": ${show(lines[at] ?? "")}`);
+  if (!indexMatch) throw fail(d("line {line} is not \"index N\": {value}", { line: at + 1, value: show(lines[at] ?? "") }));
   at++;
   const proof = [];
   while (at < lines.length && lines[at] !== "") {
     const hash = fromBase64(lines[at]);
     if (hash === null || hash.length !== HASH_SIZE) {
-      throw fail(`proof line ${proof.length + 1} is not a base64 SHA-256 hash`);
+      throw fail(d("proof line {line} is not a base64 SHA-256 hash", { line: proof.length + 1 }));
     }
     proof.push(hash);
     at++;
   }
-  if (at >= lines.length) throw fail("no blank line before the checkpoint");
+  if (at >= lines.length) throw fail(d("no blank line before the checkpoint"));
   // The entry may travel in `extra` (unauthenticated, but it is hashed and proven below).
   let entry = null;
   if (extra !== null) {
@@ -509,12 +556,12 @@ export function parseReceipt(text) {
     try {
       obj = JSON.parse(trimmed);
     } catch (error) {
-      throw new VerifyError("malformed", {}, `not valid JSON: ${error.message}`);
+      throw new VerifyError("malformed", {}, d("not valid JSON: {error}", { error: error.message }));
     }
     return parseReceiptJson(obj);
   }
   if (trimmed.startsWith(TLOG_PROOF_HEADER)) return parseTlogProof(trimmed);
-  throw new VerifyError("format", {}, `it starts with ${show(trimmed.slice(0, 24))}`);
+  throw new VerifyError("format", {}, d("it starts with {value}", { value: show(trimmed.slice(0, 24)) }));
 }
 
 // -- public text (entry data version 2) -----------------------------------------------------
@@ -546,8 +593,7 @@ export async function checkTexts(entry, texts) {
     const commitment = held && typeof held === "object" ? held.commitment : undefined;
     if (typeof commitment !== "string" || !served || served.commitment !== commitment) {
       throw new VerifyError("text", { field },
-        `the entry holds ${show(commitment ?? null)} at ${field}, the receipt serves ` +
-        `${show(served ? served.commitment : null)}`);
+        d("the entry holds {held} at {field}, the receipt serves {served}", { held: show(commitment ?? null), field, served: show(served ? served.commitment : null) }));
     }
     if (served.text === null || served.text === undefined) {
       checked.push({ field, commitment, redacted: true });
@@ -555,12 +601,12 @@ export async function checkTexts(entry, texts) {
     }
     const salt = fromHex(served.salt, `salt of ${field}`);
     if (salt.length !== HASH_SIZE || typeof served.text !== "string") {
-      throw new VerifyError("text", { field }, `the salt of ${field} is not 32 bytes`);
+      throw new VerifyError("text", { field }, d("the salt of {field} is not 32 bytes", { field }));
     }
     const computed = await textCommitment(salt, served.text);
     if (computed !== commitment) {
       throw new VerifyError("text", { field },
-        `the text and salt give ${computed}, the entry holds ${commitment}`);
+        d("the text and salt give {got}, the entry holds {want}", { got: computed, want: commitment }));
     }
     checked.push({ field, commitment, redacted: false });
   }
@@ -576,7 +622,7 @@ async function fetchOk(url, what) {
   } catch (error) {
     throw new VerifyError("fetch", { what }, String(error));
   }
-  if (!response.ok) throw new VerifyError("fetch", { what }, `HTTP ${response.status}`);
+  if (!response.ok) throw new VerifyError("fetch", { what }, d("HTTP {status}", { status: response.status }));
   return response;
 }
 
@@ -587,7 +633,7 @@ async function latestCheckpointNote() {
     const body = await response.json();
     const note = typeof body === "string" ? body : body.note ?? body.checkpoint;
     if (typeof note !== "string") {
-      throw new VerifyError("fetch", { what: CHECKPOINT_URL }, "no signed note in the answer");
+      throw new VerifyError("fetch", { what: CHECKPOINT_URL }, d("no signed note in the answer"));
     }
     return note;
   }
@@ -599,7 +645,7 @@ async function consistencyProof(from, to) {
   const body = await (await fetchOk(url, url)).json();
   if (!body || !Array.isArray(body.hashes) || String(body.from) !== String(from) ||
       String(body.to) !== String(to)) {
-    throw new VerifyError("fetch", { what: url }, "the answer is not a proof for these sizes");
+    throw new VerifyError("fetch", { what: url }, d("the answer is not a proof for these sizes"));
   }
   return body.hashes.map((h, i) => fromHex(h, `consistency hash ${i}`));
 }
@@ -620,13 +666,13 @@ export async function verifyReceipt(text, options) {
   const leaf = await leafHash(entry);
   if (receipt.leafHash !== null && !equalBytes(leaf, receipt.leafHash)) {
     throw new VerifyError("leaf", {},
-      `the entry hashes to ${toHex(leaf)}, the receipt says ${toHex(receipt.leafHash)}`);
+      d("the entry hashes to {got}, the receipt says {want}", { got: toHex(leaf), want: toHex(receipt.leafHash) }));
   }
   let parsed;
   try {
     parsed = JSON.parse(decoder.decode(entry));
   } catch (error) {
-    throw new VerifyError("malformed", {}, `the entry is not JSON: ${error.message}`);
+    throw new VerifyError("malformed", {}, d("the entry is not JSON: {error}", { error: error.message }));
   }
   if (parsed === null || typeof parsed !== "object" || !Number.isSafeInteger(parsed.seq) ||
       BigInt(parsed.seq) !== receipt.index) {
@@ -641,12 +687,12 @@ export async function verifyReceipt(text, options) {
   }
   if (receipt.size !== null && receipt.size !== checkpoint.size) {
     throw new VerifyError("malformed", {},
-      `the receipt's tree size ${receipt.size} is not the checkpoint's ${checkpoint.size}`);
+      d("the receipt's tree size {size} is not the checkpoint's {checkpoint_size}", { size: receipt.size, checkpoint_size: checkpoint.size }));
   }
   const root = await rootFromInclusionProof(receipt.index, checkpoint.size, leaf, receipt.proof);
   if (!equalBytes(root, checkpoint.root)) {
     throw new VerifyError("inclusion", {},
-      `the proof gives root ${toHex(root)}, the checkpoint says ${toHex(checkpoint.root)}`);
+      d("the proof gives root {got}, the checkpoint says {want}", { got: toHex(root), want: toHex(checkpoint.root) }));
   }
   step("inclusion", { index: String(receipt.index), size: String(checkpoint.size) });
 
@@ -680,8 +726,54 @@ export async function verifyReceipt(text, options) {
 
 function message(key, params = {}) {
   const template = document.querySelector(`#verify-messages [data-key="${key}"]`);
-  const text = template ? template.textContent : key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? params[name] : `{${name}}`));
+  return fill(template ? template.textContent : key, params);
+}
+
+/** The failure's detail in the page's language when the page has its template. */
+function detailText(error) {
+  if (!error.why) return error.detail;
+  const found = [...document.querySelectorAll("#verify-details [data-template]")].find(
+    (item) => item.dataset.template === error.why.template);
+  return found ? fill(found.textContent, error.why.params) : error.detail;
+}
+
+/** Minor units as the page shows money: at least 2 decimals, finer ones only if not zero. */
+export function formatAmount(digits, currency, exponent, locale) {
+  if (exponent === undefined || typeof digits !== "string" || !/^-?[0-9]+$/.test(digits)) {
+    return `${digits} ${currency}`;
+  }
+  const sign = digits.startsWith("-") ? "-" : "";
+  const padded = digits.replace("-", "").padStart(exponent + 1, "0");
+  const whole = padded.slice(0, padded.length - exponent);
+  const fraction = padded.slice(padded.length - exponent).replace(/0+$/, "")
+    .padEnd(Math.min(2, exponent), "0");
+  const numbers = new Intl.NumberFormat(locale);
+  const decimal = numbers.formatToParts(1.5).find((part) => part.type === "decimal").value;
+  return `${sign}${numbers.format(BigInt(whole))}${fraction ? decimal + fraction : ""}\u00a0${currency}`;
+}
+
+/** "The receipt is for entry 18: Donation, 10.00 EUR, pool …, logged on …" */
+function describe(summary, form) {
+  const locale = document.documentElement.lang || "en";
+  const pools = JSON.parse(form.dataset.pools || "{}");
+  const exponents = JSON.parse(form.dataset.exponents || "{}");
+  const when = new Intl.DateTimeFormat(locale, {
+    dateStyle: "medium", timeStyle: "medium", timeZone: "UTC",
+  }).format(new Date(summary.ts));
+  const kindKey = `kind_${summary.kind}`;
+  const params = {
+    seq: summary.seq,
+    kind: document.querySelector(`#verify-messages [data-key="${kindKey}"]`)
+      ? message(kindKey) : summary.kind,
+    time: `${when} UTC`,
+  };
+  const data = summary.data;
+  if (typeof data.pool === "string") params.pool = pools[data.pool] || data.pool;
+  if (typeof data.amount === "string" && typeof data.currency === "string") {
+    params.amount = formatAmount(data.amount, data.currency, exponents[data.currency], locale);
+  }
+  const key = params.amount && params.pool ? "what_amount" : params.pool ? "what_pool" : "what";
+  return message(key, params);
 }
 
 function addStep(list, ok, text, detail) {
@@ -710,6 +802,7 @@ function start() {
   const result = document.getElementById("result");
   const verdict = document.getElementById("verdict");
   const steps = document.getElementById("steps");
+  const what = document.getElementById("verified-what");
   const submit = form.querySelector("button[type=submit]");
 
   fileInput.addEventListener("change", async () => {
@@ -721,6 +814,7 @@ function start() {
     event.preventDefault();
     submit.disabled = true;
     steps.replaceChildren();
+    what.hidden = true;
     verdict.className = "verdict pending";
     verdict.textContent = message("checking");
     result.hidden = false;
@@ -735,6 +829,8 @@ function start() {
       verdict.textContent = message("verified", {
         seq: summary.seq, size: summary.latestSize,
       });
+      what.textContent = describe(summary, form);
+      what.hidden = false;
       const link = document.createElement("a");
       link.href = `/entries/${encodeURIComponent(summary.seq)}`;
       link.textContent = message("see_entry", { seq: summary.seq });
@@ -745,7 +841,7 @@ function start() {
     } catch (error) {
       const known = error instanceof VerifyError;
       const text = known ? message(`error_${error.key}`, error.params) : String(error);
-      addStep(steps, false, text, known ? error.detail : "");
+      addStep(steps, false, text, known ? detailText(error) : "");
       verdict.className = "verdict fail";
       verdict.textContent = `${message("not_verified")}: ${text}`;
     } finally {

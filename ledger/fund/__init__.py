@@ -23,7 +23,7 @@ from ledger.fund.demo import load_demo, start_of_demo
 from ledger.fund.entry_views import newest_pool_entries, pool_entry_page
 from ledger.fund.grant_views import GRANT_STATUSES, MAX_PAGE
 from ledger.fund.lunar import Cycle
-from ledger.fund.money import CURRENCY_EXPONENTS, format_major
+from ledger.fund.money import CURRENCY_EXPONENTS, display_major, format_major
 from ledger.fund.privacy import (
     erase,
     erase_recipient_details,
@@ -66,6 +66,7 @@ __all__ = [
     "authenticate",
     "check_replay",
     "cycles",
+    "display_major",
     "erase",
     "erase_recipient_details",
     "format_major",

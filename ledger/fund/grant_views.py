@@ -59,6 +59,7 @@ class DecisionView:
     rejections: tuple[str, ...]
     quorum: int | None
     allowance_left: str | None
+    ts: str  # when the decision was logged
 
 
 @dataclass(frozen=True)
@@ -240,16 +241,17 @@ def _decision(entry: Entry) -> DecisionView:
         rejections=tuple(d.get("rejections", ())),
         quorum=d.get("quorum"),
         allowance_left=d.get("allowance_left"),
+        ts=entry.ts,
     )
 
 
 def grant_detail(engine: Engine, grant_id: int) -> GrantView:
     """One grant with every vote (void ones flagged) and the decision, if any."""
     with read_transaction(engine) as conn:
-        return _grant_details(conn, [grant_row(conn, grant_id)])[0]
+        return grant_details(conn, [grant_row(conn, grant_id)])[0]
 
 
-def _grant_details(conn: Connection, rows: Sequence[Any]) -> list[GrantView]:
+def grant_details(conn: Connection, rows: Sequence[Any]) -> list[GrantView]:
     """Grants with their votes and decisions, read with one query for each."""
     ids = [int(row.id) for row in rows]
     cast: dict[int, list[VoteView]] = {grant_id: [] for grant_id in ids}
@@ -293,7 +295,7 @@ def recent_decisions(engine: Engine, pool: str, limit: int = 20) -> list[GrantVi
             .order_by(grants.c.decided_seq.desc())
             .limit(limit)
         ).all()
-        return _grant_details(conn, rows)
+        return grant_details(conn, rows)
 
 
 def vote_result(engine: Engine, seq: int) -> VoteResult:

@@ -56,6 +56,21 @@ def format_major(amount: int, currency: str) -> str:
     return f"{sign}{digits[:-exponent]}.{digits[-exponent:]}"
 
 
+DISPLAY_DECIMALS = 2
+
+
+def display_major(amount: int, currency: str) -> str:
+    """:func:`format_major` as people read money: at most the usual two decimals unless the
+    finer digits are not zero ("88000000" USDC -> "88.00", "88123400" -> "88.1234");
+    exact, never rounded (the minor units themselves stay in the API and the exports)."""
+    major = format_major(amount, currency)
+    whole, dot, fraction = major.partition(".")
+    if not dot:
+        return major
+    kept = fraction.rstrip("0").ljust(min(DISPLAY_DECIMALS, len(fraction)), "0")
+    return f"{whole}.{kept}"
+
+
 class Posting(NamedTuple):
     """One leg of a double-entry movement: ``account`` changes by ``amount`` (signed).
 

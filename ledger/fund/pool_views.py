@@ -63,6 +63,7 @@ class PoolView:
     next_handover: str
     roster: tuple[str, ...]
     books: tuple[CurrencyBooks, ...]
+    next_custodian: str | None  # who takes custody at the next handover
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def _pool_view(conn: Connection, row: Any, now: datetime) -> PoolView:
         next_handover=format_ts(current.end),
         roster=tuple(json.loads(roster.collectives)) if roster is not None else (),
         books=tuple(books),
+        next_custodian=custodian_of(conn, row.slug, current.number + 1),
     )
 
 
@@ -159,27 +161,27 @@ def pool_cycles(engine: Engine, slug: str) -> list[CycleView]:
     with read_transaction(engine) as conn:
         pool_row(conn, slug)
         rows = conn.execute(select(cycles).where(cycles.c.pool == slug).order_by(cycles.c.number))
-        views = []
-        for row in rows:
-            flows = flows_of(conn, slug, row.number)
-            views.append(
-                CycleView(
-                    pool=slug,
-                    number=int(row.number),
-                    start=row.starts_at,
-                    end=row.ends_at,
-                    custodian=row.custodian,
-                    opening=json.loads(row.opening),
-                    flows={
-                        currency: {name: str(amount) for name, amount in flow.items()}
-                        for currency, flow in sorted(flows.items())
-                    },
-                    statement=None if row.statement is None else json.loads(row.statement),
-                    opened_seq=int(row.opened_seq),
-                    closed_seq=None if row.closed_seq is None else int(row.closed_seq),
-                )
-            )
-        return views
+        return [cycle_view(conn, row) for row in rows.all()]
+
+
+def cycle_view(conn: Connection, row: Any) -> CycleView:
+    """A ``cycles`` row with its flows."""
+    flows = flows_of(conn, row.pool, row.number)
+    return CycleView(
+        pool=row.pool,
+        number=int(row.number),
+        start=row.starts_at,
+        end=row.ends_at,
+        custodian=row.custodian,
+        opening=json.loads(row.opening),
+        flows={
+            currency: {name: str(amount) for name, amount in flow.items()}
+            for currency, flow in sorted(flows.items())
+        },
+        statement=None if row.statement is None else json.loads(row.statement),
+        opened_seq=int(row.opened_seq),
+        closed_seq=None if row.closed_seq is None else int(row.closed_seq),
+    )
 
 
 # -- collectives ----------------------------------------------------------------------------

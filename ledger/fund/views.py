@@ -1,6 +1,7 @@
 """Read models: what the API and the web pages show, under one name (``views.list_pools``).
 
-They live by what they read: pools, their lunar cycles and collectives in
+They live by what they read: the pages told in words (a grant, a cycle, a collective, what
+an entry is about) in :mod:`ledger.fund.page_views`; pools, their lunar cycles and collectives in
 :mod:`ledger.fund.pool_views`; grants, votes and decisions in :mod:`ledger.fund.grant_views`;
 what writes appended, receipts and entries of the log in :mod:`ledger.fund.entry_views`.
 This module only gathers them; modules inside ``ledger`` import from where a name is defined.
@@ -35,6 +36,21 @@ from ledger.fund.grant_views import (
     recent_decisions,
     vote_result,
 )
+from ledger.fund.page_views import (
+    CollectiveStory,
+    CustodySpan,
+    CycleStory,
+    EntryAbout,
+    GrantEvent,
+    GrantStory,
+    Names,
+    collective_story,
+    cycle_story,
+    entry_about,
+    grant_story,
+    names,
+    response_time,
+)
 from ledger.fund.pool_views import (
     MOON_PHASES,
     CollectiveView,
@@ -59,16 +75,23 @@ __all__ = [
     "GRANT_STATUSES",
     "MAX_PAGE",
     "MOON_PHASES",
+    "CollectiveStory",
     "CollectiveView",
     "CurrencyBooks",
+    "CustodySpan",
     "CycleResponse",
     "CycleSpan",
+    "CycleStory",
     "CycleView",
     "DecisionView",
+    "EntryAbout",
     "EntryPlace",
+    "GrantEvent",
     "GrantPage",
+    "GrantStory",
     "GrantView",
     "LunarNow",
+    "Names",
     "PoolResponses",
     "PoolView",
     "Receipt",
@@ -76,17 +99,22 @@ __all__ = [
     "VoteView",
     "Written",
     "collective_detail",
+    "collective_story",
     "current_cycle",
     "custodian_quorum",
+    "cycle_story",
     "donation_receipt",
     "donation_receipts",
+    "entry_about",
     "entry_place",
     "grant_detail",
     "grant_queue",
+    "grant_story",
     "list_collectives",
     "list_pools",
     "lunar_now",
     "lunar_position",
+    "names",
     "newest_pool_entries",
     "pool_cycles",
     "pool_detail",
@@ -96,6 +124,7 @@ __all__ = [
     "published_vkey",
     "recent_decisions",
     "recorded_receipts",
+    "response_time",
     "vote_result",
     "written",
 ]

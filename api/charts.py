@@ -1,0 +1,162 @@
+"""The pages' charts: SVG drawn on the server with pygal, served as images.
+
+Each chart is a file the page shows with ``<img>`` (``img-src 'self'``), so the page's CSP
+stays as it is. pygal always writes a configuration ``<script>`` and an inline ``<style>``;
+the script is removed here (:func:`_without_script`), and the style is allowed by the SVG's
+own response header alone (an SVG shown as an image runs no script and loads nothing). The
+pages carry the text alternative of each chart: a sentence in ``alt`` and the figures as a
+table beside it.
+
+The figures come from the read models (:func:`ledger.fund.views.pool_cycles`,
+:func:`ledger.fund.views.pool_detail`); amounts are drawn in major units, as read.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pygal  # type: ignore[import-untyped]
+from pygal.style import Style  # type: ignore[import-untyped]
+
+from ledger.fund import CURRENCY_EXPONENTS, views
+
+SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+SIZES = {"wide": (600, 340), "narrow": (400, 440)}
+CHARTS = ("balance", "flows")
+
+STYLE = Style(
+    background="#ffffff",
+    plot_background="#ffffff",
+    foreground="#1b1d29",
+    foreground_strong="#1b1d29",
+    foreground_subtle="#d5d2c6",
+    colors=("#24408e", "#c7500b", "#1e6b34", "#8a2a00"),
+    font_family='system-ui, "Noto Sans", "DejaVu Sans", sans-serif',
+    label_font_size=14,
+    major_label_font_size=14,
+    value_font_size=13,
+    legend_font_size=15,
+    title_font_size=17,
+    opacity=".35",
+    opacity_hover=".35",
+)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line or set of bars: its label and a value (major units) per x label."""
+
+    label: str
+    values: tuple[Decimal | None, ...]
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What one chart shows, and what its text alternative reads out."""
+
+    title: str
+    currency: str
+    x_labels: tuple[str, ...]
+    series: tuple[Series, ...]
+
+
+@dataclass(frozen=True)
+class ChartLabels:
+    """The words of the charts in the reader's language (translated in :mod:`api.web`)."""
+
+    cycle: str  # "Cycle %(number)s"
+    now: str
+    held: str
+    donations: str
+    paid: str
+    balance_title: str  # "… %(currency)s"
+    flows_title: str  # "… %(currency)s"
+
+
+def major(amount: str | int, currency: str) -> Decimal:
+    """Minor units as a Decimal of major units (exact: the chart rounds only when drawing)."""
+    return Decimal(int(amount)).scaleb(-CURRENCY_EXPONENTS.get(currency, 0))
+
+
+def balance_over_time(
+    pool: views.PoolView, cycles: Sequence[views.CycleView], currency: str, labels: ChartLabels
+) -> ChartData:
+    """The fund held (available + committed) at the start of each cycle, and now."""
+    x_labels = [labels.cycle % {"number": c.number} for c in cycles] + [labels.now]
+    held = [major(c.opening.get(currency, "0"), currency) for c in cycles]
+    books = next(b for b in pool.books if b.currency == currency)
+    held.append(major(int(books.available) + int(books.committed), currency))
+    return ChartData(
+        labels.balance_title % {"currency": currency},
+        currency,
+        tuple(x_labels),
+        (Series(labels.held, tuple(held)),),
+    )
+
+
+def donations_against_grants(
+    cycles: Sequence[views.CycleView], currency: str, labels: ChartLabels
+) -> ChartData:
+    """Per cycle: donations received and grants paid out."""
+    flows = [c.flows.get(currency, {}) for c in cycles]
+    return ChartData(
+        labels.flows_title % {"currency": currency},
+        currency,
+        tuple(labels.cycle % {"number": c.number} for c in cycles),
+        (
+            Series(labels.donations, tuple(major(f.get("donations", 0), currency) for f in flows)),
+            Series(labels.paid, tuple(major(f.get("disbursements", 0), currency) for f in flows)),
+        ),
+    )
+
+
+def render_svg(data: ChartData, kind: str, size: str, value_format: Any) -> str:
+    """The chart as SVG text without any script; ``kind`` "line" or "bar"."""
+    width, height = SIZES[size]
+    chart_type = pygal.Line if kind == "line" else pygal.Bar
+    chart = chart_type(
+        width=width,
+        height=height,
+        style=STYLE,
+        js=[],
+        truncate_legend=-1,
+        disable_xml_declaration=True,
+        truncate_label=-1,
+        x_label_rotation=0 if size == "wide" else 40,
+        legend_at_bottom=True,
+        legend_at_bottom_columns=len(data.series),
+        include_x_axis=True,
+        show_y_guides=True,
+        margin=16,
+        spacing=14,
+        value_formatter=value_format,
+        fill=kind == "line",
+        dots_size=4,
+        max_scale=7,
+    )
+    chart.uuid = "lunaria"  # (its CSS is scoped by this id: a random one by default)
+    chart.title = data.title
+    chart.x_labels = list(data.x_labels)
+    for series in data.series:
+        chart.add(series.label, [None if v is None else float(v) for v in series.values])
+    chart.add_xml_filter(_without_script)
+    svg: str = chart.render(is_unicode=True)
+    return _GENERATED.sub("", svg)
+
+
+# pygal's comments carry the day of rendering and two web addresses: not needed, not stable.
+_GENERATED = re.compile(r"<!--.*?-->", re.S)
+
+
+def _without_script(root: ET.Element) -> ET.Element:
+    """Drop every ``<script>`` pygal wrote (its tooltips need one; the page runs none)."""
+    for parent in root.iter():
+        for child in list(parent):
+            if isinstance(child.tag, str) and child.tag.rsplit("}", 1)[-1] == "script":
+                parent.remove(child)
+    return root
