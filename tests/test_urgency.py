@@ -355,3 +355,39 @@ def test_0009_fills_the_timestamps_from_the_entries(
     assert rows[withdrawn].closed_ts == stamps[rows[withdrawn].closed_seq]
     assert rows[decided].closed_ts is None and rows[withdrawn].decided_ts is None
     assert check_replay(log.engine).rows["grants"] == 2  # (it raises on any difference)
+
+
+def test_data_version_1_still_audits_with_the_defaults(
+    story: Story, app: Flask, clock: ManualClock
+) -> None:
+    """Entries written before data version 2 (no policy, no lane overdue, no figures) replay
+    with a 72-hour deadline and no overdue approval; an unknown data version is refused."""
+    grant = propose(story, "1000", pool="food")
+    story.vote(grant, "a1", fast_lane=True)
+    clock.advance(timedelta(days=30))
+    story.http.post("/pools/food/donations", donation("100"), token=story.treasurer, status=201)
+    history = [e for e in entries(app) if e.kind != "pool_created" or e.data["slug"] == "food"]
+    history = [e for e in history if e.data.get("pool", e.data.get("slug")) != "relief"]
+    old = [_version_1(e) for e in history]
+    assert all("v" not in e.data for e in old if e.kind in V2_KINDS)
+    replayed = audit_rules(old)
+    closed = next(e for e in old if e.kind == "custody_transferred").data["closed"]["number"]
+    assert replayed.responses["food", closed].deadline_hours == 72
+    for kind in V2_KINDS:
+        at = next(i for i, e in enumerate(history) if e.kind == kind)
+        unknown = [*history[:at], _with_data(history[at], v=3), *history[at + 1 :]]
+        with pytest.raises(VerificationError, match="data version 3 is unknown"):
+            audit_rules(unknown)
+
+
+V2_KINDS = ("pool_created", "grant_decided", "custody_transferred")
+
+
+def _version_1(entry: Entry) -> Entry:
+    if entry.kind not in V2_KINDS:
+        return entry
+    data = {k: v for k, v in entry.data.items() if k not in ("v", "urgent_deadline_hours",
+                                                              "overdue_approval")}  # fmt: skip
+    if entry.kind == "custody_transferred":
+        data["closed"] = {k: v for k, v in data["closed"].items() if k != "response"}
+    return dataclasses.replace(entry, data=data)
