@@ -74,6 +74,7 @@ class Result:
     seconds: float
     p50: float
     p99: float
+    worst: float = float("nan")  # the slowest request
 
     @property
     def rate(self) -> float:
@@ -129,4 +130,5 @@ def load(
         p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         if latencies
         else float("nan"),
+        worst=latencies[-1] if latencies else float("nan"),
     )

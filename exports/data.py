@@ -18,7 +18,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,8 @@ from exports.rows import (
     grant_row,
     handover_row,
 )
-from ledger.fund import cycles, load_schedule, pool_row, public_text
+from ledger.errors import NotFound
+from ledger.fund import cycles, load_schedule, pool_row, public_text, views
 from ledger.log import (
     Entry,
     StoredCheckpoint,
@@ -72,7 +73,21 @@ def gather(engine: Engine, pool: str, cycle: int | str, now: datetime) -> CycleR
     InconsistentLog if the entries do not add up to the handover statement.
     """
     with read_transaction(engine) as conn:
-        return _Gatherer(conn, pool).report(cycle, now)
+        report = _Gatherer(conn, pool).report(cycle, now)
+    return replace(report, collective_names=_custodian_names(engine, report))
+
+
+def _custodian_names(engine: Engine, report: CycleReport) -> dict[str, str]:
+    """The names of the collectives that held or take over custody (for the sign-off)."""
+    slugs = {report.custodian} | {h.custodian_from for h in report.custody}
+    slugs |= {h.custodian_to for h in report.custody}
+    names = {}
+    for slug in sorted(s for s in slugs if s):
+        try:
+            names[slug] = views.collective_detail(engine, slug).name
+        except NotFound:
+            names[slug] = slug  # (a log replayed without its projections)
+    return names
 
 
 @dataclass(frozen=True)

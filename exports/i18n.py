@@ -106,6 +106,33 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "ev_opened": "handover in",
         "ev_closed": "handover out",
         "custody_detail": "carried over {carried}, committed {committed}, votes voided {voided}",
+        "h_urgency": "urgency",
+        "h_status": "status",
+        "h_history": "recipient · purpose, then the history (time UTC, seq)",
+        "proposed_by": "by {who}",
+        "proposal_hash": "proposal entry hash {hash}",
+        "st_open": "open",
+        "st_approved": "approved",
+        "st_rejected": "rejected",
+        "st_disbursed": "disbursed",
+        "st_cancelled": "cancelled",
+        "st_reversed": "reversed",
+        "signoff_title": "Sign-off",
+        "signoff_intro": (
+            "The outgoing custodian hands the pool over with the closing statement above; the "
+            "incoming custodian takes it over. Both check the figures against the log at the "
+            "checkpoint below (the steps at the end of this report) before they sign."
+        ),
+        "signoff_interim": (
+            "The cycle has not closed: this interim report is not for signing. The report of "
+            "the closed cycle will carry the handover entry to sign for."
+        ),
+        "signoff_handover": "Handover entry (seq {seq})",
+        "signoff_outgoing": "Outgoing custodian",
+        "signoff_incoming": "Incoming custodian",
+        "signoff_name": "Name of the signatory",
+        "signoff_signature": "Signature",
+        "signoff_date": "Date",
         "verify_title": "How to verify this report",
         "verify_intro": (
             "Trust nothing here without checking it. Every figure is derived from public log "
@@ -266,6 +293,33 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "custody_detail": (
             "arrastradas {carried}, comprometidas {committed}, votos anulados {voided}"
         ),
+        "h_urgency": "urgencia",
+        "h_status": "estado",
+        "h_history": "destinatario · propósito, luego el historial (hora UTC, seq)",
+        "proposed_by": "por {who}",
+        "proposal_hash": "hash de la entrada de la propuesta {hash}",
+        "st_open": "abierta",
+        "st_approved": "aprobada",
+        "st_rejected": "rechazada",
+        "st_disbursed": "pagada",
+        "st_cancelled": "cancelada",
+        "st_reversed": "revertida",
+        "signoff_title": "Conformidad",
+        "signoff_intro": (
+            "La custodia saliente entrega el fondo con el estado de cierre de arriba; la "
+            "custodia entrante lo recibe. Ambas comprueban las cifras contra el registro en el "
+            "checkpoint de abajo (los pasos al final de este informe) antes de firmar."
+        ),
+        "signoff_interim": (
+            "El ciclo no ha cerrado: este informe provisional no es para firmar. El informe "
+            "del ciclo cerrado llevará la entrada del traspaso que se firma."
+        ),
+        "signoff_handover": "Entrada del traspaso (seq {seq})",
+        "signoff_outgoing": "Custodia saliente",
+        "signoff_incoming": "Custodia entrante",
+        "signoff_name": "Nombre de quien firma",
+        "signoff_signature": "Firma",
+        "signoff_date": "Fecha",
         "verify_title": "Cómo verificar este informe",
         "verify_intro": (
             "No confíe en nada de esto sin comprobarlo. Cada cifra se deriva de entradas "
@@ -425,6 +479,33 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "custody_detail": (
             "перенесено {carried}, зарезервовано {committed}, анульовано голосів {voided}"
         ),
+        "h_urgency": "терміновість",
+        "h_status": "стан",
+        "h_history": "отримувач · мета, далі історія (час UTC, seq)",
+        "proposed_by": "від {who}",
+        "proposal_hash": "хеш запису пропозиції {hash}",
+        "st_open": "відкрита",
+        "st_approved": "схвалена",
+        "st_rejected": "відхилена",
+        "st_disbursed": "виплачена",
+        "st_cancelled": "скасована",
+        "st_reversed": "сторнована",
+        "signoff_title": "Підписи",
+        "signoff_intro": (
+            "Попередній опікун передає фонд із наведеним вище підсумковим звітом; новий опікун "
+            "його приймає. Обидва звіряють цифри з журналом на контрольній точці нижче (кроки "
+            "наприкінці цього звіту), перш ніж підписати."
+        ),
+        "signoff_interim": (
+            "Цикл ще не закрито: цей проміжний звіт не для підпису. Звіт закритого циклу "
+            "міститиме запис передачі, який підписують."
+        ),
+        "signoff_handover": "Запис передачі (seq {seq})",
+        "signoff_outgoing": "Попередній опікун",
+        "signoff_incoming": "Новий опікун",
+        "signoff_name": "Ім’я того, хто підписує",
+        "signoff_signature": "Підпис",
+        "signoff_date": "Дата",
         "verify_title": "Як перевірити цей звіт",
         "verify_intro": (
             "Не довіряйте нічому тут без перевірки. Кожне число виведено з публічних записів "

@@ -55,6 +55,7 @@ PARTS = (
     pdf_tables.corrections,
     pdf_tables.custody,
     pdf_response.response,
+    pdf_sections.sign_off,
     pdf_sections.verify,
 )
 """The document's parts, in order."""

@@ -193,11 +193,16 @@ def _fit(cells: Sequence[str], widths: Sequence[int]) -> list[str]:
 
 
 def _lines(row: Sequence[str], widths: Sequence[int], template: str, wrap_last: bool) -> list[str]:
-    """One line, or with ``wrap_last`` the last cell wrapped over continuation lines."""
+    """One line, or with ``wrap_last`` the last cell wrapped over continuation lines (a line
+    of its own after each newline in it; hashes are cut, never shortened)."""
     last = row[-1]
-    if not wrap_last or len(last) <= widths[-1]:
+    if not wrap_last or (len(last) <= widths[-1] and "\n" not in last):
         return [template.format(*_fit(row, widths)).rstrip()]
-    pieces = textwrap.wrap(last, widths[-1], break_long_words=True) or [""]
+    pieces = [
+        piece
+        for paragraph in last.split("\n")
+        for piece in textwrap.wrap(paragraph, widths[-1], break_long_words=True) or [""]
+    ]
     blank = [""] * (len(row) - 1)
     return [template.format(*_fit([*row[:-1], pieces[0]], widths)).rstrip()] + [
         template.format(*blank, piece).rstrip() for piece in pieces[1:]

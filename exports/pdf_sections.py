@@ -24,7 +24,6 @@ from exports.pdf_layout import (
     SANS,
     Context,
     qr,
-    short,
     when,
 )
 from exports.report import STATEMENT_FIELDS
@@ -50,7 +49,7 @@ def cover(ctx: Context) -> list[Any]:
         (t["cycle"], str(r.cycle)),
         (t["starts"], when(r.starts_at)),
         (t["ends"], when(r.ends_at)),
-        (t["custodian"], r.custodian or t["none"]),
+        (t["custodian"], r.collective(r.custodian) or t["none"]),
     ]
     return [
         Paragraph(escape(title), s.title),
@@ -119,7 +118,7 @@ def _anchor(ctx: Context) -> Any:
         (t["block"], str(a.block_number)),
         (t["anchored_size"], str(a.size)),
         (t["root_hex"], a.root),
-        (t["anchor_entry"], f"seq {a.seq} · {short(a.entry_hash)}"),
+        (t["anchor_entry"], f"seq {a.seq} · {a.entry_hash}"),
     ]
     return _facts(ctx, rows, mono=True)
 
@@ -239,6 +238,59 @@ def _chart(ctx: Context, currency: str, days: Sequence[Any]) -> Drawing:
     ]
     drawing.add(legend)
     return drawing
+
+
+# -- sign-off -----------------------------------------------------------------------------------
+
+
+def sign_off(ctx: Context) -> list[Any]:
+    """The outgoing and incoming custodians' signatures, under what they sign for: the
+    handover entry and the checkpoint, their hashes whole (to be typed into a verifier)."""
+    r, t, s = ctx.report, ctx.t, ctx.s
+    closing = next((h for h in r.custody if h.role == "closed"), None)
+    story: list[Any] = [CondPageBreak(90 * mm), Paragraph(escape(t["signoff_title"]), s.heading)]
+    if r.interim or closing is None:
+        return [*story, Paragraph(escape(t["signoff_interim"]), s.body)]
+    facts = [
+        (t["signoff_handover"].format(seq=closing.seq), closing.entry_hash),
+        (t["tree_size"], str(r.checkpoint.size)),
+        (t["root_hex"], r.checkpoint.root.hex()),
+    ]
+    story += [Paragraph(escape(t["signoff_intro"]), s.body), Spacer(1, 4)]
+    story += [_facts(ctx, facts, mono=True), Spacer(1, 8)]
+    return [*story, KeepTogether([_signatures(ctx, closing.custodian_from, closing.custodian_to)])]
+
+
+def _signatures(ctx: Context, outgoing: str | None, incoming: str | None) -> Table:
+    """Two columns, outgoing and incoming: who, then lines to fill in by hand."""
+    r, t, s = ctx.report, ctx.t, ctx.s
+    cell = (FRAME_WIDTH - 6 * mm) / 2
+    rows: list[list[Any]] = [
+        [Paragraph(escape(t["signoff_outgoing"]), s.label),
+         Paragraph(escape(t["signoff_incoming"]), s.label)],
+        [Paragraph(escape(r.collective(outgoing) or t["none"]), s.body),
+         Paragraph(escape(r.collective(incoming) or t["none"]), s.body)],
+    ]  # fmt: skip
+    for key in ("signoff_name", "signoff_signature", "signoff_date"):
+        label = Paragraph(escape(t[key]), s.small)
+        rows.append([Spacer(1, 16), Spacer(1, 16)])
+        rows.append([label, label])
+    table = Table(rows, colWidths=[cell, cell], hAlign="LEFT")
+    lines = [("LINEBELOW", (0, n), (-1, n), 0.5, DARK) for n in range(2, len(rows), 2)]
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), SANS, 8),
+                ("VALIGN", (0, 0), (-1, -1), "BOTTOM"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 6 * mm),
+                ("TOPPADDING", (0, 0), (-1, -1), 1),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+                *lines,
+            ]
+        )
+    )
+    return table
 
 
 # -- how to verify ----------------------------------------------------------------------------

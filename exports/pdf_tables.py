@@ -22,7 +22,8 @@ HASH: ColumnSpec = ("h_hash", "<", HASH_PREFIX)
 
 
 def donations(ctx: Context) -> list[Any]:
-    """The cycle's donations, with the donor's name (if given) or commitment."""
+    """The cycle's donations, with the donor's name (if given) or whole commitment (a donor
+    looks for theirs; the entry hashes are in the CSV and JSON)."""
     corrected = ctx.report.corrected()
     rows = [_donation_cells(row, corrected, ctx.t) for row in ctx.report.donations]
     columns = (
@@ -31,26 +32,25 @@ def donations(ctx: Context) -> list[Any]:
         ("h_amount", ">", 40),
         ("h_currency", "<", 5),
         ("h_channel", "<", 7),
-        HASH,
         ("h_donor", "<", 200),
     )
-    return _table(ctx, "donations_title", len(rows), columns, rows, wrap_last=False)
+    return _table(ctx, "donations_title", len(rows), columns, rows)
 
 
 def grants(ctx: Context) -> list[Any]:
-    """Each grant with an entry in the cycle: its proposal, votes, decision and events."""
-    rows: list[list[str]] = []
-    for grant in ctx.report.grants:
-        rows.extend(_grant_cells(grant, ctx.t))
+    """One row per grant with an entry in the cycle: amount, urgency, recipient and where it
+    stands, then its history (proposal, votes, decision, disbursement, cancellation, each with
+    its time and seq) and the proposal's whole entry hash."""
+    rows = [_grant_cells(grant, ctx.t) for grant in ctx.report.grants]
     columns = (
         ("h_grant", ">", 12),
-        SEQ,
-        TIME,
-        ("h_event", "<", 26),
-        HASH,
-        ("h_detail", "<", 400),
+        ("h_amount", ">", 40),
+        ("h_currency", "<", 5),
+        ("h_urgency", "<", 7),
+        ("h_status", "<", 12),
+        ("h_history", "<", 2000),
     )
-    return _table(ctx, "grants_title", len(ctx.report.grants), columns, rows)
+    return _table(ctx, "grants_title", len(rows), columns, rows)
 
 
 def corrections(ctx: Context) -> list[Any]:
@@ -114,7 +114,7 @@ def _signed(amount: int, currency: str) -> str:
 
 def _donation_cells(row: EntryRow, corrected: Mapping[int, int], t: Mapping[str, str]) -> list[str]:
     assert row.currency is not None and row.amount is not None
-    donor = row.donor_name if row.donor_name else f"{(row.donor or '')[:HASH_PREFIX]}…"
+    donor = row.donor_name if row.donor_name else row.donor or ""
     if row.seq in corrected:
         donor += " · " + t["corrected_by"].format(seq=corrected[row.seq])
     return [
@@ -123,56 +123,85 @@ def _donation_cells(row: EntryRow, corrected: Mapping[int, int], t: Mapping[str,
         format_major(row.amount, row.currency),
         row.currency,
         row.channel or "",
-        short(row.entry_hash),
         donor,
     ]
 
 
-def _grant_cells(grant: GrantRow, t: Mapping[str, str]) -> list[list[str]]:
-    gid = str(grant.id)
-    amount = f"{format_major(grant.amount, grant.currency)} {grant.currency}"
-    event = (
+def grant_status(grant: GrantRow) -> str:
+    """Where the grant stands at the end of the report: the last of its events."""
+    if grant.reversal is not None:
+        return "reversed"
+    if grant.cancellation is not None:
+        return "cancelled"
+    if grant.disbursement is not None:
+        return "disbursed"
+    return grant.decision.decision if grant.decision is not None else "open"
+
+
+def _grant_cells(grant: GrantRow, t: Mapping[str, str]) -> list[str]:
+    """The grant's row: its history one event a line, in log order, after the purpose."""
+    proposed = (
         t["ev_proposed"]
         if grant.proposed_in_cycle
         else t["ev_proposed_earlier"].format(cycle=grant.proposed_cycle)
     )
-    detail = f"{amount} · {grant.urgency} · → {grant.recipient} · {grant.purpose}"
-    first = [gid, str(grant.id), when(grant.proposed_ts), event, short(grant.proposal_hash)]
-    rows = [[*first, detail]]
+    history = [
+        f"→ {grant.recipient} · {grant.purpose}",
+        _event_line(grant.proposed_ts, grant.id, proposed, t["proposed_by"].format(
+            who=grant.proposer)),
+    ]  # fmt: skip
+    events: list[tuple[int, str]] = []
     for vote in grant.votes:
         text = f"{vote.member} ({vote.collective}): {vote.vote}"
         if vote.fast_lane:
             text += " · fast_lane"
         if vote.void:
             text += " · " + t["void"]
-        rows.append(["", str(vote.seq), when(vote.ts), t["ev_vote"], short(vote.entry_hash), text])
+        events.append((vote.seq, _event_line(vote.ts, vote.seq, t["ev_vote"], text)))
     if grant.decision is not None:
-        d = grant.decision
-        if d.lane == "fast_lane":
-            lane = t["fast_lane_left"].format(
-                left=format_major(d.allowance_left or 0, grant.currency), currency=grant.currency
-            )
-        else:
-            lane = t["quorum"].format(quorum=d.quorum)
-        text = f"{d.decision} · {lane}"
-        if d.approvals:
-            text += " · " + t["approvals"].format(names=", ".join(d.approvals))
-        if d.rejections:
-            text += " · " + t["rejections"].format(names=", ".join(d.rejections))
-        rows.append(["", str(d.seq), when(d.ts), t["ev_decided"], short(d.entry_hash), text])
+        events.append((grant.decision.seq, _decision_line(grant, t)))
     labels = (
         (grant.disbursement, "ev_disbursed"),
         (grant.cancellation, "ev_cancelled"),
         (grant.reversal, "ev_reversed"),
     )
-    for event_row, key in labels:
-        if event_row is not None:
-            text = f"{format_major(event_row.amount, grant.currency)} {grant.currency}"
-            if event_row.reason:
-                text += f" · {event_row.reason}"
-            seq, at = str(event_row.seq), when(event_row.ts)
-            rows.append(["", seq, at, t[key], short(event_row.entry_hash), text])
-    return rows
+    for event, key in labels:
+        if event is not None:
+            text = f"{format_major(event.amount, grant.currency)} {grant.currency}"
+            if event.reason:
+                text += f" · {event.reason}"
+            events.append((event.seq, _event_line(event.ts, event.seq, t[key], text)))
+    history.extend(line for _, line in sorted(events))
+    history.append(t["proposal_hash"].format(hash=grant.proposal_hash))
+    return [
+        str(grant.id),
+        format_major(grant.amount, grant.currency),
+        grant.currency,
+        grant.urgency,
+        t.get("st_" + grant_status(grant), grant_status(grant)),
+        "\n".join(history) + "\n",  # (a blank line between grants)
+    ]
+
+
+def _event_line(ts: str, seq: int, event: str, detail: str) -> str:
+    return f"{when(ts)}  #{seq}  {event}: {detail}"
+
+
+def _decision_line(grant: GrantRow, t: Mapping[str, str]) -> str:
+    d = grant.decision
+    assert d is not None
+    if d.lane == "fast_lane":
+        lane = t["fast_lane_left"].format(
+            left=format_major(d.allowance_left or 0, grant.currency), currency=grant.currency
+        )
+    else:
+        lane = t["quorum"].format(quorum=d.quorum)
+    text = f"{d.decision} · {lane}"
+    if d.approvals:
+        text += " · " + t["approvals"].format(names=", ".join(d.approvals))
+    if d.rejections:
+        text += " · " + t["rejections"].format(names=", ".join(d.rejections))
+    return _event_line(d.ts, d.seq, t["ev_decided"], text)
 
 
 def _correction_cells(row: EntryRow) -> list[str]:

@@ -254,6 +254,14 @@ class CycleReport:
     grants: tuple[GrantRow, ...]
     custody: tuple[Handover, ...]
     daily: Mapping[str, tuple[DayFlow, ...]] = field(default_factory=dict)
+    collective_names: Mapping[str, str] = field(default_factory=dict)  # slug -> name
+
+    def collective(self, slug: str | None) -> str | None:
+        """``Colectivo Alba (alba)``: a custodian by name, with its slug."""
+        if slug is None:
+            return None
+        name = self.collective_names.get(slug, slug)
+        return slug if name == slug else f"{name} ({slug})"
 
     @property
     def seqs(self) -> list[int]:

@@ -125,6 +125,24 @@ TABLES = {
         ],
         seconds=30,
     ),
+    "report_burst.py": Table(
+        lambda engines: [
+            columns("engine", "round", "endpoint", "requests", "p50 ms", "p99 ms", "max ms")
+            + r"\s+not 200",
+            *(
+                columns(engine, round_name, endpoint, r"[\d,]+") + r"\s+.*"
+                for engine in engines
+                for round_name in ("idle", "before", "after")
+                for endpoint in ("checkpoint", "inclusion proof")
+            ),
+            *(
+                columns(engine, round_name, "report PDF", r"[\d,]+") + r"\s+.*"
+                for engine in engines
+                for round_name in ("before", "after")
+            ),
+        ],
+        seconds=60,
+    ),
     "reports.py": Table(
         lambda engines: [
             r"\| engine \| entries \| build \| PDF wall \(CPU\) \|.*\| bare peak RSS \|",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -286,3 +287,45 @@ def test_the_pdf_is_dated_by_its_cycle(closed_story: Story, client: Any, app: Fl
     assert interim_pdf.metadata.creation_date.astimezone(UTC) == parse_ts(signed).replace(
         microsecond=0
     )
+
+
+# -- the auditor's report -----------------------------------------------------------------------
+
+
+def test_the_auditors_report_has_grant_histories_and_a_sign_off(
+    closed_story: Story, client: Any, output_dir: Path
+) -> None:
+    number = closed_number(closed_story)
+    pdf = client.get(f"/api/v1/pools/food/reports/{number}.pdf").data
+    report = client.get(f"/api/v1/pools/food/reports/{number}.json").get_json()
+    (output_dir / "auditors-report.pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "70", str(output_dir / "auditors-report.pdf"),
+         str(output_dir / "auditors-report")],
+        check=True,
+    )  # fmt: skip
+    text = _pdf_text(pdf)
+    (grant,) = report["grants"]
+    grants = text[text.index("Grants (entries: 1)") : text.index("Corrections (entries")]
+    rows = [line for line in grants.splitlines() if line.lstrip().startswith(f"{grant['id']} ")]
+    assert len(rows) == 1 and "approved" in rows[0] and "urgent" in rows[0]  # one row, its state
+    proposal, vote, decision = grant["proposal"], grant["votes"][0], grant["decision"]
+    history = [
+        f"{proposal['ts'][:10]} {proposal['ts'][11:19]}  #{grant['id']}  proposed",
+        f"{vote['ts'][:10]} {vote['ts'][11:19]}  #{vote['seq']}  vote: a1 (alba): approve",
+        f"{decision['ts'][:10]} {decision['ts'][11:19]}  #{decision['seq']}  decided: approved",
+    ]
+    flat = " ".join(grants.split())
+    for event in history:
+        assert " ".join(event.split()) in flat, event
+    assert flat.index(history[0].split()[2]) < flat.index(f"#{decision['seq']}")
+    joined = "".join(grants.split())
+    assert proposal["entry_hash"] in joined  # whole, if wrapped
+    closing = next(h for h in report["custody"] if h["role"] == "closed")
+    sign_off = text[text.index("Sign-off") : text.index("How to verify this report")]
+    for words in ("Outgoing custodian", "Incoming custodian", "Signature", "Date"):
+        assert words in sign_off, words
+    assert f"Alba ({closing['from']})" in sign_off or closing["from"] is None
+    assert closing["entry_hash"] in "".join(sign_off.split())
+    assert report["checkpoint"]["root"] in "".join(sign_off.split())
+    assert sorted(output_dir.glob("auditors-report-*.png"))
