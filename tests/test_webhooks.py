@@ -32,7 +32,12 @@ from api import db
 from ledger.fund.delivery import Deliveries, DeliverySettings
 from ledger.fund.events import Events, Links
 from ledger.fund.lunar import new_moon_after
-from ledger.fund.schema import deliveries, notification_events, webhook_endpoints
+from ledger.fund.schema import (
+    deliveries,
+    notification_cursors,
+    notification_events,
+    webhook_endpoints,
+)
 from ledger.fund.webhooks import create_endpoint
 from ledger.log.clock import ManualClock, SystemClock
 from tests.test_api_support import PROBLEM, Http, Story, build_story, proposal
@@ -274,16 +279,15 @@ BAD_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "code"), BAD_BODIES)
-def test_bad_webhook_requests_are_refused_and_write_nothing(
-    app: Flask, story: Story, body: dict[str, Any], code: str
-) -> None:
+def test_bad_webhook_requests_are_refused_and_write_nothing(app: Flask, story: Story) -> None:
     http = story.http
-    problem = http.refused("POST", "/webhooks", body, 422, code, token=story.admin)
-    assert "Traceback" not in json.dumps(problem)
+    for body, code in BAD_BODIES:
+        problem = http.refused("POST", "/webhooks", body, 422, code, token=story.admin)
+        assert "Traceback" not in json.dumps(problem)
     assert http.get("/webhooks", token=story.admin) == []
     with app.app_context(), db.get_engine().connect() as conn:
         assert conn.execute(select(func.count()).select_from(webhook_endpoints)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(notification_cursors)).scalar() == 0
 
 
 def test_webhooks_are_for_members_and_admins_only(story: Story) -> None:
@@ -427,7 +431,8 @@ def test_a_failing_receiver_sees_retries_with_growing_gaps_then_success(
     arrivals = [r.at for r in receiver.got]
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     for gap, planned in zip(gaps, (0.2, 0.4, 0.8, 1.6), strict=True):
-        assert planned <= gap < planned + 0.4, gaps  # (a loaded machine is slow to wake)
+        # (counted from the start of the attempt before; a loaded machine is slow to wake)
+        assert planned - 0.1 <= gap < planned + 0.4, gaps
     assert gaps == sorted(gaps)
     print("gaps between attempts:", [f"{g:.3f}" for g in gaps])
 

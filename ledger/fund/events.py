@@ -323,41 +323,75 @@ def _known(conn: Connection, event_id: str) -> bool:
     return bool(read_sql(conn, "SELECT 1 FROM notification_events WHERE id = ?", (event_id,)))
 
 
+@dataclass
+class _Found:
+    """What a look at the log and the time found: the events, and the cursors past them."""
+
+    start: dict[str, int]  # the cursors as read
+    cursors: dict[str, int]
+    events: list[Event]
+    more: bool  # a full batch was read: look again at once
+
+
+def _look(conn: Connection, now: datetime, links: Links, *, lock: bool) -> _Found | None:
+    """Read the log after the cursors and look at the time; None before any subscription."""
+    query = select(notification_cursors.c.name, notification_cursors.c.position)
+    if lock:  # (PostgreSQL: one deriver at a time; SQLite's write lock is held already)
+        query = query.with_for_update()
+    rows = conn.execute(query.order_by(notification_cursors.c.name)).all()
+    start = {name: int(position) for name, position in rows}
+    if set(start) != set(_CURSORS):
+        return None
+    cursors = dict(start)
+    bodies = entry_bodies(conn, cursors["entries"], _BATCH)
+    signed = read_sql(
+        conn,
+        "SELECT size, root, ts FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?",
+        (cursors["checkpoints"], _BATCH),
+    )
+    events: list[Event] = []
+    for body in bodies:
+        entry = decode_entry(body)
+        events += entry_events(conn, entry, links)
+        cursors["entries"] = entry.seq
+    for size, root, ts in signed:
+        events.append(checkpoint_event(int(size), bytes(root), ts, links))
+        cursors["checkpoints"] = int(size)
+    events += upcoming_events(conn, now, links) + overdue_events(conn, now, links)
+    more = len(bodies) == _BATCH or len(signed) == _BATCH
+    return _Found(start, cursors, events, more)
+
+
+def _new(conn: Connection, found: _Found) -> bool:
+    """Whether ``found`` changes anything: a cursor moves, or an event is new to someone."""
+    if found.cursors != found.start:
+        return True
+    subscribers = _Subscribers.load(conn)
+    return any(subscribers.targets(e) and not _known(conn, e.id) for e in found.events)
+
+
 def derive(engine: Engine, now: datetime, links: Links) -> tuple[int, bool]:
     """Read the log after the cursors, look at the time, and record the events, all in one
-    transaction. Returns (events written, whether entries or checkpoints are left to read)."""
+    transaction. Returns (events written, whether entries or checkpoints are left to read).
+
+    A read-only look comes first: with nothing new (the usual case, every few seconds) no
+    write transaction is opened, so an idle worker never takes SQLite's write lock."""
+    with engine.connect() as conn:
+        found = _look(conn, now, links, lock=False)
+        if found is None or not _new(conn, found):
+            return 0, False
     with notification_write(engine) as conn:
-        rows = conn.execute(
-            select(notification_cursors.c.name, notification_cursors.c.position)
-            .order_by(notification_cursors.c.name)
-            .with_for_update()  # (PostgreSQL: one deriver at a time; SQLite's lock is held)
-        ).all()
-        cursors = {name: int(position) for name, position in rows}
-        if set(cursors) != set(_CURSORS):
-            return 0, False  # nobody has subscribed yet
-        bodies = entry_bodies(conn, cursors["entries"], _BATCH)
-        signed = read_sql(
-            conn,
-            "SELECT size, root, ts FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?",
-            (cursors["checkpoints"], _BATCH),
-        )
-        events: list[Event] = []
-        for body in bodies:
-            entry = decode_entry(body)
-            events += entry_events(conn, entry, links)
-            cursors["entries"] = entry.seq
-        for size, root, ts in signed:
-            events.append(checkpoint_event(int(size), bytes(root), ts, links))
-            cursors["checkpoints"] = int(size)
-        events += upcoming_events(conn, now, links) + overdue_events(conn, now, links)
-        written = record(conn, events, now)
-        for name, position in cursors.items():
+        found = _look(conn, now, links, lock=True)
+        if found is None:
+            return 0, False
+        written = record(conn, found.events, now)
+        for name, position in found.cursors.items():
             conn.execute(
                 update(notification_cursors)
                 .where(notification_cursors.c.name == name)
                 .values(position=position)
             )
-        return written, len(bodies) == _BATCH or len(signed) == _BATCH
+        return written, found.more
 
 
 class Events:
