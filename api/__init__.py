@@ -57,6 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
 
     from api import (
+        asks,
         auth,
         cli,
         collectives,
@@ -69,7 +70,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         feeds,
         grants,
         ledger_api,
+        me,
         notifications,
+        passkeys,
         pools,
         public_url,
         redactions,
@@ -79,6 +82,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         tokens,
         web,
         witness,
+        workspace,
     )
 
     db.init_app(app)
@@ -94,6 +98,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         erasures,
         redactions,
         notifications,
+        me,
     )
     for module in writes:
         api.register_blueprint(module.blp)
@@ -102,6 +107,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(tlog.bp)  # the log as C2SP tlog-tiles under /tlog/
     app.register_blueprint(witness.bp)  # C2SP tlog-witness under /witness
     app.register_blueprint(docs.blp)
+    for pages in (workspace, passkeys, asks):  # members' workspace, grant requests from outside
+        app.register_blueprint(pages.bp)
     app.before_request(db.require_current_schema)
     app.before_request(public_url.load_before_request)
     app.before_request(auth.guard_writes)

@@ -25,6 +25,8 @@ from api.redact_cli import redact_command
 from api.reports_cli import report_command
 from api.witness_cli import COMMANDS as WITNESS_COMMANDS
 from api.witness_cli import ensure_witness_key
+from api.workspace_cli import COMMANDS as WORKSPACE_COMMANDS
+from api.workspace_cli import demo_invitation
 from exports import cache as report_cache
 from ledger import migrate
 from ledger.errors import LedgerError
@@ -90,6 +92,9 @@ def init_command(demo: bool) -> None:
         if demo_clock is not None:
             summary = load_demo(Fund(log, vault), demo_clock, now)
             click.echo(f"loaded the demo: {summary.entries} entries over {summary.cycles} cycles")
+            invited = demo_invitation(engine)
+            if invited:
+                click.echo(f"try the workspace: open {invited} (single use, 72 hours)")
     indexed = index_references(engine, vault, log.fingerprint_key)
     if indexed:
         click.echo(f"indexed the bank references of {indexed} earlier donations")
@@ -394,6 +399,7 @@ COMMANDS: tuple[click.Command, ...] = (
     *worker_cli.COMMANDS,
     *WITNESS_COMMANDS,
     *serve_cli.COMMANDS,
+    *WORKSPACE_COMMANDS,
 )
 
 

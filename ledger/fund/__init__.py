@@ -22,6 +22,14 @@ from ledger.fund.delivery import DeliverySettings, notification_tasks
 from ledger.fund.demo import load_demo, start_of_demo
 from ledger.fund.entry_views import newest_pool_entries, pool_entry_page
 from ledger.fund.grant_views import GRANT_STATUSES, MAX_PAGE
+from ledger.fund.intake import (
+    decline_request,
+    intake_list,
+    minor_units,
+    propose_request,
+    request_status,
+    submit_request,
+)
 from ledger.fund.lunar import Cycle
 from ledger.fund.money import CURRENCY_EXPONENTS, display_major, format_major
 from ledger.fund.privacy import (
@@ -35,10 +43,35 @@ from ledger.fund.redaction import OPERATOR, REASONS
 from ledger.fund.replay import check_replay
 from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
 from ledger.fund.schema import cycles
+from ledger.fund.sign_in import (
+    Ceremony,
+    InvitationRefused,
+    MemberSession,
+    SignInRefused,
+    begin_ceremony,
+    check_invitation,
+    create_invitation,
+    csrf_matches,
+    end_all_sessions,
+    end_session,
+    invitations_of,
+    new_recovery_codes,
+    passkey,
+    passkeys_of,
+    recovery_codes_left,
+    register_passkey,
+    revoke_member_access,
+    session_for,
+    sign_in_with_passkey,
+    sign_in_with_recovery_code,
+    take_ceremony,
+)
 from ledger.fund.state import load_schedule, pool_row
 from ledger.fund.vault import Vault
 from ledger.fund.worker import Periodic, Worker
 from ledger.fund.worker_lock import worker_lock
+from ledger.fund.workspace_views import me as workspace_me
+from ledger.fund.workspace_views import my_queue
 
 __all__ = [
     "CHANNELS",
@@ -52,11 +85,15 @@ __all__ = [
     "URGENCIES",
     "VOTES",
     "Actor",
+    "Ceremony",
     "Cycle",
     "DeliverySettings",
     "Fund",
+    "InvitationRefused",
+    "MemberSession",
     "Outcome",
     "Periodic",
+    "SignInRefused",
     "TokenInfo",
     "Unauthorized",
     "Vault",
@@ -64,25 +101,50 @@ __all__ = [
     "access",
     "audit",
     "authenticate",
+    "begin_ceremony",
+    "check_invitation",
     "check_replay",
+    "create_invitation",
+    "csrf_matches",
     "cycles",
+    "decline_request",
     "display_major",
+    "end_all_sessions",
+    "end_session",
     "erase",
     "erase_recipient_details",
     "format_major",
     "index_references",
+    "intake_list",
+    "invitations_of",
     "load_demo",
     "load_schedule",
     "mail",
+    "minor_units",
+    "my_queue",
+    "new_recovery_codes",
     "newest_pool_entries",
     "notification_tasks",
+    "passkey",
+    "passkeys_of",
     "pool_entry_page",
     "pool_row",
+    "propose_request",
     "public_text",
     "recipient_commitment",
+    "recovery_codes_left",
+    "register_passkey",
+    "request_status",
+    "revoke_member_access",
     "seal_legacy_records",
+    "session_for",
+    "sign_in_with_passkey",
+    "sign_in_with_recovery_code",
     "start_of_demo",
+    "submit_request",
+    "take_ceremony",
     "views",
     "webhooks",
     "worker_lock",
+    "workspace_me",
 ]
