@@ -125,6 +125,8 @@ def _answer(key: ReportKey, report: RenderedReport | None, status: int = 200) ->
     response = Response(report.content if report else None, status=status)
     response.headers["ETag"] = f'"{key.etag}"'
     response.headers["Cache-Control"] = "no-cache" if key.interim else "public, max-age=300"
+    if key.lang:  # chosen by ?lang=, the language cookie or Accept-Language (api.web)
+        response.vary.update(("Accept-Language", "Cookie"))
     if status == 304:
         return response
     response.content_type = MEDIA_TYPES[key.format]

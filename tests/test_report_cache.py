@@ -63,6 +63,7 @@ def test_a_report_is_rendered_once_then_served_kept(
     second = client.get(path)
     assert second.data == first.data and len(renders) == 1
     assert second.headers["ETag"] == first.headers["ETag"] == head.headers["ETag"]
+    assert {"Accept-Language", "Cookie"} <= set(first.vary)  # a shared cache keeps each language
     assert second.headers["X-Report-SHA256"] == hashlib.sha256(first.data).hexdigest()
     head = client.head(path)
     assert head.headers["X-Report-SHA256"] == first.headers["X-Report-SHA256"]
