@@ -150,6 +150,15 @@ TABLES = {
         ],
         seconds=12,
     ),
+    "witness_quorum.py": Table(
+        lambda engines: [
+            columns("measurement", *engines),
+            columns("checkpoints", *["3"] * len(engines)),
+            r"to quorum \(2 of 3\), median / p95 / max\s+[\d.]+ / [\d.]+ / [\d.]+ ms.*",
+            r"to all 3, median / p95 / max\s+[\d.]+ / [\d.]+ / [\d.]+ ms.*",
+        ],
+        seconds=40,
+    ),
     "worker.py": Table(
         lambda engines: [
             columns("measurement", *engines, "bound"),
