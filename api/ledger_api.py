@@ -362,10 +362,11 @@ def get_checkpoint() -> Response:
 @blp.route(f"/ledger/checkpoints/{SIZE}", methods=["GET"])
 @blp.response(200, {"type": "string"}, content_type=TEXT, description="A C2SP signed note")
 def get_checkpoint_at(size: int) -> Response:
-    """The checkpoint signed at exactly tree size ``size``, verbatim (reports link to it).
-    A signed checkpoint never changes (cached a year); a size the log never signed a
-    checkpoint at is a 404 ``checkpoint_not_found``."""
-    return _text(note_at(db.get_engine(), size), LONG_CACHE)
+    """The checkpoint signed at exactly tree size ``size`` (reports link to it), with the
+    witnesses' cosignatures collected so far: the log's signed text never changes, but
+    cosignature lines join it after it is signed, so it is cached only briefly. A size the log
+    never signed a checkpoint at is a 404 ``checkpoint_not_found``."""
+    return _text(note_at(db.get_engine(), size), SHORT_CACHE)
 
 
 @blp.route("/ledger/vkey", methods=["GET"])
