@@ -101,9 +101,12 @@ def stored(engine: Engine) -> str | None:
 
 
 def store(engine: Engine, url: str) -> None:
+    """Store ``url`` (``lunaria init``). Other processes read it when they start: a running
+    server keeps the URL it read until it is restarted."""
     with engine.begin() as conn:
         conn.execute(settings.delete().where(settings.c.name == SETTING))
         conn.execute(settings.insert().values(name=SETTING, value=url))
+    current_app.extensions.pop(LOADED, None)  # (this process reads it again)
 
 
 def configured() -> str | None:
