@@ -39,7 +39,7 @@ from ledger.fund.schema import (
     webhook_endpoints,
 )
 from ledger.fund.webhooks import create_endpoint
-from ledger.log.clock import ManualClock, SystemClock
+from ledger.log.clock import ManualClock, SystemClock, format_ts
 from tests.test_api_support import PROBLEM, Http, Story, build_story, proposal
 from tests.test_worker import (  # (the fixture too: pytest finds it here)
     ADMIN,
@@ -336,6 +336,8 @@ def test_each_event_reaches_its_subscribers_once_signed_and_without_private_data
     moon = new_moon_after(clock.now())
     clock.set(max(clock.now(), moon - timedelta(days=2)))  # custody.upcoming (3 days)
     run.until_quiet()
+    clock.set(moon - timedelta(minutes=30))  # ...and (1 hour)
+    run.until_quiet()
     clock.set(moon + timedelta(minutes=1))
     http.post("/pools/food/donations", {"amount": "100", "currency": "EUR", "channel": "cash",
               "external_reference": "cash-1"}, token=story.treasurer, status=201)  # fmt: skip
@@ -385,7 +387,8 @@ def test_each_event_reaches_its_subscribers_once_signed_and_without_private_data
     overdue = events[f"grant.urgent_overdue.{urgent}"]["data"]
     assert overdue["grant"] == urgent and overdue["urgency"] == "urgent"
     upcoming = [b for b in heard["fund"] if b["type"] == "custody.upcoming"]
-    assert [u["data"]["lead"] for u in upcoming] == ["3d"]
+    assert [u["data"]["lead"] for u in upcoming] == ["3d", "1h"]
+    assert upcoming[1]["timestamp"] == format_ts(moon - timedelta(hours=1))
     assert upcoming[0]["data"]["collective"] == taking
     started = next(b for b in heard["fund"] if b["type"] == "custody.started")["data"]
     assert started["collective"] == taking and started["carried_over"] == [urgent]

@@ -33,6 +33,7 @@ from ledger.fund.worker import Task
 from ledger.log.clock import Clock, format_ts, parse_ts
 
 MAX_DELAY = timedelta(hours=1)
+_IDLE = timedelta(minutes=1)
 _BATCH = 20  # deliveries per run: the loop's other tasks get their turn in between
 
 
@@ -107,7 +108,9 @@ class Deliveries:
                     deliveries.c.status == "pending"
                 )
             ).scalar()
-        return now + self.settings.poll if first is None else parse_ts(first)
+        # With nothing pending, only the Events task makes work, and the loop asks this again
+        # right after it ran: no need to look before a minute.
+        return now + _IDLE if first is None else parse_ts(first)
 
     def run(self, now: datetime) -> list[str]:
         with self.engine.connect() as conn:

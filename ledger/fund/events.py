@@ -56,6 +56,9 @@ EVENT_TYPES = (
 # custody.upcoming is sent this long before a collective takes a pool: once per lead.
 UPCOMING_LEADS = {"3d": timedelta(days=3), "1h": timedelta(hours=1)}
 _BATCH = 500  # entries (and checkpoints) read per transaction
+# Before the first subscription the cursors do not exist; the first events after one are
+# derived at most this late (from the cursors it set, so none is lost).
+_UNSUBSCRIBED_POLL = timedelta(seconds=30)
 _CURSORS = ("entries", "checkpoints")
 
 
@@ -370,20 +373,23 @@ def _new(conn: Connection, found: _Found) -> bool:
     return any(subscribers.targets(e) and not _known(conn, e.id) for e in found.events)
 
 
-def derive(engine: Engine, now: datetime, links: Links) -> tuple[int, bool]:
+def derive(engine: Engine, now: datetime, links: Links) -> tuple[int, bool] | None:
     """Read the log after the cursors, look at the time, and record the events, all in one
-    transaction. Returns (events written, whether entries or checkpoints are left to read).
+    transaction. Returns (events written, whether entries or checkpoints are left to read);
+    None before the first subscription.
 
     A read-only look comes first: with nothing new (the usual case, every few seconds) no
     write transaction is opened, so an idle worker never takes SQLite's write lock."""
     with engine.connect() as conn:
         found = _look(conn, now, links, lock=False)
-        if found is None or not _new(conn, found):
+        if found is None:
+            return None
+        if not _new(conn, found):
             return 0, False
     with notification_write(engine) as conn:
         found = _look(conn, now, links, lock=True)
         if found is None:
-            return 0, False
+            return None
         written = record(conn, found.events, now)
         for name, position in found.cursors.items():
             conn.execute(
@@ -396,7 +402,7 @@ def derive(engine: Engine, now: datetime, links: Links) -> tuple[int, bool]:
 
 class Events:
     """The worker task that derives events: every ``poll``, and at once while a backlog is
-    left or a ``custody.upcoming`` lead is reached."""
+    left or a ``custody.upcoming`` lead is reached (every 30 s before any subscription)."""
 
     name = "events"
 
@@ -410,7 +416,11 @@ class Events:
         return now if self._next is None else self._next
 
     def run(self, now: datetime) -> list[str]:
-        written, more = derive(self.engine, now, self.links)
+        found = derive(self.engine, now, self.links)
+        if found is None:  # nobody subscribed: an idle worker stays idle
+            self._next = now + _UNSUBSCRIBED_POLL
+            return []
+        written, more = found
         with self.engine.connect() as conn:
             upcoming = next_upcoming_at(conn, now)
         self._next = now if more else min(now + self.poll, upcoming)
