@@ -250,15 +250,15 @@ function validName(name) {
   return Boolean(name) && !name.includes("+") && !/\s/u.test(name) && !CONTROL.test(name);
 }
 
-/** Ed25519 key id: SHA-256(name || 0x0A || 0x01 || public key)[:4]. */
-export async function keyId(name, publicKey) {
-  const digest = await sha256(concat(encoder.encode(name + "\n"), new Uint8Array([ALG_ED25519]),
+/** Key id: SHA-256(name || 0x0A || alg || public key)[:4] (0x01 Ed25519, 0x04 cosignatures). */
+export async function keyId(name, publicKey, alg = ALG_ED25519) {
+  const digest = await sha256(concat(encoder.encode(name + "\n"), new Uint8Array([alg]),
     publicKey));
   return digest.slice(0, 4);
 }
 
-/** Parse `<name>+<8 hex key id>+<base64(0x01 || public key)>`; checks the key id. */
-export async function parseVkey(vkey) {
+/** Parse `<name>+<8 hex key id>+<base64(alg || public key)>`; checks the key id. */
+export async function parseVkey(vkey, alg = ALG_ED25519) {
   const fail = (detail) => new VerifyError("vkey", {}, detail);
   if (typeof vkey !== "string" || !vkey.trim()) throw fail(d("no key given"));
   vkey = vkey.trim();
@@ -271,11 +271,12 @@ export async function parseVkey(vkey) {
   if (!validName(name)) throw fail(d("invalid key name {value}", { value: show(name) }));
   if (!/^[0-9a-f]{8}$/.test(idHex)) throw fail(d("key id {value} is not 8 hex digits", { value: show(idHex) }));
   if (material === null) throw fail(d("the key is not canonical padded base64"));
-  if (material.length !== 33 || material[0] !== ALG_ED25519) {
-    throw fail(d("not an Ed25519 (0x01) key of 32 bytes"));
+  if (material.length !== 33 || material[0] !== alg) {
+    throw fail(alg === ALG_ED25519 ? d("not an Ed25519 (0x01) key of 32 bytes")
+      : "not an Ed25519 cosignature (0x04) key of 32 bytes");
   }
   const publicKey = material.slice(1);
-  const expected = await keyId(name, publicKey);
+  const expected = await keyId(name, publicKey, alg);
   if (toHex(expected) !== idHex) {
     throw fail(d("key id {id} does not match the key, which has key id {expected}", { id: idHex, expected: toHex(expected) }));
   }
@@ -366,6 +367,55 @@ export async function openCheckpoint(noteText, key, origin) {
   }
   await checkSignature(note, key);
   return checkpoint;
+}
+
+// -- C2SP tlog-cosignature v1 (ledger/log/cosignature.py) ------------------------------------
+
+const ALG_COSIGNATURE_V1 = 0x04;
+
+/** A witness's verifier key: `<name>+<8 hex key id>+<base64(0x04 || public key)>`. */
+export async function parseWitnessVkey(vkey) {
+  return parseVkey(vkey, ALG_COSIGNATURE_V1);
+}
+
+/** Whether `s` is `key`'s valid v1 cosignature of the note: a u64 big-endian timestamp, then
+ * Ed25519 over "cosignature/v1\n", "time <timestamp>\n" and the note's text. */
+async function validCosignature(note, s, key) {
+  if (s.signature.length !== 8 + 64) return false;
+  const timestamp = new DataView(s.signature.buffer, s.signature.byteOffset, 8).getBigUint64(0);
+  if (timestamp >= 2n ** 63n) return false;
+  let publicKey;
+  try {
+    publicKey = await crypto.subtle.importKey(
+      "raw", key.publicKey, { name: "Ed25519" }, false, ["verify"]);
+  } catch (error) {
+    throw new VerifyError("webcrypto", {}, String(error));
+  }
+  const message = encoder.encode(`cosignature/v1\ntime ${timestamp}\n${note.text}`);
+  return crypto.subtle.verify({ name: "Ed25519" }, publicKey, s.signature.slice(8), message);
+}
+
+/** The labels of the known witnesses (from parseWitnessVkey) whose cosignature `note` carries;
+ * throws VerifyError("cosignature") when a known witness's line does not verify, and
+ * VerifyError("quorum") when fewer than `quorum` cosigned. */
+export async function witnessQuorum(note, witnesses, quorum) {
+  const unique = [...new Map(witnesses.map((key) => [key.label, key])).values()];
+  const found = [];
+  for (const key of unique) {
+    const line = note.signatures.find(
+      (s) => s.name === key.name && equalBytes(s.keyId, key.keyId));
+    if (!line) continue;
+    if (!await validCosignature(note, line, key)) {
+      throw new VerifyError("cosignature", { key: key.label });
+    }
+    found.push(key.label);
+  }
+  if (found.length < quorum) {
+    throw new VerifyError("quorum", {
+      count: String(found.length), known: String(unique.length), quorum: String(quorum),
+    });
+  }
+  return found;
 }
 
 // -- receipts -----------------------------------------------------------------------------
@@ -652,6 +702,7 @@ async function consistencyProof(from, to) {
 
 /**
  * Verify a receipt. `options`: `vkey` (the key to trust), `origin` (the expected log),
+ * `witnesses` (witness vkeys) and `quorum` (how many of them must have cosigned; default all),
  * `entryText` (the entry, when the receipt does not carry it), `onStep(key, params)` (called
  * as each check passes). Resolves to a summary, or rejects with the VerifyError that failed.
  */
@@ -698,6 +749,12 @@ export async function verifyReceipt(text, options) {
 
   await checkSignature(note, key);
   step("signature", { key: key.label });
+  if (options.witnesses && options.witnesses.length) {
+    const witnesses = await Promise.all(options.witnesses.map(parseWitnessVkey));
+    const quorum = options.quorum ?? witnesses.length;
+    const cosigned = await witnessQuorum(note, witnesses, quorum);
+    step("witnesses", { count: String(cosigned.length), quorum: String(quorum) });
+  }
 
   const latest = await openCheckpoint(await latestCheckpointNote(), key, checkpoint.origin);
   step("latest", { size: String(latest.size), key: key.label });

@@ -15,7 +15,8 @@ from playwright.sync_api import Browser, Page
 
 from ledger.errors import LedgerError
 from ledger.fund.public_text import text_commitment
-from ledger.log.notes import Checkpoint, Signer, open_checkpoint, sign_checkpoint
+from ledger.log.cosignature import Cosigner, WitnessQuorum
+from ledger.log.notes import Checkpoint, Signer, open_checkpoint, parse_note, sign_checkpoint
 from tests.conftest import ORIGIN
 from tests.e2e.conftest import LiveServer
 
@@ -165,3 +166,53 @@ def test_text_commitments_agree_with_ledger_public_text(page: Page) -> None:
     cases = [{"salt": bytes([i]) * 32, "text": text} for i, text in enumerate(texts)]
     got = page.evaluate(TEXT_COMMITMENTS, [{**c, "salt": c["salt"].hex()} for c in cases])
     assert got == [text_commitment(c["salt"], c["text"]) for c in cases]
+
+
+QUORUM = """async ({notes, witnesses, quorum}) => {
+  const m = await import("/static/verify.js");
+  const keys = await Promise.all(witnesses.map(m.parseWitnessVkey));
+  const results = [];
+  for (const note of notes) {
+    try {
+      results.push(`ok ${(await m.witnessQuorum(m.parseNote(note), keys, quorum)).length}`);
+    } catch (error) {
+      if (!(error instanceof m.VerifyError)) throw error;
+      results.push(`${error.key} ${JSON.stringify(error.params)}`);
+    }
+  }
+  return results;
+}"""
+
+
+def test_witness_quorums_agree_with_ledger_cosignature(page: Page) -> None:
+    signer = Signer.generate(ORIGIN)
+    witnesses = [Cosigner.generate(f"w{i}.example/witness") for i in range(3)]
+    text = Checkpoint(ORIGIN, 42, bytes(range(32))).body()
+    signed = text + "\n" + signer.sign(text).line()
+    lines = [w.cosign(text, 1_700_000_000 + i).line() for i, w in enumerate(witnesses)]
+    _, blob = lines[1][2:].split(" ")
+    notes = {
+        "two of three": signed + lines[0] + lines[1],
+        "all three": signed + "".join(lines),
+        "one, twice": signed + lines[0] + lines[0],
+        "none": signed,
+        "a flipped cosignature": signed + lines[0] + f"— {lines[1][2:].split(' ')[0]} "
+        f"{_flip_b64(blob.strip())}\n",
+    }
+    vkeys = [w.verifier().vkey() for w in witnesses]
+    got = page.evaluate(QUORUM, {"notes": list(notes.values()), "witnesses": vkeys, "quorum": 2})
+    for (label, note), result in zip(notes.items(), got, strict=True):
+        try:
+            expected = f"ok {len(WitnessQuorum.of(vkeys, 2).check(parse_note(note)))}"
+        except LedgerError:
+            expected = "fails"
+        assert result == expected or (expected == "fails" and not result.startswith("ok")), (
+            f"{label}: browser says {result!r}, ledger/log/cosignature.py {expected!r}"
+        )
+    assert got[:4] == [
+        "ok 2",
+        "ok 3",
+        'quorum {"count":"1","known":"3","quorum":"2"}',
+        'quorum {"count":"0","known":"3","quorum":"2"}',
+    ]
+    assert got[4].startswith("cosignature ")
