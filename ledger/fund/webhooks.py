@@ -251,14 +251,15 @@ def create_endpoint(
     scope = _scope(actor)
     types = check_event_types(events)
     endpoint_id = hashlib.sha256(f"lunaria-webhook|{idempotency_scope}".encode()).hexdigest()[:16]
+    with engine.connect() as conn:
+        before = _row(conn, endpoint_id)
+    if before is not None:
+        return _replay(before, url, types, idempotency_scope)
+    check_target(url, allow_private)  # (resolving a name takes time: before the lock)
     with notification_write(engine) as conn:
         before = _row(conn, endpoint_id)
-        if before is not None:
-            differing = [n for n, v in (("url", url), ("events", types)) if getattr(before, n) != v]
-            if differing:
-                raise IdempotencyConflict(idempotency_scope, differing)
-            return CreatedEndpoint(before, None, replayed=True)
-        check_target(url, allow_private)
+        if before is not None:  # (a twin request got there first)
+            return _replay(before, url, types, idempotency_scope)
         _check_room(conn, scope)
         secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
         conn.execute(
@@ -277,6 +278,15 @@ def create_endpoint(
         created = _row(conn, endpoint_id)
         assert created is not None
     return CreatedEndpoint(created, secret, replayed=False)
+
+
+def _replay(before: Endpoint, url: str, types: list[str], scope: str) -> CreatedEndpoint:
+    """The endpoint a retry made before (without its secret), or a conflict."""
+    asked = {"url": url, "events": types}
+    differing = [name for name, value in asked.items() if getattr(before, name) != value]
+    if differing:
+        raise IdempotencyConflict(scope, differing)
+    return CreatedEndpoint(before, None, replayed=True)
 
 
 def _check_room(conn: Connection, scope: str | None) -> None:
