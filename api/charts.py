@@ -27,7 +27,8 @@ from ledger.fund import CURRENCY_EXPONENTS, views
 
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 SIZES = {"wide": (600, 340), "narrow": (400, 440)}
-CHARTS = ("balance", "flows")
+CHARTS = ("balance", "flows", "response")
+HOUR = Decimal(3600)
 
 STYLE = Style(
     background="#ffffff",
@@ -60,7 +61,8 @@ class ChartData:
     """What one chart shows, and what its text alternative reads out."""
 
     title: str
-    currency: str
+    x_title: str
+    currency: str  # "" when the figures are not money (hours)
     x_labels: tuple[str, ...]
     series: tuple[Series, ...]
 
@@ -69,13 +71,16 @@ class ChartData:
 class ChartLabels:
     """The words of the charts in the reader's language (translated in :mod:`api.web`)."""
 
-    cycle: str  # "Cycle %(number)s"
+    cycle: str  # "Lunar cycle": the title of the x axis (its labels are the numbers)
     now: str
     held: str
     donations: str
     paid: str
     balance_title: str  # "… %(currency)s"
     flows_title: str  # "… %(currency)s"
+    response_title: str
+    median: str
+    deadline: str
 
 
 def major(amount: str | int, currency: str) -> Decimal:
@@ -87,12 +92,13 @@ def balance_over_time(
     pool: views.PoolView, cycles: Sequence[views.CycleView], currency: str, labels: ChartLabels
 ) -> ChartData:
     """The fund held (available + committed) at the start of each cycle, and now."""
-    x_labels = [labels.cycle % {"number": c.number} for c in cycles] + [labels.now]
+    x_labels = [str(c.number) for c in cycles] + [labels.now]
     held = [major(c.opening.get(currency, "0"), currency) for c in cycles]
     books = next(b for b in pool.books if b.currency == currency)
     held.append(major(int(books.available) + int(books.committed), currency))
     return ChartData(
         labels.balance_title % {"currency": currency},
+        labels.cycle,
         currency,
         tuple(x_labels),
         (Series(labels.held, tuple(held)),),
@@ -106,8 +112,9 @@ def donations_against_grants(
     flows = [c.flows.get(currency, {}) for c in cycles]
     return ChartData(
         labels.flows_title % {"currency": currency},
+        labels.cycle,
         currency,
-        tuple(labels.cycle % {"number": c.number} for c in cycles),
+        tuple(str(c.number) for c in cycles),
         (
             Series(labels.donations, tuple(major(f.get("donations", 0), currency) for f in flows)),
             Series(labels.paid, tuple(major(f.get("disbursements", 0), currency) for f in flows)),
@@ -115,10 +122,30 @@ def donations_against_grants(
     )
 
 
+def urgent_response_times(responses: views.PoolResponses, labels: ChartLabels) -> ChartData:
+    """Per cycle, oldest first: the median hours from an urgent grant's proposal to its
+    decision (none without a decision) against the hours the pool promises."""
+    cycles = list(reversed(responses.cycles))
+    median = [
+        None
+        if r.figures.median_seconds is None
+        else (Decimal(r.figures.median_seconds) / HOUR).quantize(Decimal("0.1"))
+        for r in cycles
+    ]
+    promised = [Decimal(r.figures.deadline_hours) for r in cycles]
+    return ChartData(
+        labels.response_title,
+        labels.cycle,
+        "",
+        tuple(str(r.cycle) for r in cycles),
+        (Series(labels.median, tuple(median)), Series(labels.deadline, tuple(promised))),
+    )
+
+
 def render_svg(data: ChartData, kind: str, size: str, value_format: Any) -> str:
-    """The chart as SVG text without any script; ``kind`` "line" or "bar"."""
+    """The chart as SVG text without any script; ``kind`` "area", "line" or "bar"."""
     width, height = SIZES[size]
-    chart_type = pygal.Line if kind == "line" else pygal.Bar
+    chart_type = pygal.Bar if kind == "bar" else pygal.Line
     chart = chart_type(
         width=width,
         height=height,
@@ -127,15 +154,19 @@ def render_svg(data: ChartData, kind: str, size: str, value_format: Any) -> str:
         truncate_legend=-1,
         disable_xml_declaration=True,
         truncate_label=-1,
-        x_label_rotation=0 if size == "wide" else 40,
+        x_label_rotation=0,
         legend_at_bottom=True,
-        legend_at_bottom_columns=len(data.series),
+        legend_at_bottom_columns=len(data.series) if size == "wide" else 1,
+        x_title=data.x_title,
         include_x_axis=True,
         show_y_guides=True,
         margin=16,
+        margin_right=36,
+        margin_left=24,
+        range=(0, _top(data)),
         spacing=14,
         value_formatter=value_format,
-        fill=kind == "line",
+        fill=kind == "area",
         dots_size=4,
         max_scale=7,
     )
@@ -147,6 +178,13 @@ def render_svg(data: ChartData, kind: str, size: str, value_format: Any) -> str:
     chart.add_xml_filter(_without_script)
     svg: str = chart.render(is_unicode=True)
     return _GENERATED.sub("", svg)
+
+
+def _top(data: ChartData) -> float:
+    """The value axis runs from 0 to a little above the largest figure (pygal would start
+    it at the smallest and cut the largest off the labels)."""
+    largest = max((v for s in data.series for v in s.values if v is not None), default=0)
+    return float(largest) * 1.1 or 1.0
 
 
 # pygal's comments carry the day of rendering and two web addresses: not needed, not stable.

@@ -547,16 +547,17 @@ def pool(slug: str) -> str:
     now = db.get_clock().now()
     detail = views.pool_detail(engine, slug, now)
     cycles = views.pool_cycles(engine, slug)
+    responses = views.pool_responses(engine, slug, now)
     return render_template(
         "web/pool.html",
         pool=detail,
         names=views.names(engine),
         quorum=views.custodian_quorum(engine, detail),
         lunar=_moon_panel(views.lunar_now(engine, now)),
-        charts=_pool_charts(detail, cycles),
+        charts=_pool_charts(detail, cycles, responses),
         cycles=list(reversed(cycles)),
         queue=views.grant_queue(engine, slug, status="proposed", limit=QUEUE_LENGTH, now=now).items,
-        responses=views.pool_responses(engine, slug, now),
+        responses=responses,
         decisions=views.recent_decisions(engine, slug, RECENT_DECISIONS),
         recent=views.pool_entries(engine, slug, RECENT_ENTRIES),
     )
@@ -609,72 +610,114 @@ class ChartLink:
     url: str
     narrow_url: str
     data: charts.ChartData
-    money: bool  # figures are amounts of data.currency
 
 
 def _chart_labels() -> charts.ChartLabels:
     return charts.ChartLabels(
-        cycle=gettext("Cycle %(number)s"),
+        cycle=gettext("Lunar cycle"),
         now=gettext("now"),
         held=gettext("Fund held"),
         donations=gettext("Donations"),
         paid=gettext("Paid out in grants"),
         balance_title=gettext("Fund held at the start of each cycle, %(currency)s"),
         flows_title=gettext("Donations against grants paid out per cycle, %(currency)s"),
+        response_title=gettext("Urgent grants: hours from the proposal to a decision"),
+        median=gettext("Median"),
+        deadline=gettext("Promised deadline"),
     )
 
 
-def _pool_chart_data(
-    pool: views.PoolView, cycles: list[views.CycleView], chart: str, currency: str
-) -> charts.ChartData:
-    labels = _chart_labels()
-    if chart == "balance":
-        return charts.balance_over_time(pool, cycles, currency, labels)
-    return charts.donations_against_grants(cycles, currency, labels)
+@dataclass(frozen=True)
+class PoolFigures:
+    """What a pool's charts are drawn from."""
+
+    pool: views.PoolView
+    cycles: list[views.CycleView]
+    responses: views.PoolResponses
+
+    def chart_names(self) -> list[str]:
+        """ "balance-EUR", "flows-EUR" per currency; "response" once an urgent grant counts."""
+        if not self.cycles:
+            return []
+        names = [
+            f"{c}-{currency}" for currency in self.pool.currencies for c in ("balance", "flows")
+        ]
+        if any(r.figures.counted or r.figures.decided for r in self.responses.cycles):
+            names.append("response")
+        return names
+
+    def chart(self, name: str) -> charts.ChartData | None:
+        """The chart called ``name`` (see :meth:`chart_names`); None for no such chart."""
+        if name not in self.chart_names():
+            return None
+        chart, _, currency = name.partition("-")
+        labels = _chart_labels()
+        if chart == "balance":
+            return charts.balance_over_time(self.pool, self.cycles, currency, labels)
+        if chart == "flows":
+            return charts.donations_against_grants(self.cycles, currency, labels)
+        return charts.urgent_response_times(self.responses, labels)
 
 
-def _pool_charts(pool: views.PoolView, cycles: list[views.CycleView]) -> list[ChartLink]:
-    if not cycles:
-        return []
+def _pool_charts(
+    pool: views.PoolView, cycles: list[views.CycleView], responses: views.PoolResponses
+) -> list[ChartLink]:
+    figures = PoolFigures(pool, cycles, responses)
     links = []
-    for currency in pool.currencies:
-        for chart in charts.CHARTS:
-            args: dict[str, Any] = {"slug": pool.slug, "chart": chart, "currency": currency}
-            args["hl"] = str(get_locale())
-            url = url_for("web.pool_chart", **args)
-            narrow = url_for("web.pool_chart", **args, size="narrow")
-            data = _pool_chart_data(pool, cycles, chart, currency)
-            links.append(ChartLink(url, narrow, data, money=True))
+    for name in figures.chart_names():
+        data = figures.chart(name)
+        assert data is not None
+        url = url_for("web.pool_chart", slug=pool.slug, name=name, hl=str(get_locale()))
+        links.append(ChartLink(url, url + "&size=narrow", data))
     return links
 
 
-@bp.route("/pools/<slug>/charts/<chart>-<currency>.svg", methods=["GET"])
-def pool_chart(slug: str, chart: str, currency: str) -> Response:
+@bp.route("/pools/<slug>/charts/<name>.svg", methods=["GET"])
+def pool_chart(slug: str, name: str) -> Response:
     """One of a pool's charts as SVG in the language ``?hl=`` (``?size=narrow`` for phones)."""
     size = request.args.get("size", "wide")
     language = request.args.get("hl", "en")  # (not ?lang=: an image sets no cookie)
-    if chart not in charts.CHARTS or size not in charts.SIZES or language not in LANGUAGES:
+    if size not in charts.SIZES or language not in LANGUAGES:
         abort(404)
     with force_locale(language):
-        svg = _cached(lambda: _pool_chart_svg(slug, chart, currency, size))
+        svg = _cached(lambda: _pool_chart_svg(slug, name, size))
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = charts.SVG_CSP
     return response
 
 
-def _pool_chart_svg(slug: str, chart: str, currency: str, size: str) -> str:
+def _pool_chart_svg(slug: str, name: str, size: str) -> str:
     engine = db.get_engine()
-    pool = views.pool_detail(engine, slug, db.get_clock().now())
-    if currency not in pool.currencies:
+    now = db.get_clock().now()
+    figures = PoolFigures(
+        views.pool_detail(engine, slug, now),
+        views.pool_cycles(engine, slug),
+        views.pool_responses(engine, slug, now),
+    )
+    data = figures.chart(name)
+    if data is None:
         abort(404)
-    data = _pool_chart_data(pool, views.pool_cycles(engine, slug), chart, currency)
-    kind = "line" if chart == "balance" else "bar"
+    if name == "response":
+        return charts.render_svg(data, "line", size, _chart_hours)
+    kind = "area" if name.startswith("balance-") else "bar"
     return charts.render_svg(data, kind, size, _chart_number)
 
 
 def _chart_number(value: float) -> str:
     """An axis or value label in the reader's digits, whole units (a chart is no ledger)."""
     return str(format_decimal(round(value), format="#,##0"))
+
+
+def _chart_hours(value: float) -> str:
+    return str(format_decimal(value, format="#,##0.#"))
+
+
+@bp.app_template_filter("hours")
+def hours(value: Decimal | None) -> str:
+    """A chart's figure in hours, as its table shows it."""
+    if value is None:
+        return "—"
+    return str(gettext("%(hours)s h", hours=format_decimal(value, format="#,##0.#")))
 
 
 @bp.route("/verify", methods=["GET"])

@@ -21,7 +21,7 @@ from ledger.fund.grant_views import GrantView, grant_details
 from ledger.fund.pool_views import CollectiveView, CycleView, collective_detail, cycle_view
 from ledger.fund.schema import collectives, cycles, grants, pools
 from ledger.fund.state import custodian_of, grant_row, load_schedule, pool_row
-from ledger.fund.urgency import URGENT_DEADLINE
+from ledger.fund.urgency import pool_policy
 from ledger.log.clock import parse_ts
 from ledger.log.db import read_transaction
 from ledger.log.entry import Entry
@@ -112,6 +112,7 @@ def grant_story(engine: Engine, grant_id: int, now: datetime) -> GrantStory:
         cycle = grant.decision.cycle if grant.decision else load_schedule(conn).cycle_at(now).number
         custodian = custodian_of(conn, grant.pool, cycle)
         story_names = read_names(conn)
+        deadline = pool_policy(conn, grant.pool).deadline
     events = tuple(GrantEvent(e.seq, e.ts, e.kind, e.actor) for e in found)
     closed = grant.decided_seq or grant.cancelled_seq
     ended = next((parse_ts(e.ts) for e in found if e.seq == closed), now)
@@ -121,7 +122,7 @@ def grant_story(engine: Engine, grant_id: int, now: datetime) -> GrantStory:
         names=story_names,
         events=events,
         custodian=custodian,
-        deadline=proposed + URGENT_DEADLINE if grant.urgency == "urgent" else None,
+        deadline=proposed + deadline if grant.urgency == "urgent" else None,
         age=ended - proposed,
         disbursed_at=next((e.ts for e in found if e.seq == grant.disbursed_seq), None),
     )
