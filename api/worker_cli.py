@@ -95,7 +95,7 @@ def worker_command() -> None:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     interval = log.policy.interval.total_seconds()
     _say(
-        f"started: checkpoints within {interval:g} s, handovers at new moons, "
+        f"started: checkpoints within {interval:g} s, handovers at new moons, notifications, "
         + ("anchoring every " + str(anchoring.every) if anchoring else "no periodic anchoring")
     )
     try:
