@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import signal
 import socket
 import statistics
@@ -116,9 +117,22 @@ def test_proof_reads_answer_within_a_second_while_64_clients_trickle(
         assert held == SLOW_CONNECTIONS  # the server kept them all, waiting for the rest
         assert len(latencies) >= 2 * TRICKLE_SECONDS
         assert max(latencies) < 1.0
-        # Ctrl-C stops make run, the server and the worker with it.
-        assert server.stop(signal.SIGINT) is not None
+        # Ctrl-C (SIGINT to the terminal's process group) stops make run: server and worker.
+        server.stop(signal.SIGINT)
         assert not _anyone_serving(server.port)
+        assert not _group_alive(server.process.pid), server.log.read_text()[-2000:]
+
+
+def _group_alive(group: int) -> bool:
+    """True while any process of the group is left (the worker, the server, make's shell)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _anyone_serving(port: int) -> bool:
