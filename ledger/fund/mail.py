@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 
 from ledger.errors import NotFound, RuleViolation
-from ledger.fund.events import EVENT_TYPES, start_cursors
+from ledger.fund.events import EVENT_TYPES, notification_write, start_cursors
 from ledger.fund.money import format_major
 from ledger.fund.privacy import PrivateRecord, commitment, erase, keep_private, new_salt
 from ledger.fund.privacy import private_record as open_record
@@ -149,7 +149,7 @@ def unsubscribe(log: Log, vault: Vault, actor: Actor) -> None:
     row = subscription_row(log.engine, actor.member)
     if row is None:
         raise NotFound("you have not opted in to mail")
-    with log.engine.begin() as conn:
+    with notification_write(log.engine) as conn:
         _forget(conn, actor.member)
     erase(log, vault, row.commitment)
 
