@@ -69,9 +69,7 @@ def grant_server_role(engine: Engine, role: str, password: str | None) -> bool:
     its privileges on every table of the current schema (after ``upgrade``, so new tables
     are covered). True when the role was created. PostgreSQL only; run as the owner."""
     with engine.begin() as conn:
-        owner, schema, database = conn.execute(
-            text("SELECT current_user, current_schema(), current_database()")
-        ).one()
+        owner, schema = conn.execute(text("SELECT current_user, current_schema()")).one()
         if role == owner:
             raise LedgerError(f"the server's role {role!r} is the owner: it must be another")
         found = conn.execute(
@@ -83,7 +81,6 @@ def grant_server_role(engine: Engine, role: str, password: str | None) -> bool:
             _ddl(
                 conn, "CREATE ROLE %I LOGIN" + (" PASSWORD %L" if password else ""), role, password
             )
-        _ddl(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, role)
         _ddl(conn, "GRANT USAGE ON SCHEMA %I TO %I", schema, role)
         _ddl(conn, "REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I", schema, role)
         for table in inspect(conn).get_table_names():
