@@ -46,6 +46,7 @@ class Secrets:
 
     values: list[str] = field(default_factory=list)
     written: list[int] = field(default_factory=list)  # seqs of the entries that carry them
+    links: list[str] = field(default_factory=list)  # grant requests' secret status links
 
     def new(self, what: str) -> str:
         value = f"{what} PRIVATE-{uuid.uuid4().hex[:12]}"
@@ -126,7 +127,28 @@ def write_private_history(app: Flask, client: Any, runner: FlaskCliRunner) -> Se
     ).get_json()
     secrets.written.append(disbursed["seq"])
     propose("900")  # left open in the queue
+    ask_for_a_grant(client, secrets)
     return secrets
+
+
+def ask_for_a_grant(client: Any, secrets: Secrets) -> None:
+    """A grant request from outside, through the public form: its contact is private."""
+    form = client.get("/pools/food-bank/ask").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token is not None
+    ask = {
+        "csrf_token": token.group(1),
+        "amount": "30",
+        "currency": "EUR",
+        "urgency": "normal",
+        "purpose": "School books for two children",
+        "contact": secrets.new("Marisol Quenby, marisol.q@example.org, +34 600 222 333"),
+    }
+    sent = client.post("/pools/food-bank/ask", data=ask)
+    assert sent.status_code == 201, sent.get_data(as_text=True)
+    link = re.search(r'id="status-link">[^<]*/requests/([^<]+)<', sent.get_data(as_text=True))
+    assert link is not None
+    secrets.links.append(link.group(1))
 
 
 def stored_privately(app: Flask, secrets: Secrets) -> None:
@@ -221,6 +243,8 @@ TOKEN_READS = (
     "/api/v1/webhooks/<endpoint_id>",
     "/api/v1/webhooks/<endpoint_id>/deliveries",
     "/api/v1/notifications/email",
+    "/api/v1/me",
+    "/api/v1/me/queue",
 )
 
 
@@ -242,6 +266,7 @@ def values_for(rule: Rule, name: str, ids: dict[str, list[str]]) -> list[str]:
         "number": "cycles",
         "cycle": "cycles",
         "endpoint_id": "webhooks",
+        "secret": "links",
     }
     if name in known:
         return ids[known[name]]
@@ -302,6 +327,7 @@ def public_ids(app: Flask, http: Http, secrets: Secrets) -> dict[str, list[str]]
         "static": [str(p.relative_to(static)) for p in static.rglob("*") if p.is_file()],
         "sizes": [str(latest.size), str(size)],
         "webhooks": ["0123456789abcdef"],  # (no token: refused before it is looked up)
+        "links": [*secrets.links, "no-such-link"],  # status links; invitations (workspace)
     }
 
 
