@@ -25,7 +25,7 @@ from typing import Any
 import click
 import waitress
 
-from api import create_app
+from api import create_app, public_url
 
 # The app's own limit is 64 KiB (1 MiB for a donations batch), answered as a 413 problem+json.
 # waitress refuses bodies over its own limit with a plain-text 413 before the app sees them; it
@@ -66,7 +66,10 @@ SETTINGS: dict[str, Any] = {
 def serve_command(host: str, port: int, threads: int) -> None:
     """Serve the web service (the API, the pages, /tlog/) until SIGTERM or Ctrl-C."""
     app = create_app()
+    with app.app_context():
+        url = public_url.get()  # where browsers go: passkeys need its host name, not an IP
     click.echo(f"Lunaria is serving on http://{host}:{port}/", err=True)
+    click.echo(f"open {url}/ (members: {url}/workspace)", err=True)
     waitress.serve(app, **{**SETTINGS, "host": host, "port": port, "threads": threads})
 
 
