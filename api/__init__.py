@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_URL": None,  # smtp://host:port: members may opt in to mail
     "SMTP_FROM": "lunaria@localhost",
     "REPORT_RENDERS": 1,  # reports rendered at once per process; 0: no bound (api/reports.py)
-    "REPORT_WAIT": 1.0,  # seconds a report request waits for a render slot, then 503
+    "REPORT_WAIT": 0.0,  # seconds a report request waits for a render slot, then 503
     "REPORT_CACHE": True,  # keep rendered reports (exports/cache.py); off only to measure
 }
 

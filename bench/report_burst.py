@@ -13,7 +13,11 @@ repository's gunicorn.conf.py). Three rounds, each on a freshly started server:
 * ``before``: the report cache off and no bound on renders (``LUNARIA_REPORT_CACHE=false``,
   ``LUNARIA_REPORT_RENDERS=0``): every download renders, as before;
 * ``after``: the defaults: each report rendered once and kept, one render at a time per
-  process, a request that waits over a second for a slot answered 503 with Retry-After.
+  process, a request that finds the slot taken answered 503 with Retry-After at once.
+
+Rate limits are off in every round (``LUNARIA_RATE_LIMITS=0``): from one address they would
+turn the burst itself away, and this measures what the server does with the requests it takes.
+The clients do not honour Retry-After (an attacker would not).
 
 During a round, ``--clients`` closed-loop clients download the cycle's PDF in English, Spanish
 and Ukrainian in turn, while one client reads ``/api/v1/ledger/checkpoint`` and one reads
@@ -51,6 +55,7 @@ POSTGRES_URL = os.environ.get(
     "LUNARIA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 FULL_ENTRIES, SMOKE_ENTRIES = 10_000, 300
+NO_RATE_LIMITS = {"LUNARIA_RATE_LIMITS": "0"}  # (they would stop the burst itself)
 ROUNDS = {
     "idle": None,
     "before": {"LUNARIA_REPORT_CACHE": "false", "LUNARIA_REPORT_RENDERS": "0"},
@@ -64,7 +69,7 @@ class Timing:
     duration: float
 
 
-FULL, SMOKE = Timing(warmup=2.0, duration=20.0), Timing(warmup=0.2, duration=1.0)
+FULL, SMOKE = Timing(warmup=5.0, duration=40.0), Timing(warmup=0.2, duration=1.0)
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,7 @@ def run_engine(name: str, url: str, args: argparse.Namespace, timing: Timing) ->
         for round_name, settings in ROUNDS.items():
             progress(f"{name}: {round_name} (load average {load_average()})")
             with ExitStack() as stack:
-                stack.enter_context(environment(settings or {}))
+                stack.enter_context(environment({**NO_RATE_LIMITS, **(settings or {})}))
                 port = stack.enter_context(gunicorn(database, Path(tmp), args.workers, None))
                 measured = measure(port, cycle, size, settings is not None, args.clients, timing)
             rows.extend(Row(name, round_name, endpoint, r) for endpoint, r in measured.items())
