@@ -19,7 +19,16 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from sqlalchemy import Engine, text
 
-from api import anchor_cli, create_app, db, public_url, publish_cli, serve_cli, worker_cli
+from api import (
+    anchor_cli,
+    create_app,
+    db,
+    import_cli,
+    public_url,
+    publish_cli,
+    serve_cli,
+    worker_cli,
+)
 from api.command_errors import fail, reports_ledger_errors
 from api.redact_cli import redact_command
 from api.reports_cli import report_command
@@ -400,6 +409,7 @@ COMMANDS: tuple[click.Command, ...] = (
     *WITNESS_COMMANDS,
     *serve_cli.COMMANDS,
     *WORKSPACE_COMMANDS,
+    *import_cli.COMMANDS,
 )
 
 

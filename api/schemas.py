@@ -670,3 +670,65 @@ class MailSubscription(ma.Schema):
     language = fields.String()
     events = fields.List(fields.String())
     created = fields.String()
+
+
+class StatementUpload(Strict):
+    statement = fields.String(
+        required=True,
+        metadata={
+            "description": "The statement file's text: ISO 20022 camt.053 or camt.054 XML, "
+            "SWIFT MT940, or CSV read with the pool's saved column mapping"
+        },
+    )
+
+
+class ImportQuery(Strict):
+    dry_run = fields.Boolean(
+        load_default=False, metadata={"description": "Show what would be recorded; record nothing"}
+    )
+
+
+class CsvMappingBody(Strict):
+    mapping = fields.Dict(
+        keys=fields.String(),
+        required=True,
+        metadata={
+            "description": "Column names: date, amount, reference (required), remittance, "
+            "currency or fixed_currency, direction and credit_mark, iban, name; delimiter, "
+            "decimal_comma"
+        },
+    )
+
+
+class ImportedStatement(Strict):
+    format = fields.String(required=True)
+    id = fields.String(required=True)
+    currency = fields.String(required=True)
+    closing = fields.String(allow_none=True, metadata={"description": "Signed minor units"})
+    closing_date = fields.String(allow_none=True)
+    lines = fields.Integer(required=True)
+
+
+class ImportLine(Strict):
+    number = fields.Integer(required=True)
+    direction = fields.String(required=True, metadata={"enum": ["credit", "debit"]})
+    amount = fields.String(required=True)
+    currency = fields.String(required=True)
+    reference = fields.String(required=True, metadata={"description": "The bank's reference"})
+    booked = fields.String(required=True)
+    action = fields.String(
+        required=True, metadata={"enum": ["record", "skip", "matched", "unmatched"]}
+    )
+    reason = fields.String(required=True)
+    detail = fields.String(required=True)
+    grant = fields.Integer(allow_none=True)
+    seq = fields.Integer(allow_none=True)
+
+
+class ImportReport(Strict):
+    pool = fields.String(required=True)
+    dry_run = fields.Boolean(required=True)
+    statement = fields.Nested(ImportedStatement, required=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    recorded = fields.Integer(required=True)
+    lines = fields.List(fields.Nested(ImportLine), required=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from ledger.fund import access, mail, public_text, views, webhooks
 from ledger.fund.access import TokenInfo, Unauthorized, authenticate
 from ledger.fund.audit import audit
+from ledger.fund.bank_import import csv_mapping, import_statement, save_csv_mapping
 from ledger.fund.commands import Fund
 from ledger.fund.delivery import DeliverySettings, notification_tasks
 from ledger.fund.demo import load_demo, start_of_demo
@@ -25,13 +26,12 @@ from ledger.fund.grant_views import GRANT_STATUSES, MAX_PAGE
 from ledger.fund.intake import (
     decline_request,
     intake_list,
-    minor_units,
     propose_request,
     request_status,
     submit_request,
 )
 from ledger.fund.lunar import Cycle
-from ledger.fund.money import CURRENCY_EXPONENTS, display_major, format_major
+from ledger.fund.money import CURRENCY_EXPONENTS, display_major, format_major, minor_units
 from ledger.fund.privacy import (
     erase,
     erase_recipient_details,
@@ -67,6 +67,7 @@ from ledger.fund.sign_in import (
     take_ceremony,
 )
 from ledger.fund.state import load_schedule, pool_row
+from ledger.fund.statements import StatementError, parse_statement
 from ledger.fund.vault import Vault
 from ledger.fund.worker import Periodic, Worker
 from ledger.fund.worker_lock import worker_lock
@@ -94,6 +95,7 @@ __all__ = [
     "Outcome",
     "Periodic",
     "SignInRefused",
+    "StatementError",
     "TokenInfo",
     "Unauthorized",
     "Vault",
@@ -106,6 +108,7 @@ __all__ = [
     "check_replay",
     "create_invitation",
     "csrf_matches",
+    "csv_mapping",
     "cycles",
     "decline_request",
     "display_major",
@@ -114,6 +117,7 @@ __all__ = [
     "erase",
     "erase_recipient_details",
     "format_major",
+    "import_statement",
     "index_references",
     "intake_list",
     "invitations_of",
@@ -125,6 +129,7 @@ __all__ = [
     "new_recovery_codes",
     "newest_pool_entries",
     "notification_tasks",
+    "parse_statement",
     "passkey",
     "passkeys_of",
     "pool_entry_page",
@@ -136,6 +141,7 @@ __all__ = [
     "register_passkey",
     "request_status",
     "revoke_member_access",
+    "save_csv_mapping",
     "seal_legacy_records",
     "session_for",
     "sign_in_with_passkey",

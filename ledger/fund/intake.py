@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from sqlalchemy import (
 
 from ledger.errors import NotFound, RuleViolation
 from ledger.fund.commands import Fund
-from ledger.fund.money import CURRENCY_EXPONENTS, check_currency, parse_amount
+from ledger.fund.money import check_currency, parse_amount
 from ledger.fund.privacy import PrivateRecord, commitment, keep_private, new_salt, private_record
 from ledger.fund.rules import URGENCIES, Actor, Outcome, check_public_text, check_text
 from ledger.fund.state import custodian_of, grant_row, load_schedule, pool_row
@@ -99,24 +98,6 @@ class RequestStatus:
     created: str
     step: str  # received, proposed, declined, approved, rejected, paid, cancelled
     grant_id: int | None
-
-
-_MAJOR = re.compile(r"(\d{1,15})(?:[.,](\d+))?\Z")
-
-
-def minor_units(text: str, currency: str) -> str:
-    """An amount typed as people write it ("50", "12.5", "12,50") in minor units of
-    ``currency``, exactly: "12.5" EUR -> "1250"; more decimals than the currency has are
-    refused, never rounded."""
-    exponent = CURRENCY_EXPONENTS[check_currency(currency)]
-    match = _MAJOR.match(text.strip())
-    fraction = "" if match is None else match.group(2) or ""
-    if match is None or len(fraction) > exponent:
-        raise RuleViolation(
-            f"amount must be a number with at most {exponent} decimals, got {text!r}",
-            "invalid_amount",
-        )
-    return str(int(match.group(1) + fraction.ljust(exponent, "0")))
 
 
 def _status_hash(secret: str) -> bytes:

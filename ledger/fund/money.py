@@ -7,6 +7,7 @@ currency. Balances are per currency and never converted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -44,6 +45,24 @@ def parse_amount(value: Any, currency: str, field: str = "amount") -> int:
             code="amount_too_large",
         )
     return int(digits)
+
+
+_MAJOR = re.compile(r"(\d{1,15})(?:[.,](\d+))?\Z")
+
+
+def minor_units(text: str, currency: str) -> str:
+    """An amount typed as people write it ("50", "12.5", "12,50") in minor units of
+    ``currency``, exactly: "12.5" EUR -> "1250"; more decimals than the currency has are
+    refused, never rounded."""
+    exponent = CURRENCY_EXPONENTS[check_currency(currency)]
+    match = _MAJOR.match(text.strip())
+    fraction = "" if match is None else match.group(2) or ""
+    if match is None or len(fraction) > exponent:
+        raise RuleViolation(
+            f"amount must be a number with at most {exponent} decimals, got {text!r}",
+            "invalid_amount",
+        )
+    return str(int(match.group(1) + fraction.ljust(exponent, "0")))
 
 
 def format_major(amount: int, currency: str) -> str:
