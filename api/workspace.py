@@ -20,7 +20,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from api import db, public_url, sessions
+from api import db, public_url, sessions, throttle
 from api.errors import PROBLEMS
 from ledger.errors import LedgerError, RuleViolation
 from ledger.fund import (
@@ -133,11 +133,14 @@ def sign_in() -> str:
 def recover() -> BaseResponse | tuple[str, int]:
     """Sign in with the member's pseudonym and one recovery code (then add a passkey)."""
     sessions.require_csrf()
+    address = throttle.client_address()
+    throttle.refuse_if_spent(throttle.AUTH_FAILURES, address)  # as for bearer tokens
     member = request.form.get("member", "").strip()
     code = request.form.get("code", "")
     try:
         secret, _ = sign_in_with_recovery_code(db.get_engine(), member, code, db.get_clock().now())
     except SignInRefused:
+        throttle.count(throttle.AUTH_FAILURES, address)
         return render_template("workspace/sign_in.html", refused=True), 403
     return sessions.start_session(_back("workspace.account", recovered=1), secret)
 
