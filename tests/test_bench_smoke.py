@@ -92,6 +92,22 @@ TABLES = {
         ],
         seconds=20,
     ),
+    "bank_import.py": Table(
+        lambda engines: [
+            r"statements of 20 credits and 2 debits",
+            columns("measurement", *engines),
+            *(
+                rf"{name}\s+" + r"\s+".join([r"[\d,]+/s ±\d+%"] * len(engines))
+                for name in (
+                    r"batch donations \(record_donations\)",
+                    "import camt.053, new lines",
+                    "import again, all recorded already",
+                    "parse camt.053 only",
+                )
+            ),
+        ],
+        seconds=8,
+    ),
     "http_floor.py": Table(
         lambda _: [
             columns("measurement", "bare WSGI", "Flask"),
