@@ -89,7 +89,8 @@ def _refused(exc: LedgerError) -> tuple[str, int]:
         status = 422 if isinstance(exc, RuleViolation) else 403
     if status >= 500:
         raise exc
-    return render_template("workspace/error.html", status=status, detail=exc.message), status
+    page = render_template("workspace/error.html", status=status, detail=exc.message, code=exc.code)
+    return page, status
 
 
 @bp.errorhandler(HTTPException)

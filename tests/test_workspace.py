@@ -383,3 +383,27 @@ def test_declined_request(app: Flask, story: Story, runner: FlaskCliRunner) -> N
     assert declined.status_code == 303
     assert "Declined" in requester.get(status_path).text
     assert requester.get("/requests/not-a-real-link").status_code == 404
+
+
+def test_fast_lane_payout_and_cancellation_from_the_workspace(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    urgent = story.propose("4000", urgency="urgent")
+    other = story.propose()
+    a1 = signed_in(app, runner, "alba", "a1")
+    assert 'value="fast_lane"' in a1.page()
+    voted = a1.post_form(f"/workspace/grants/{urgent}/vote", vote="approve", lane="fast_lane")
+    assert voted.status_code == 303, voted.text
+    grant = story.http.get(f"/grants/{urgent}")
+    assert (grant["status"], grant["lane"]) == ("approved", "fast_lane")
+    paid = a1.post_form(f"/workspace/grants/{urgent}/disburse", payment_reference="SEPA 7781")
+    assert paid.status_code == 303, paid.text
+    assert story.http.get(f"/grants/{urgent}")["status"] == "disbursed"
+    assert "SEPA 7781" not in app.test_client().get(f"/grants/{urgent}").text
+    screened = a1.post_form(
+        f"/workspace/grants/{other}/cancel", reason="Asked by maria.lopez@example.org"
+    )
+    assert screened.status_code == 422 and "no personal data" in screened.text
+    cancelled = a1.post_form(f"/workspace/grants/{other}/cancel", reason="Withdrawn by request")
+    assert cancelled.status_code == 303, cancelled.text
+    assert story.http.get(f"/grants/{other}")["status"] == "cancelled"
