@@ -54,7 +54,7 @@ def _idempotency_key() -> str:
     return key
 
 
-def _authenticate() -> TokenInfo:
+def authenticate_request() -> TokenInfo:
     """The request's token; a client address past its failures limit is refused first, even
     with a good token, so guessing on after the limit learns nothing."""
     address = throttle.client_address()
@@ -74,7 +74,7 @@ def guard_writes() -> None:
         or not request.path.startswith(API_PREFIX)
     ):
         return
-    g.lunaria_token = _authenticate()
+    g.lunaria_token = authenticate_request()
     throttle.count(throttle.WRITES, g.lunaria_token.id)
     if request.method in KEYED_METHODS:
         g.lunaria_idempotency_key = _idempotency_key()

@@ -17,7 +17,7 @@ from flask import request
 from marshmallow import fields
 
 from api import db, schemas, sessions
-from api.auth import _authenticate, current_actor
+from api.auth import authenticate_request, current_actor
 from api.blueprint import Blueprint
 from ledger.fund import Actor, Unauthorized, my_queue, revoke_member_access, workspace_me
 
@@ -63,7 +63,7 @@ class AccessRevoked(ma.Schema):
 def _caller() -> Actor:
     """The bearer token's actor if one is sent, else the member session's."""
     if "Authorization" in request.headers:
-        return _authenticate().actor
+        return authenticate_request().actor
     session = sessions.current_session()
     if session is None:
         raise Unauthorized("this needs a bearer token or a workspace session")
