@@ -104,6 +104,16 @@ def fits(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+def tables_scrolling(page: Page) -> list[str]:
+    """The tables that do not fit their box and scroll sideways inside it (none expected)."""
+    scrolling: list[str] = page.evaluate(
+        "[...document.querySelectorAll('.table-wrap')]"
+        ".filter(w => w.offsetParent !== null && w.scrollWidth > w.clientWidth + 1)"
+        ".map(w => w.getAttribute('aria-labelledby') || w.getAttribute('aria-label'))"
+    )
+    return scrolling
+
+
 def images_drawn(page: Page) -> list[str]:
     """The images of the page that failed to load (none expected)."""
     page.evaluate(
@@ -142,6 +152,7 @@ def test_every_page_in_each_language_at_desktop_and_phone_width(
             assert page.get_attribute("html", "lang") == lang, path
             assert fits(page), f"{path} at {width} in {lang} scrolls sideways"
             assert images_drawn(page) == [], path
+            assert tables_scrolling(page) == [], f"{path} at {width} in {lang}"
             if name in ("grant", "cycle", "collective", "entry"):
                 assert page.inner_text(".story").strip(), path
             file = shots / f"{name}-{lang}-{width}.png"
