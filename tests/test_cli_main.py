@@ -28,6 +28,7 @@ COMMANDS = {
     "checkpoint",
     "erase",
     "export",
+    "import",
     "init",
     "key",
     "publish",
