@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from api import db
 from api.errors import problem
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, NotFound
 from ledger.log import (
     MAX_BODY,
     SIZE_CONTENT_TYPE,
@@ -86,9 +86,16 @@ def configured_quorum(count: int) -> int:
 # -- the routes ----------------------------------------------------------------------------------
 
 
+def _require_log() -> None:
+    """Before ``lunaria init`` there are no witness tables: nothing is witnessed yet."""
+    if db.stored_origin(db.get_engine()) is None:
+        raise NotFound("this Lunaria has not been set up yet (`lunaria init`)")
+
+
 @bp.route("/add-checkpoint", methods=["POST"])
 def add_checkpoint() -> Response:
     """c2sp.org/tlog-witness add-checkpoint: the cosignature line, or the spec's status."""
+    _require_log()
     length = request.content_length
     if length is not None and length > MAX_BODY:
         raise BodyTooLarge(f"the body is {length} bytes, over the limit of {MAX_BODY}")
@@ -100,6 +107,7 @@ def add_checkpoint() -> Response:
 @bp.route("", methods=["GET"])
 def overview() -> Response:
     """This witness's key, the logs it witnesses, and this log's own witnesses (JSON)."""
+    _require_log()
     cosigner = load_cosigner()
     body: dict[str, Any] = {
         "witness": {

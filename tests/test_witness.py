@@ -564,3 +564,20 @@ def test_init_makes_the_witness_key_and_the_commands_use_it(
         assert trusted.output.startswith("witnessing other.example/log")
     listed = runner.invoke(args=["witness", "list"]).output
     assert listed == f"other.example/log  size 0  cosigned never  refusals 0\n  {log_vkey}\n"
+
+
+def test_before_init_and_without_a_witness_key_nothing_is_cosigned(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    client = app.test_client()
+    source = SourceLog.make(tmp_path / "source.db", "early.example/log", 3)
+    for response in (client.get("/witness"), client.post("/witness/add-checkpoint")):
+        assert response.status_code == 404
+        assert response.get_json()["code"] == "not_found"
+    assert runner.invoke(args=["init"]).exit_code == 0
+    assert runner.invoke(args=["witness", "trust", source.vkey]).exit_code == 0
+    (tmp_path / "keys" / "witness.key").unlink()  # (a database set up before witnessing)
+    refused = client.post("/witness/add-checkpoint", data=source.body(0, 3))
+    assert (refused.status_code, refused.get_json()["code"]) == (503, "no_witness_key")
+    logs = client.get("/witness").get_json()["witness"]
+    assert logs["vkey"] is None and logs["logs"][0]["size"] == 0

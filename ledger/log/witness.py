@@ -93,6 +93,13 @@ class InconsistentCheckpoint(WitnessRefusal):
     code = "inconsistent_checkpoint"
 
 
+class NoWitnessKey(WitnessRefusal):
+    """This instance has no witness key (made by ``lunaria init``): it cannot cosign."""
+
+    status = 503
+    code = "no_witness_key"
+
+
 class WitnessConflict(WitnessRefusal):
     """The old size is not the one held, or the tree at that size has another root."""
 
@@ -273,7 +280,7 @@ class Witness:
         this witness's cosignature line. Raises :class:`WitnessRefusal` (its ``status`` is the
         HTTP status; a :class:`WitnessConflict` carries the size held)."""
         if self.cosigner is None:
-            raise LedgerError("this instance has no witness key: run `lunaria init`")
+            raise NoWitnessKey("this instance has no witness key: run `lunaria init`")
         request = parse_add_checkpoint(body)
         checkpoint = request.checkpoint
         self._check_signed(request)
