@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "ANCHOR_KEY_FILE": None,  # the anchoring account's private key file (mode 0600)
     "ANCHOR_EVERY_HOURS": None,  # `lunaria anchor --if-due` anchors at most this often
     "ANCHOR_AT_HANDOVER": False,  # `lunaria rotate` anchors the checkpoint of each handover
+    "CHAIN_RPC_URL": None,  # chain node JSON-RPC URL for `lunaria ingest chain`
+    "CHAIN_CONFIRMATIONS": 12,  # blocks a transfer waits before it is recorded
     "PUBLIC_URL": None,  # http(s)://host[:port]; stored by `lunaria init` (api/public_url.py)
     "WITNESS_KEY_FILE": None,  # this instance's witness key; default: witness.key beside KEY_FILE
     "WITNESS_NAME": None,  # the name of a new witness key; default: <origin>/witness

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from api import (
     anchor_cli,
+    chain_cli,
     create_app,
     db,
     import_cli,
@@ -410,6 +411,7 @@ COMMANDS: tuple[click.Command, ...] = (
     *serve_cli.COMMANDS,
     *WORKSPACE_COMMANDS,
     *import_cli.COMMANDS,
+    *chain_cli.COMMANDS,
 )
 
 

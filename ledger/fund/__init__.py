@@ -18,6 +18,14 @@ from ledger.fund import access, mail, public_text, views, webhooks
 from ledger.fund.access import TokenInfo, Unauthorized, authenticate
 from ledger.fund.audit import audit
 from ledger.fund.bank_import import csv_mapping, import_statement, save_csv_mapping
+from ledger.fund.chain import (
+    ChainReorg,
+    Receiver,
+    add_receiver,
+    held_transfers,
+    ingest_chain,
+    receivers,
+)
 from ledger.fund.commands import Fund
 from ledger.fund.delivery import DeliverySettings, notification_tasks
 from ledger.fund.demo import load_demo, start_of_demo
@@ -87,6 +95,7 @@ __all__ = [
     "VOTES",
     "Actor",
     "Ceremony",
+    "ChainReorg",
     "Cycle",
     "DeliverySettings",
     "Fund",
@@ -94,6 +103,7 @@ __all__ = [
     "MemberSession",
     "Outcome",
     "Periodic",
+    "Receiver",
     "SignInRefused",
     "StatementError",
     "TokenInfo",
@@ -101,6 +111,7 @@ __all__ = [
     "Vault",
     "Worker",
     "access",
+    "add_receiver",
     "audit",
     "authenticate",
     "begin_ceremony",
@@ -117,8 +128,10 @@ __all__ = [
     "erase",
     "erase_recipient_details",
     "format_major",
+    "held_transfers",
     "import_statement",
     "index_references",
+    "ingest_chain",
     "intake_list",
     "invitations_of",
     "load_demo",
@@ -136,6 +149,7 @@ __all__ = [
     "pool_row",
     "propose_request",
     "public_text",
+    "receivers",
     "recipient_commitment",
     "recovery_codes_left",
     "register_passkey",

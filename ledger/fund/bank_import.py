@@ -13,16 +13,17 @@ statements table. The statement's closing balance is kept for reconciliation.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Integer, String, Table, Text, insert, select
 
 from ledger.fund.commands import Fund
-from ledger.fund.privacy import private_record, reference_digest
+from ledger.fund.donations import recorded_references
+from ledger.fund.privacy import private_record
 from ledger.fund.rules import MAX_BATCH, Actor, require_role
-from ledger.fund.schema import donation_references, grants, private_records
+from ledger.fund.schema import grants, private_records
 from ledger.fund.state import pool_row
 from ledger.fund.statements import CsvMapping, Statement, StatementError, StatementLine
 from ledger.log.clock import format_ts
@@ -121,7 +122,8 @@ def plan_import(fund: Fund, pool: str, statement: Statement) -> ImportReport:
                 f"{', '.join(accepted)}",
                 "currency_not_accepted",
             )
-        recorded = _recorded(conn, fund.log.fingerprint_key, pool, statement.lines)
+        references = [line.reference for line in statement.lines]
+        recorded = recorded_references(conn, fund.log.fingerprint_key, pool, references)
         payments = _payments(conn, fund, pool) if any(not x.credit for x in statement.lines) else {}
     planned = [_plan_line(line, recorded, payments) for line in statement.lines]
     to_record = sum(1 for line in planned if line.action == "record")
@@ -217,22 +219,6 @@ def _matching_grant(line: StatementLine, payments: Mapping[str, int]) -> int | N
         if candidate and candidate in payments:
             return payments[candidate]
     return None
-
-
-def _recorded(
-    conn: Connection, key: bytes, pool: str, lines: Sequence[StatementLine]
-) -> dict[str, int]:
-    """The lines' references the pool recorded already: reference -> the donation's seq."""
-    digests = {reference_digest(key, pool, line.reference): line.reference for line in lines}
-    found: dict[str, int] = {}
-    names = list(digests)
-    for start in range(0, len(names), 500):
-        chunk = names[start : start + 500]
-        query = select(donation_references.c.digest, donation_references.c.seq).where(
-            donation_references.c.digest.in_(chunk)
-        )
-        found.update({digests[d]: int(seq) for d, seq in conn.execute(query)})
-    return found
 
 
 def _payments(conn: Connection, fund: Fund, pool: str) -> dict[str, int]:

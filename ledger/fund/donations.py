@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+from sqlalchemy import Connection
+
 from ledger.errors import LedgerError, RuleViolation
 from ledger.fund.money import check_currency, move_json, parse_amount
 from ledger.fund.privacy import (
@@ -337,6 +339,21 @@ class _References:
     def write(self) -> None:
         if self.claimed:
             _NEW_REFERENCES.run(self.tx.conn, self.claimed)
+
+
+def recorded_references(
+    conn: Connection, key: bytes, pool: str, references: Sequence[str]
+) -> dict[str, int]:
+    """Which of ``references`` the pool has recorded already, each with its donation's seq
+    (read outside the write lock: an import's plan; the write checks again)."""
+    digests = {reference_digest(key, pool, reference): reference for reference in references}
+    found: dict[str, int] = {}
+    names = list(digests)
+    for start in range(0, len(names), _CHUNK):
+        chunk = names[start : start + _CHUNK]
+        query = _RECORDED.format(", ".join("?" * len(chunk)))
+        found.update({digests[d]: int(seq) for d, seq in read_sql(conn, query, chunk)})
+    return found
 
 
 def _check_accepted(pool: str, accepted: Sequence[str], currency: str) -> None:

@@ -1,5 +1,7 @@
 """imports: the bank statements imported into each pool (ledger.fund.bank_import) and each
-pool's saved CSV column mapping.
+pool's saved CSV column mapping; the pools' receiving addresses on EVM chains, how far each
+chain was read, the hashes of the last blocks read, and transfers held for review
+(ledger.fund.chain).
 
 Neither is in the log nor derived from it. A statement row keeps what reconciliation needs
 (the statement's id, currency and closing balance) and what the import did (lines read, donations
@@ -45,9 +47,47 @@ def upgrade() -> None:
         sa.Column("updated_ts", sa.String(length=27), nullable=False),
         sa.PrimaryKeyConstraint("pool"),
     )
+    op.create_table(
+        "chain_receivers",
+        sa.Column("pool", sa.String(length=64), nullable=False),
+        sa.Column("currency", sa.String(length=10), nullable=False),
+        sa.Column("chain_id", sa.BigInteger(), nullable=False),
+        sa.Column("token", sa.String(length=42), nullable=False),
+        sa.Column("decimals", sa.Integer(), nullable=False),
+        sa.Column("address", sa.String(length=42), nullable=False),
+        sa.Column("from_block", sa.BigInteger(), nullable=False),
+        sa.Column("created_ts", sa.String(length=27), nullable=False),
+        sa.PrimaryKeyConstraint("pool", "currency", "chain_id"),
+    )
+    op.create_table(
+        "chain_cursors",
+        sa.Column("chain_id", sa.BigInteger(), nullable=False),
+        sa.Column("last_block", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("chain_id"),
+    )
+    op.create_table(
+        "chain_blocks",
+        sa.Column("chain_id", sa.BigInteger(), nullable=False),
+        sa.Column("number", sa.BigInteger(), nullable=False),
+        sa.Column("hash", sa.String(length=66), nullable=False),
+        sa.PrimaryKeyConstraint("chain_id", "number"),
+    )
+    op.create_table(
+        "chain_held",
+        sa.Column("reference", sa.String(length=120), nullable=False),
+        sa.Column("pool", sa.String(length=64), nullable=False),
+        sa.Column("currency", sa.String(length=10), nullable=False),
+        sa.Column("value", sa.String(length=80), nullable=False),
+        sa.Column("block", sa.BigInteger(), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.Column("found_ts", sa.String(length=27), nullable=False),
+        sa.PrimaryKeyConstraint("reference"),
+    )
 
 
 def downgrade() -> None:
+    for table in ("chain_held", "chain_blocks", "chain_cursors", "chain_receivers"):
+        op.drop_table(table)
     op.drop_table("bank_csv_mappings")
     op.drop_index("ix_bank_statements_pool", table_name="bank_statements")
     op.drop_table("bank_statements")
