@@ -23,7 +23,7 @@ from flask.cli import with_appcontext
 from api import anchor_cli, db, witness
 from api.command_errors import reports_ledger_errors
 from api.notifications import delivery_settings
-from ledger.fund import Periodic, Worker, notification_tasks, worker_lock
+from ledger.fund import ChainScan, Fund, Periodic, Worker, notification_tasks, worker_lock
 from ledger.log import Cosigning, Log, parse_ts
 
 
@@ -50,6 +50,17 @@ def _anchoring(log: Log) -> Periodic | None:
         return anchor_latest(log, contract, account).summary()
 
     return Periodic("anchoring", every, last_done, anchor)
+
+
+def _chain_scan(fund: Fund) -> list[ChainScan]:
+    """Recording on-chain donations, if ``LUNARIA_CHAIN_RPC_URL`` names a node."""
+    url = current_app.config.get("CHAIN_RPC_URL")
+    if not url:
+        return []
+    from contracts.anchor import connect
+
+    confirmations = int(current_app.config.get("CHAIN_CONFIRMATIONS", 12))
+    return [ChainScan(fund, connect(str(url)), confirmations)]
 
 
 def _cosigning(log: Log) -> list[Cosigning]:
@@ -82,6 +93,7 @@ def worker_command() -> None:
             *_cosigning(log),
             *notification_tasks(fund, delivery_settings()),
             *([anchoring] if anchoring else []),
+            *_chain_scan(fund),
         ],
         after_handover=anchor_cli.anchor_after_rotation if at_handover else None,
         say=_say,

@@ -20,6 +20,7 @@ from ledger.fund.audit import audit
 from ledger.fund.bank_import import csv_mapping, import_statement, save_csv_mapping
 from ledger.fund.chain import (
     ChainReorg,
+    ChainScan,
     Receiver,
     add_receiver,
     held_transfers,
@@ -96,6 +97,7 @@ __all__ = [
     "Actor",
     "Ceremony",
     "ChainReorg",
+    "ChainScan",
     "Cycle",
     "DeliverySettings",
     "Fund",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -397,3 +398,29 @@ def _save_cursor(conn: Connection, chain_id: int, end: int) -> None:
     ).rowcount
     if not changed:
         conn.execute(insert(chain_cursors).values(chain_id=chain_id, last_block=end))
+
+
+@dataclass
+class ChainScan:
+    """The worker's task (:class:`ledger.fund.worker.Task`): :func:`ingest_chain` every
+    ``every``; one line when it recorded or held something."""
+
+    fund: Fund
+    w3: Web3
+    confirmations: int = DEFAULT_CONFIRMATIONS
+    every: timedelta = timedelta(seconds=15)
+    name: str = "chain"
+    _next: datetime | None = field(default=None, init=False)
+
+    def next_at(self, now: datetime) -> datetime:
+        return now if self._next is None else self._next
+
+    def run(self, now: datetime) -> list[str]:
+        self._next = now + self.every
+        report = ingest_chain(self.fund, self.w3, confirmations=self.confirmations)
+        if not report.recorded and not report.held:
+            return []
+        return [
+            f"chain {report.chain_id}: blocks {report.first_block}..{report.last_block}, "
+            f"{len(report.recorded)} donations recorded, {len(report.held)} held for review"
+        ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from web3 import Web3
 from api import db
 from contracts.anchor import connect
 from contracts.devchain import AnvilNode
-from ledger.fund.chain import ChainReorg, ingest_chain
+from ledger.fund.chain import ChainReorg, ChainScan, ingest_chain
 from tests.test_api_support import Story, build_story
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,7 +168,13 @@ def test_a_reorganisation_deeper_than_the_confirmations_is_reported(
     snapshot = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     chain.send(chain.usdc, chain.fund_address, 5_000_000)
     chain.mine(CONFIRMATIONS)
-    assert len(_ingest(app, chain.w3).recorded) == 1
+    with app.app_context():  # (as the worker runs it: ChainScan, a Task)
+        task = ChainScan(db.get_fund(), chain.w3, CONFIRMATIONS, timedelta(seconds=15))
+        now = db.get_clock().now()
+        assert task.next_at(now) == now
+        lines = task.run(now)
+        assert task.next_at(now) == now + timedelta(seconds=15)
+    assert len(lines) == 1 and "1 donations recorded, 0 held for review" in lines[0]
     size = story.http.size()
 
     chain.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
