@@ -23,7 +23,8 @@ During a round, ``--clients`` closed-loop clients download the cycle's PDF in En
 and Ukrainian in turn, while one client reads ``/api/v1/ledger/checkpoint`` and one reads
 inclusion proofs (random index, the latest checkpoint's size); their p50, p99 and maximum are
 what is measured. The report answers are counted: 200s and others (503s in ``after``).
-Progress goes to stderr, results to stdout.
+Each engine's table is printed as soon as it is measured. Progress goes to stderr, results to
+stdout.
 """
 
 from __future__ import annotations
@@ -142,6 +143,20 @@ def measure(
     return {name: results[name] for name in reads}  # in a fixed order
 
 
+@contextmanager
+def started(database: Database, folder: Path, workers: int) -> Iterator[int]:
+    """gunicorn, given a second chance to start within its minute on a busy machine."""
+    for attempt in (1, 2):
+        try:
+            with gunicorn(database, folder, workers, None) as port:
+                yield port
+                return
+        except RuntimeError as exc:
+            if attempt == 2 or str(exc) != "gunicorn did not start":
+                raise
+            progress("gunicorn did not start within its minute; once more")
+
+
 def run_engine(name: str, url: str, args: argparse.Namespace, timing: Timing) -> list[Row]:
     progress(f"{name}: a closed cycle of {args.entries:,} entries")
     cycle, seconds = build_cycle(url, args.entries)
@@ -154,7 +169,7 @@ def run_engine(name: str, url: str, args: argparse.Namespace, timing: Timing) ->
             progress(f"{name}: {round_name} (load average {load_average()})")
             with ExitStack() as stack:
                 stack.enter_context(environment({**NO_RATE_LIMITS, **(settings or {})}))
-                port = stack.enter_context(gunicorn(database, Path(tmp), args.workers, None))
+                port = stack.enter_context(started(database, Path(tmp), args.workers))
                 measured = measure(port, cycle, size, settings is not None, args.clients, timing)
             rows.extend(Row(name, round_name, endpoint, r) for endpoint, r in measured.items())
     return rows
@@ -190,6 +205,7 @@ def report(rows: Sequence[Row], args: argparse.Namespace) -> None:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+    sys.stdout.flush()  # (each engine's table as soon as it is measured)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -202,14 +218,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     timing = SMOKE if args.smoke else FULL
     args.entries = SMOKE_ENTRIES if args.smoke else args.entries or FULL_ENTRIES
-    rows: list[Row] = []
     if not args.postgres_only:
         with sqlite_url("burst") as url:
-            rows += run_engine("SQLite", url, args, timing)
+            report(run_engine("SQLite", url, args, timing), args)
     if not args.sqlite_only and postgres_reachable(POSTGRES_URL):
         with postgres_url(POSTGRES_URL, "burst") as url:
-            rows += run_engine("PostgreSQL", url, args, timing)
-    report(rows, args)
+            report(run_engine("PostgreSQL", url, args, timing), args)
 
 
 if __name__ == "__main__":
