@@ -407,3 +407,27 @@ def test_fast_lane_payout_and_cancellation_from_the_workspace(
     cancelled = a1.post_form(f"/workspace/grants/{other}/cancel", reason="Withdrawn by request")
     assert cancelled.status_code == 303, cancelled.text
     assert story.http.get(f"/grants/{other}")["status"] == "cancelled"
+
+
+def test_secure_cookies_over_https(app: Flask, client: Any, runner: FlaskCliRunner) -> None:
+    app.config["PUBLIC_URL"] = "https://localhost"
+    build_story(app, client, runner, donations=0)
+    member = Member(app)
+    member.client = app.test_client()
+    invitation = invite_url(runner, "alba", "a1").removeprefix("https://localhost")
+    page = member.client.get(invitation, base_url="https://localhost")
+    assert page.status_code == 200
+    csrf = next(c for c in page.headers.getlist("Set-Cookie") if c.startswith("lunaria_csrf="))
+    assert "Secure" in csrf and "SameSite=Strict" in csrf and "HttpOnly" in csrf
+    options = member.client.post(f"{invitation}/options", base_url="https://localhost", json={})
+    answer = member.passkey.create(options.get_json(), origin="https://localhost")
+    done = member.client.post("/workspace/passkeys", base_url="https://localhost", json=answer)
+    assert done.status_code == 200, done.text
+    cookie = next(c for c in done.headers.getlist("Set-Cookie") if c.startswith("lunaria_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def invite_url(runner: FlaskCliRunner, collective: str, member: str) -> str:
+    result = runner.invoke(args=["invite", collective, member])
+    assert result.exit_code == 0, result.output
+    return str(result.stdout.strip())
