@@ -108,6 +108,17 @@ TABLES = {
         ],
         seconds=8,
     ),
+    "chain_scan.py": Table(
+        lambda _: [
+            r"chain of 42 blocks on anvil; SQLite log",
+            columns("measurement", "blocks/s", "donations"),
+            r"ERC-20 receiver \(eth_getLogs\)\s+[\d,]+\s+4",
+            r"ERC-20 and native \(every block\)\s+[\d,]+\s+4",
+        ],
+        engines=False,
+        anvil=True,
+        seconds=40,
+    ),
     "http_floor.py": Table(
         lambda _: [
             columns("measurement", "bare WSGI", "Flask"),
