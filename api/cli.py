@@ -27,6 +27,7 @@ from api import (
     import_cli,
     public_url,
     publish_cli,
+    reconcile_cli,
     serve_cli,
     worker_cli,
 )
@@ -412,6 +413,7 @@ COMMANDS: tuple[click.Command, ...] = (
     *WORKSPACE_COMMANDS,
     *import_cli.COMMANDS,
     *chain_cli.COMMANDS,
+    *reconcile_cli.COMMANDS,
 )
 
 

@@ -14,6 +14,7 @@ from lxml import etree
 
 from api import db
 from ledger.fund.privacy import private_record
+from ledger.fund.reconcile import last_reconciliation
 from ledger.fund.rules import MAX_BATCH
 from tests.statement_builder import (
     CSV_MAPPING,
@@ -27,7 +28,7 @@ from tests.statement_builder import (
     camt054,
     mt940,
 )
-from tests.test_api_support import Story, build_story
+from tests.test_api_support import Story, build_story, donation
 
 IMPORTS = "/pools/food/imports"
 LINES = [
@@ -224,3 +225,34 @@ def test_cli_imports_and_reports_bad_files(story: Story, runner: FlaskCliRunner,
         bad.output
     )
     assert story.http.size() == before + 3
+
+
+def test_reconcile_against_the_last_statement(
+    story: Story, app: Flask, runner: FlaskCliRunner
+) -> None:
+    _disburse(story, "PAY-000001")
+    # The books hold 100.00 (typed in) + 12.50 + 40.00 - 30.00 paid = 122.50 EUR.
+    _import(story, camt053(LINES, closing="112.51"))  # the bank also paid 9.99 of fees
+    short = runner.invoke(args=["reconcile", "food"])
+    assert short.exit_code == 3, short.output
+    assert "EUR: ledger 122.50 EUR, bank 112.51 EUR, chain -" in short.output
+    assert "difference -9.99 EUR: unexplained 0.00 EUR" in short.output
+    assert "unmatched_debit -9.99 EUR: line 5 of 2026-12-01, bank reference BANK-0005" in (
+        short.output
+    )
+    assert "USDC: ledger 0 USDC" not in short.output and "nothing outside" in short.output
+    story.http.post(
+        "/pools/food/donations", {**donation("500"), "channel": "cash"}, token=story.treasurer,
+        status=201,
+    )  # fmt: skip
+    cash = runner.invoke(args=["reconcile", "food"])
+    assert "cash_donation -5.00 EUR" in cash.output and "unexplained 0.00 EUR" in cash.output
+
+    later = camt053([LINES[0]], closing="127.50", statement_id="STMT-3")
+    _import(story, later)  # the bank now shows the 122.50 and the cash paid in
+    balanced = runner.invoke(args=["reconcile", "food"])
+    assert balanced.exit_code == 0, balanced.output
+    assert "difference 0.00 EUR: balanced" in balanced.output
+    with app.app_context():
+        last = last_reconciliation(db.get_engine(), "food")
+    assert last is not None and last[1] is True

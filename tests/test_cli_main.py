@@ -36,6 +36,7 @@ COMMANDS = {
     "key",
     "publish",
     "receipt",
+    "reconcile",
     "redact",
     "replay",
     "report",

@@ -48,6 +48,7 @@ from ledger.fund.privacy import (
     recipient_commitment,
     seal_legacy_records,
 )
+from ledger.fund.reconcile import last_reconciliation, reconcile
 from ledger.fund.redaction import OPERATOR, REASONS
 from ledger.fund.replay import check_replay
 from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
@@ -136,6 +137,7 @@ __all__ = [
     "ingest_chain",
     "intake_list",
     "invitations_of",
+    "last_reconciliation",
     "load_demo",
     "load_schedule",
     "mail",
@@ -153,6 +155,7 @@ __all__ = [
     "public_text",
     "receivers",
     "recipient_commitment",
+    "reconcile",
     "recovery_codes_left",
     "register_passkey",
     "request_status",

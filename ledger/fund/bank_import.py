@@ -43,6 +43,7 @@ bank_statements = Table(
     Column("recorded", Integer, nullable=False),
     Column("first_seq", Integer, nullable=True),
     Column("imported_ts", String(27), nullable=False),
+    Column("exceptions", Text, nullable=True),
 )
 
 bank_csv_mappings = Table(
@@ -251,6 +252,13 @@ def _remember(engine: Engine, report: ImportReport, now: Any) -> None:
                 recorded=report.recorded,
                 first_seq=report.first_seq,
                 imported_ts=format_ts(now),
+                exceptions=json.dumps(
+                    [
+                        p.to_json()
+                        for p in report.lines
+                        if p.action in ("unmatched", "skip") and p.reason != "recorded_already"
+                    ]
+                ),
             )
         )
 

@@ -22,6 +22,7 @@ from api import db
 from contracts.anchor import connect
 from contracts.devchain import AnvilNode
 from ledger.fund.chain import ChainReorg, ChainScan, ingest_chain
+from ledger.fund.reconcile import reconcile
 from tests.test_api_support import Story, build_story
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,6 +156,19 @@ def test_transfers_are_recorded_once_after_the_confirmations(
     again = _ingest(app, chain.w3)
     assert again.recorded == [] and again.seen_before == 3 and again.held == [held[0]]
     assert story.http.size() == before + 3
+
+    # The books against the chain: USDC balances; EUR differs by the held dust's cents.
+    with app.app_context():
+        result = reconcile(db.get_engine(), "food", db.get_clock().now(), chain.w3)
+    checks = {c.currency: c for c in result.currencies}
+    assert (checks["USDC"].ledger, checks["USDC"].chain, checks["USDC"].balanced) == (
+        25_500_000,
+        25_500_000,
+        True,
+    )
+    eur = checks["EUR"]
+    assert (eur.ledger, eur.chain, eur.difference) == (1234, 1357, 123)
+    assert [e.what for e in eur.explanations] == ["held_transfer"] and not result.balanced
 
 
 def test_a_reorganisation_deeper_than_the_confirmations_is_reported(

@@ -1,7 +1,7 @@
 """imports: the bank statements imported into each pool (ledger.fund.bank_import) and each
 pool's saved CSV column mapping; the pools' receiving addresses on EVM chains, how far each
 chain was read, the hashes of the last blocks read, and transfers held for review
-(ledger.fund.chain).
+(ledger.fund.chain); each pool's reconciliations (ledger.fund.reconcile).
 
 Neither is in the log nor derived from it. A statement row keeps what reconciliation needs
 (the statement's id, currency and closing balance) and what the import did (lines read, donations
@@ -37,6 +37,8 @@ def upgrade() -> None:
         sa.Column("recorded", sa.Integer(), nullable=False),
         sa.Column("first_seq", sa.BigInteger(), nullable=True),
         sa.Column("imported_ts", sa.String(length=27), nullable=False),
+        # JSON: the lines the import did not record (unmatched debits, pending lines), no IBAN
+        sa.Column("exceptions", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_bank_statements_pool", "bank_statements", ["pool"])
@@ -83,9 +85,21 @@ def upgrade() -> None:
         sa.Column("found_ts", sa.String(length=27), nullable=False),
         sa.PrimaryKeyConstraint("reference"),
     )
+    op.create_table(
+        "reconciliations",
+        sa.Column("id", _KEY, autoincrement=True, nullable=False),
+        sa.Column("pool", sa.String(length=64), nullable=False),
+        sa.Column("ts", sa.String(length=27), nullable=False),
+        sa.Column("balanced", sa.Integer(), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),  # JSON (ledger.fund.reconcile)
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_reconciliations_pool", "reconciliations", ["pool"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reconciliations_pool", table_name="reconciliations")
+    op.drop_table("reconciliations")
     for table in ("chain_held", "chain_blocks", "chain_cursors", "chain_receivers"):
         op.drop_table(table)
     op.drop_table("bank_csv_mappings")
