@@ -22,7 +22,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api import db, public_url, sessions, throttle
 from api.errors import PROBLEMS
-from ledger.errors import LedgerError, RuleViolation
+from api.notifications import delivery_settings
+from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.fund import (
     Actor,
     InvitationRefused,
@@ -34,6 +35,7 @@ from ledger.fund import (
     end_session,
     intake_list,
     invitations_of,
+    mail,
     my_queue,
     new_recovery_codes,
     passkeys_of,
@@ -306,7 +308,44 @@ def _account_page(codes: list[str] | None = None) -> str:
         codes=codes,
         added=request.args.get("added"),
         recovered=request.args.get("recovered"),
+        mail_subscription=_mail_subscription(session.actor),
+        mail_languages=mail.LANGUAGES,
+        mail_enabled=delivery_settings().smtp is not None,
+        done=request.args.get("done"),
     )
+
+
+def _mail_subscription(actor: Actor) -> Any:
+    try:
+        return mail.my_subscription(db.get_engine(), actor)
+    except NotFound:
+        return None
+
+
+@bp.route("/notifications", methods=["POST"])
+def mail_opt_in() -> BaseResponse:
+    """Opt in to mail, or change the address or language (the address is sealed, erasable):
+    the same ledger call as ``POST /api/v1/notifications/email``."""
+    actor = _checked_post()
+    mail.subscribe(
+        db.get_log(),
+        db.get_vault(),
+        actor,
+        address=request.form.get("email", "").strip(),
+        language=request.form.get("language", ""),
+        events=None,
+        now=db.get_clock().now(),
+        smtp=delivery_settings().smtp,
+    )
+    return _back("workspace.account", done="mail_on")
+
+
+@bp.route("/notifications/off", methods=["POST"])
+def mail_opt_out() -> BaseResponse:
+    """Opt out of mail: the address is erased for good."""
+    actor = _checked_post()
+    mail.unsubscribe(db.get_log(), db.get_vault(), actor)
+    return _back("workspace.account", done="mail_off")
 
 
 @bp.route("/account", methods=["GET"])

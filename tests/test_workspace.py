@@ -431,3 +431,24 @@ def invite_url(runner: FlaskCliRunner, collective: str, member: str) -> str:
     result = runner.invoke(args=["invite", collective, member])
     assert result.exit_code == 0, result.output
     return str(result.stdout.strip())
+
+
+def test_mail_settings_from_the_workspace(app: Flask, story: Story, runner: FlaskCliRunner) -> None:
+    a1 = signed_in(app, runner, "alba", "a1")
+    assert "This Lunaria sends no mail" in a1.page("/workspace/account")
+    app.config["SMTP_URL"] = "smtp://127.0.0.1:2525"  # (opting in sends nothing yet)
+    assert "No mail" in a1.page("/workspace/account")
+    refused = a1.post_form("/workspace/notifications", page="/workspace/account", email="nope")
+    assert refused.status_code == 422
+    address = "a1.private@example.org"
+    saved = a1.post_form(
+        "/workspace/notifications", page="/workspace/account", email=address, language="uk"
+    )
+    assert saved.status_code == 303, saved.text
+    page = a1.page("/workspace/account")
+    assert "Українська" in page and address not in page  # the address is never shown again
+    mine = story.http.get("/notifications/email", token=story.member("a1"))
+    assert (mine["member"], mine["language"]) == ("a1", "uk")
+    stopped = a1.post_form("/workspace/notifications/off", page="/workspace/account")
+    assert stopped.status_code == 303
+    story.http.get("/notifications/email", token=story.member("a1"), status=404)
