@@ -65,7 +65,7 @@ from markupsafe import Markup
 
 from api import charts, db
 from ledger.errors import LedgerError, NotFound, SchemaOutdated
-from ledger.fund import CURRENCY_EXPONENTS, Cycle, display_major, views
+from ledger.fund import CURRENCY_EXPONENTS, Cycle, display_major, last_reconciliation, views
 from ledger.log import log_version, parse_ts, recent_anchors
 
 bp = Blueprint("web", __name__)
@@ -560,6 +560,7 @@ def pool(slug: str) -> str:
         responses=responses,
         decisions=views.recent_decisions(engine, slug, RECENT_DECISIONS),
         recent=views.pool_entries(engine, slug, RECENT_ENTRIES),
+        reconciled=last_reconciliation(engine, slug),
     )
 
 

@@ -256,3 +256,12 @@ def test_reconcile_against_the_last_statement(
     with app.app_context():
         last = last_reconciliation(db.get_engine(), "food")
     assert last is not None and last[1] is True
+    page = story.http.client.get("/pools/food").get_data(as_text=True)
+    assert "Reconciled with the bank and the chain" in page
+    assert "balanced" in page.split("Reconciled with the bank and the chain", 1)[1][:400]
+
+
+def test_the_pool_page_says_when_never_reconciled(story: Story) -> None:
+    page = story.http.client.get("/pools/food").get_data(as_text=True)
+    after = page.split("Reconciled with the bank and the chain", 1)[1][:300]
+    assert "not yet" in after
