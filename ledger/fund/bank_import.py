@@ -152,10 +152,8 @@ def import_statement(
         batch = [_donation(lines[p.number]) for p in chosen]
         outcome = fund.record_donations(actor, pool, batch)
         seqs = [entry.seq for entry in outcome.written]
-        report.lines = [
-            _with_seq(p, dict(zip((c.number for c in chosen), seqs, strict=True)))
-            for p in report.lines
-        ]
+        by_number = dict(zip((c.number for c in chosen), seqs, strict=True))
+        report.lines = [_with_seq(p, by_number) for p in report.lines]
         report.written = seqs
         report.recorded = len(seqs)
         report.first_seq = seqs[0]
