@@ -28,6 +28,7 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 
 from api import db
+from api.charts import CHARTS
 from ledger.fund.privacy import private_record
 from ledger.fund.schema import private_records, tokens
 from ledger.log.entry import KINDS
@@ -257,6 +258,8 @@ def get_rules(app: Flask) -> Iterator[Rule]:
 def values_for(rule: Rule, name: str, ids: dict[str, list[str]]) -> list[str]:
     if name == "slug":
         return ids["collectives"] if "/collectives/" in rule.rule else ids["pools"]
+    if name == "name" and "/charts/" in rule.rule:
+        return [*CHARTS, "no-such-chart"]
     known = {
         "grant_id": "grants",
         "seq": "seqs",
