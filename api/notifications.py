@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app
 
-from api import db, schemas
+from api import db, public_url, schemas
 from api.auth import bearer_token, current_actor, idempotency_scope, replay_headers
 from api.blueprint import Blueprint
 from ledger.fund import Actor, DeliverySettings, authenticate, mail, webhooks
@@ -40,7 +40,7 @@ def delivery_settings() -> DeliverySettings:
         retry_for=timedelta(hours=float(config["NOTIFY_RETRY_HOURS"])),
         disable_after=int(config["WEBHOOK_DISABLE_AFTER"]),
         smtp=mail.SmtpSettings(smtp_url, str(config["SMTP_FROM"])) if smtp_url else None,
-        public_url=str(config.get("PUBLIC_URL") or ""),
+        public_url=public_url.get(),  # the stored one: the worker serves no request
     )
 
 

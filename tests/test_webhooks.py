@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from api import db
+from api.notifications import delivery_settings
 from ledger.fund.delivery import Deliveries, DeliverySettings
 from ledger.fund.events import Events, Links
 from ledger.fund.lunar import new_moon_after
@@ -395,6 +396,18 @@ def test_each_event_reaches_its_subscribers_once_signed_and_without_private_data
     everything = b"".join(r.body for r in receiver.got).decode()
     for private in ("IBAN-PAY-1", "family-7", "cash-1", proposal()["purpose"]):
         assert private not in everything
+
+
+def test_the_worker_links_to_the_public_url_lunaria_init_stored(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    """The worker serves no request and may run without LUNARIA_PUBLIC_URL: its events link
+    to the URL `lunaria init` stored, as reports and feeds do."""
+    app.config["PUBLIC_URL"] = "https://fund.example"
+    assert runner.invoke(args=["init"]).exit_code == 0
+    app.config["PUBLIC_URL"] = None  # (the worker's environment does not say it)
+    with app.app_context():
+        assert delivery_settings().public_url == "https://fund.example"
 
 
 def test_a_failing_receiver_sees_retries_with_growing_gaps_then_success(
