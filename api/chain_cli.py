@@ -11,11 +11,9 @@ from __future__ import annotations
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from web3.exceptions import Web3Exception
 
 from api import db
 from api.command_errors import fail, reports_ledger_errors
-from contracts.anchor import connect
 from ledger.fund import (
     OPERATOR,
     Receiver,
@@ -103,6 +101,11 @@ def ingest_chain_command(rpc: str | None, max_blocks: int | None) -> None:
     if not url:
         fail("error: LUNARIA_CHAIN_RPC_URL is not set; it names the chain node's JSON-RPC URL")
     confirmations = int(current_app.config.get("CHAIN_CONFIRMATIONS", 12))
+    # (web3 loads only for the commands that read a chain, as for anchoring: tests/test_cli.py)
+    from web3.exceptions import Web3Exception
+
+    from contracts.anchor import connect
+
     try:
         report = ingest_chain(
             db.get_fund(), connect(str(url)), confirmations=confirmations, max_blocks=max_blocks

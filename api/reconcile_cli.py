@@ -13,7 +13,6 @@ from flask.cli import with_appcontext
 
 from api import db
 from api.command_errors import reports_ledger_errors
-from contracts.anchor import connect
 from ledger.fund import format_major, reconcile
 
 NOT_BALANCED = 3
@@ -27,7 +26,11 @@ NOT_BALANCED = 3
 def reconcile_command(pool: str, rpc: str | None) -> None:
     """Compare POOL's ledger balance per currency with the bank and the chain."""
     url = rpc or current_app.config.get("CHAIN_RPC_URL")
-    w3 = connect(str(url)) if url else None
+    w3 = None
+    if url:
+        from contracts.anchor import connect  # (web3 loads only when a chain is read)
+
+        w3 = connect(str(url))
     result = reconcile(db.get_engine(), pool, db.get_clock().now(), w3)
     for check in result.currencies:
         c = check.currency

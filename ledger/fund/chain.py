@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -38,7 +38,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from web3 import Web3
 
 from ledger.errors import LedgerError, RuleViolation
 from ledger.fund.commands import Fund
@@ -48,6 +47,9 @@ from ledger.fund.rules import MAX_BATCH, Actor, require_role
 from ledger.fund.state import pool_row
 from ledger.log.clock import format_ts
 from ledger.log.schema import metadata
+
+if TYPE_CHECKING:  # (web3 loads only when a chain is read: see _web3)
+    from web3 import Web3
 
 NATIVE = "native"
 DEFAULT_CONFIRMATIONS = 12
@@ -173,10 +175,19 @@ def add_receiver(engine: Engine, actor: Actor, receiver: Receiver, now: Any) -> 
     return checked
 
 
+def _web3() -> type[Web3]:
+    """web3, imported when first needed: it takes a second and more to import, and the web
+    app and the other commands never need it (tests/test_cli.py)."""
+    from web3 import Web3
+
+    return Web3
+
+
 def _address(text: str, name: str) -> str:
-    if not Web3.is_address(text):
+    web3 = _web3()
+    if not web3.is_address(text):
         raise RuleViolation(f"{name} {text!r} is not an EVM address", "invalid_receiver")
-    return str(Web3.to_checksum_address(text))
+    return str(web3.to_checksum_address(text))
 
 
 def receivers(engine: Engine, chain_id: int | None = None) -> list[Receiver]:
@@ -268,7 +279,7 @@ def _transfers(
             {
                 "fromBlock": start,
                 "toBlock": end,
-                "address": Web3.to_checksum_address(receiver.token),
+                "address": _web3().to_checksum_address(receiver.token),
                 "topics": [TRANSFER_TOPIC, None, topic_to],
             }
         )

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Engine, Integer, String, Table, Text, insert, select
-from web3 import Web3
 
 from ledger.fund.bank_import import last_statements
 from ledger.fund.chain import NATIVE, held_transfers, minor_units_of, receivers
@@ -27,6 +26,9 @@ from ledger.fund.schema import balances, donations
 from ledger.fund.state import pool_row
 from ledger.log.clock import format_ts
 from ledger.log.schema import metadata
+
+if TYPE_CHECKING:  # (web3 loads only when a chain is read)
+    from web3 import Web3
 
 reconciliations = Table(
     "reconciliations",
@@ -209,11 +211,9 @@ def _chain_balances(engine: Engine, w3: Web3, pool: str) -> dict[str, int]:
         if receiver.pool != pool:
             continue
         if receiver.token == NATIVE:
-            units = int(w3.eth.get_balance(Web3.to_checksum_address(receiver.address)))
+            units = int(w3.eth.get_balance(w3.to_checksum_address(receiver.address)))
         else:
-            token = w3.eth.contract(
-                address=Web3.to_checksum_address(receiver.token), abi=_BALANCE_OF
-            )
+            token = w3.eth.contract(address=w3.to_checksum_address(receiver.token), abi=_BALANCE_OF)
             units = int(token.functions.balanceOf(receiver.address).call())
         exponent_shift = 10 ** max(0, receiver.decimals - CURRENCY_EXPONENTS[receiver.currency])
         whole = units - units % exponent_shift
