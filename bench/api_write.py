@@ -9,13 +9,13 @@ Per engine, in a fresh database (a SQLite file in a temporary directory, or a Po
 schema of its own, dropped at the end), as an operator would run it:
 
 * ``lunaria init`` and ``lunaria token create --role admin`` (subprocesses) set it up, and
-  ``gunicorn --config gunicorn.conf.py wsgi:app`` serves it (the Makefile's ``run``, without
-  the access log; ``--workers`` and ``--worker-class`` override the configuration's);
+  ``lunaria serve`` (waitress, api/serve_cli.py's settings) serves it, as the Makefile's
+  ``run`` does (``--threads`` overrides its thread count);
 * over HTTP, the admin token registers a collective, creates a pool, sets its roster and issues
   a treasurer token;
 * a load generator in a separate process (``--clients`` threads, each with its own
-  ``http.client`` connection, kept alive where the server allows it: gunicorn's sync workers
-  would close it after each response, and the client then reconnects) POSTs donations as the
+  ``http.client`` connection, kept alive; the client reconnects if the server closes it)
+  POSTs donations as the
   treasurer, each
   with a unique Idempotency-Key, and checks every answer is a fresh 201:
   single donations (``POST /pools/{slug}/donations``) and batches of 1,000
@@ -32,7 +32,7 @@ The core of the same run, in another fresh database of the same engine and in th
 * the same two in batches of 1,000 (``Log.writer()``, ``Fund.record_donations``).
 
 The floor of the same run: bench/http_floor.py's two apps (a bare WSGI callable, and Flask
-with the JSON parsed and answered; neither touches a database) served with the same gunicorn
+with the JSON parsed and answered; neither touches a database) served with the same waitress
 settings and driven by the same client with the same single-donation requests: how fast single
 donations over HTTP could be on this machine if recording one cost nothing.
 
@@ -55,7 +55,6 @@ import json
 import multiprocessing
 import os
 import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -72,11 +71,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api.serve_cli import SETTINGS
 from bench.ledger_core import (
     ACTOR,
     DEFAULT_POSTGRES_URL,
     KIND,
     ORIGIN,
+    Bare,
     Database,
     Figure,
     Workload,
@@ -92,7 +93,6 @@ from bench.ledger_core import (
     table,
     verdict,
 )
-from bench.public_read import server_options
 from bench.smoke import add_size_options
 from ledger import migrate
 from ledger.fund.commands import Fund
@@ -103,6 +103,8 @@ from ledger.log.notes import Signer
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SINGLE_RATIO = 0.50
+TARGET_CORE_RATIO = 0.50  # Fund.record_donation / bare INSERT + COMMIT
+TARGET_FLOOR_RATIO = 0.50  # HTTP single donations / the Flask floor
 TARGET_BATCH_RATE = 10_000
 BIN = Path(sys.executable).parent
 POOL = "bench-pool"
@@ -301,10 +303,9 @@ def lunaria(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def gunicorn_server(
-    url: str, workers: int | None, worker_class: str | None, timeout: int
-) -> Iterator[Server]:
-    """``lunaria init``, the first admin token, and gunicorn serving the database at ``url``."""
+def lunaria_server(url: str, threads: int) -> Iterator[Server]:
+    """``lunaria init``, the first admin token, and ``lunaria serve`` serving the database at
+    ``url``."""
     with tempfile.TemporaryDirectory(prefix="lunaria-api-bench-") as tmp:
         env = {
             **os.environ,
@@ -320,87 +321,60 @@ def gunicorn_server(
         match = TOKEN.fullmatch(lunaria(env, "token", "create", "--role", "admin").strip())
         if match is None:
             raise RuntimeError("`lunaria token create` printed no token")
-        with gunicorn("wsgi:app", env, Path(tmp), workers, worker_class, timeout) as port:
+        with waitress([str(BIN / "lunaria"), "serve"], env, Path(tmp), threads) as port:
             yield Server(port, match.group(0))
 
 
 @contextmanager
 def floor_server(app: str, args: argparse.Namespace) -> Iterator[int]:
-    """One of bench/http_floor.py's apps, served as Lunaria is; yields its port."""
-    with (
-        tempfile.TemporaryDirectory(prefix="lunaria-api-floor-") as tmp,
-        gunicorn(
-            f"bench.http_floor:{app}",
-            dict(os.environ),
-            Path(tmp),
-            args.workers,
-            args.worker_class,
-            args.timeout,
-        ) as port,
-    ):
-        yield port
+    """One of bench/http_floor.py's apps, served as Lunaria is (waitress, api/serve_cli.py's
+    settings); yields its port."""
+    with tempfile.TemporaryDirectory(prefix="lunaria-api-floor-") as tmp:
+        command = [sys.executable, str(ROOT / "bench" / "http_floor.py"), "--serve", app]
+        with waitress(command, dict(os.environ), Path(tmp), args.threads) as port:
+            yield port
 
 
 @contextmanager
-def gunicorn(
-    app: str,
-    env: dict[str, str],
-    tmp: Path,
-    workers: int | None,
-    worker_class: str | None,
-    timeout: int,
-) -> Iterator[int]:
-    """gunicorn serving ``app`` (``module:callable``) from the repository; yields its port."""
+def waitress(command: list[str], env: dict[str, str], tmp: Path, threads: int) -> Iterator[int]:
+    """``command --host 127.0.0.1 --port P --threads N`` (``lunaria serve``, or
+    http_floor.py's ``--serve``: both waitress with api/serve_cli.py's settings); yields P."""
     port = free_port()
-    log_path = tmp / "gunicorn.log"
+    log_path = tmp / "server.log"
+    options = ["--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                *server_options(worker_class),
-                *(["--workers", str(workers)] if workers else []),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                str(timeout),
-                "--log-level",
-                "warning",
-                app,
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+            [*command, *options], env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT
         )
         try:
             _wait_until_serving(process, port, log_path)
             yield port
         finally:
-            # gunicorn's quick shutdown: the measurements are over and no request is in flight,
-            # so there is nothing to wait for (SIGTERM waits up to a second per worker).
-            process.send_signal(signal.SIGQUIT)
+            process.terminate()  # the measurements are over and no request is in flight
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
             server_log = log_path.read_text(errors="replace")
-            if "Traceback" in server_log or "[ERROR]" in server_log:
-                print(f"gunicorn's log has errors:\n{server_log[-4000:]}", file=sys.stderr)
+            if "Traceback" in server_log or "ERROR" in server_log:
+                print(f"the server's log has errors:\n{server_log[-4000:]}", file=sys.stderr)
 
 
 def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{log_path.read_text(errors='replace')}")
+            raise RuntimeError(f"the server exited:\n{log_path.read_text(errors='replace')}")
         try:
             if call(port, "GET", "/api/v1/pools")[0] == 200:
                 return
         except OSError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer in 60 s:\n{log_path.read_text(errors='replace')}")
+    raise RuntimeError(
+        f"the server did not answer in 60 s:\n{log_path.read_text(errors='replace')}"
+    )
 
 
 def set_up_books(server: Server) -> None:
@@ -430,6 +404,7 @@ class Core:
     TREASURER = Actor(id="treasurer:bench", role="treasurer")
 
     def __init__(self, db: Database, vault: Vault) -> None:
+        self.bare = Bare(db)
         migrate.upgrade(db.engine)
         self.log = Log(db.engine, ORIGIN, signer=Signer.generate(ORIGIN), policy=CheckpointPolicy())
         self.log.create()
@@ -453,6 +428,13 @@ class Core:
             append(KIND, data, ACTOR)
             latencies.append(timer() - began)
         return rate(n, timer() - start)
+
+    def bare_commits(self, n: int) -> float:
+        """INSERT + COMMIT of entry-shaped rows on the driver alone (bench/ledger_core.py's
+        bare baseline), in the same database."""
+        rows = self.workload.bare_rows(self.bare.next_seq, n)
+        self.bare.next_seq += n
+        return rate(n, self.bare.single(rows))
 
     def donations(self, n: int, latencies: list[float]) -> float:
         items = self._donations(n)
@@ -491,6 +473,7 @@ class Core:
 
 @dataclass
 class Results:
+    core_bare: Figure = field(default_factory=Figure)  # INSERT + COMMIT on the driver alone
     core_append: Figure = field(default_factory=Figure)
     core_fund: Figure = field(default_factory=Figure)
     core_append_batch: Figure = field(default_factory=Figure)
@@ -501,6 +484,8 @@ class Results:
     floor_ratio: dict[str, Figure] = field(default_factory=dict)  # floor / Log.append
     single_ratio: Figure = field(default_factory=Figure)  # HTTP single / Log.append, per round
     single_fund_ratio: Figure = field(default_factory=Figure)
+    fund_bare_ratio: Figure = field(default_factory=Figure)  # core Fund / bare, per round
+    single_flask_ratio: Figure = field(default_factory=Figure)  # HTTP single / Flask floor
     batch_ratio: Figure = field(default_factory=Figure)  # HTTP batch / Log.writer batch
     batch_fund_ratio: Figure = field(default_factory=Figure)
     core_append_latency: list[float] = field(default_factory=list)
@@ -543,7 +528,7 @@ def run_engine(
         served.engine.dispose()  # the server and the CLI open their own
         core = Core(core_db, Vault.create(Path(keys) / "data.key"))
         with (
-            gunicorn_server(served.url, args.workers, args.worker_class, args.timeout) as server,
+            lunaria_server(served.url, args.threads) as server,
             floor_server("bare", args) as bare_port,
             floor_server("flask", args) as flask_port,
         ):
@@ -576,6 +561,7 @@ def run_engine(
                 steps = ["core", "http"] if round_ % 2 == 0 else ["http", "core"]
                 for step in steps:
                     if step == "core":
+                        out.core_bare.add(core.bare_commits(sizes.core_singles))
                         out.core_append.add(
                             core.appends(sizes.core_singles, out.core_append_latency)
                         )
@@ -606,6 +592,8 @@ def run_engine(
                 http_single, http_batch = out.http_single.samples[-1], out.http_batch.samples[-1]
                 out.single_ratio.add(http_single / out.core_append.samples[-1])
                 out.single_fund_ratio.add(http_single / out.core_fund.samples[-1])
+                out.fund_bare_ratio.add(out.core_fund.samples[-1] / out.core_bare.samples[-1])
+                out.single_flask_ratio.add(http_single / out.floor["flask"].samples[-1])
                 out.batch_ratio.add(http_batch / out.core_append_batch.samples[-1])
                 out.batch_fund_ratio.add(http_batch / out.core_fund_batch.samples[-1])
                 for app, figure in out.floor.items():
@@ -615,9 +603,13 @@ def run_engine(
                     f"{name} round {round_ + 1}: HTTP single {http_single:,.0f}/s, "
                     f"Log.append {out.core_append.samples[-1]:,.0f}/s "
                     f"({out.single_ratio.samples[-1]:.0%}), "
-                    f"Fund {out.core_fund.samples[-1]:,.0f}/s; HTTP batches "
+                    f"Fund {out.core_fund.samples[-1]:,.0f}/s "
+                    f"({out.fund_bare_ratio.samples[-1]:.0%} of bare "
+                    f"{out.core_bare.samples[-1]:,.0f}/s), "
+                    f"HTTP / Flask floor {out.single_flask_ratio.samples[-1]:.0%}; HTTP batches "
                     f"{http_batch:,.0f}/s, Fund batches {out.core_fund_batch.samples[-1]:,.0f}/s"
                 )
+        core.bare.close()
         core_db.engine.dispose()
     return out
 
@@ -647,10 +639,18 @@ def report(results: dict[str, Results], sizes: Sizes, args: argparse.Namespace) 
         rows.append([label, *(fn(results[name]) for name in names), target])
 
     n, size = sizes.core_singles, sizes.batch_size
+    row(f"core bare INSERT + COMMIT (x{n}/round)", lambda r: cell(r.core_bare))
     row(f"core Log.append, 1 commit each (x{n}/round)", lambda r: cell(r.core_append))
     row("   latency p50 / p99", lambda r: latency(r.core_append_latency))
     row(f"core Fund.record_donation (x{n}/round)", lambda r: cell(r.core_fund))
     row("   latency p50 / p99", lambda r: latency(r.core_fund_latency))
+    row(
+        "   Fund / bare INSERT + COMMIT",
+        lambda r: (
+            f"{percent(r.fund_bare_ratio)} {verdict(r.fund_bare_ratio.median >= TARGET_CORE_RATIO)}"
+        ),
+        f">= {TARGET_CORE_RATIO:.0%}",
+    )
     row(
         f"HTTP single donations ({args.clients} clients)",
         lambda r: f"{cell(r.http_single)} (x{r.http_singles:,})",
@@ -664,6 +664,14 @@ def report(results: dict[str, Results], sizes: Sizes, args: argparse.Namespace) 
         f">= {TARGET_SINGLE_RATIO:.0%}",
     )
     row("   HTTP / core Fund.record_donation", lambda r: percent(r.single_fund_ratio))
+    row(
+        "   HTTP / Flask floor",
+        lambda r: (
+            f"{percent(r.single_flask_ratio)} "
+            f"{verdict(r.single_flask_ratio.median >= TARGET_FLOOR_RATIO)}"
+        ),
+        f">= {TARGET_FLOOR_RATIO:.0%}",
+    )
     for app, label in (("bare", "bare WSGI"), ("flask", "Flask")):
         row(
             f"HTTP floor: {label} 201, no database",
@@ -699,19 +707,10 @@ def report(results: dict[str, Results], sizes: Sizes, args: argparse.Namespace) 
 
 
 def _server_settings(args: argparse.Namespace) -> str:
-    """What gunicorn runs with: gunicorn.conf.py's settings, and any given on our command line."""
-    settings: dict[str, Any] = {}
-    config = ROOT / "gunicorn.conf.py"
-    if config.exists():
-        exec(compile(config.read_text(), str(config), "exec"), {}, settings)
-    if args.workers:
-        settings["workers"] = args.workers
-    if args.worker_class:
-        settings["worker_class"] = args.worker_class
-    if settings.get("worker_class") != "gthread":
-        settings.pop("threads", None)
-    shown = ", ".join(f"{name} {value}" for name, value in settings.items() if name != "__doc__")
-    return f"gunicorn.conf.py ({shown})" if config.exists() else shown or "gunicorn's defaults"
+    """What waitress serves with: api/serve_cli.py's settings, the threads as given."""
+    settings = {**SETTINGS, "threads": args.threads}
+    shown = ", ".join(f"{name} {value}" for name, value in settings.items())
+    return f"lunaria serve (waitress: {shown})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -722,16 +721,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines.add_argument("--postgres-only", action="store_true")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
-    parser.add_argument("--workers", type=int, help="gunicorn workers (gunicorn.conf.py's)")
     parser.add_argument(
-        "--worker-class", help="gunicorn worker class (gunicorn.conf.py's, as deployed)"
-    )
-    parser.add_argument(
-        "--timeout", type=int, default=30, help="gunicorn worker timeout (its default: 30 s)"
+        "--threads",
+        type=int,
+        default=SETTINGS["threads"],
+        help="waitress threads (lunaria serve's default)",
     )
     args = parser.parse_args(argv)
-    if args.smoke and args.workers is None:
-        args.workers = 1  # the smallest server
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
 
     pg_version = None if args.sqlite_only else postgres_version(args.postgres_url)
@@ -739,8 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(machine_facts(pg_version), flush=True)
     print(
-        f"gunicorn: {_server_settings(args)}, timeout {args.timeout} s; "
-        f"load: {args.clients} client "
+        f"server: {_server_settings(args)}; load: {args.clients} client "
         "threads in a separate process",
         flush=True,
     )

@@ -1,11 +1,12 @@
 """The HTTP floor: what answering a donation POST costs with no ledger behind it.
 
-``bench/api_write.py`` serves these with the same gunicorn configuration as Lunaria and drives
+``bench/api_write.py`` serves these as ``lunaria serve`` serves Lunaria (waitress, with
+api/serve_cli.py's settings: ``--serve`` below) and drives
 them with the same client, so the table shows how fast single donations over HTTP could be
 on this machine if recording one cost nothing:
 
 * ``bare``: a plain WSGI callable, no framework, no database: read the body, answer a 201 of
-  a receipt's size. Nothing written in Python for gunicorn can answer faster.
+  a receipt's size. Nothing written in Python for a WSGI server can answer faster.
 * ``flask``: the same in Flask, with the JSON parsed and the answer serialised: the floor of
   the framework the API is built on.
 
@@ -100,9 +101,33 @@ FULL = Sizes(rounds=5, requests=400, warmup=40)
 SMOKE = Sizes(rounds=1, requests=4, warmup=4)
 
 
+def serve(argv: Sequence[str]) -> int:
+    """``--serve APP --host H --port P --threads N``: serve one app as ``lunaria serve`` serves
+    Lunaria (waitress, api/serve_cli.py's settings)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--serve", choices=("bare", "flask"), required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    args = parser.parse_args(argv)
+    import waitress
+
+    from api.serve_cli import SETTINGS
+
+    app = bare if args.serve == "bare" else flask
+    waitress.serve(
+        app, **{**SETTINGS, "host": args.host, "port": args.port, "threads": args.threads}
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # The apps above are what gunicorn imports; the benchmark's machinery is only for a run.
+    # The apps above are what the server serves; the benchmark's machinery is only for a run.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if "--serve" in arguments:
+        return serve(arguments)
+    from api.serve_cli import SETTINGS
     from bench.api_write import (
         POOL,
         Load,
@@ -118,18 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_size_options(parser)
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
-    parser.add_argument("--workers", type=int, help="gunicorn workers (gunicorn.conf.py's)")
-    parser.add_argument("--worker-class", help="gunicorn worker class (gunicorn.conf.py's)")
-    parser.add_argument("--timeout", type=int, default=30, help="gunicorn worker timeout")
-    args = parser.parse_args(argv)
-    if args.smoke and args.workers is None:
-        args.workers = 1  # the smallest server
+    parser.add_argument("--threads", type=int, default=SETTINGS["threads"], help="waitress threads")
+    args = parser.parse_args(arguments)
     sizes = SMOKE if args.smoke else FULL
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load}; "
-        f"python {platform.python_version()}\ngunicorn: {_server_settings(args)}, "
-        f"timeout {args.timeout} s; load: {args.clients} client threads",
+        f"python {platform.python_version()}\nserver: {_server_settings(args)}; "
+        f"load: {args.clients} client threads",
         flush=True,
     )
 
