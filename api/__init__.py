@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_WRITES": "600 per minute",  # writes per token
     "RATE_LIMIT_REPORTS": "30 per minute",  # report renders per client address
     "RATE_LIMIT_GRANT_REQUESTS": "5 per hour",  # grant-request form posts per client address
+    "RATE_LIMIT_PLEDGES": "10 per hour",  # new pledges (form and API) per client address
     "ANCHOR_RPC_URL": None,  # chain node JSON-RPC URL for `lunaria anchor`
     "ANCHOR_CONTRACT": None,  # LedgerAnchor address, printed by `lunaria anchor deploy`
     "ANCHOR_KEY_FILE": None,  # the anchoring account's private key file (mode 0600)
@@ -76,6 +77,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         me,
         notifications,
         passkeys,
+        pledges,
         pools,
         public_url,
         redactions,
@@ -96,6 +98,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         collectives,
         donations,
         imports,
+        pledges,
         grants,
         corrections,
         tokens,
@@ -111,7 +114,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(tlog.bp)  # the log as C2SP tlog-tiles under /tlog/
     app.register_blueprint(witness.bp)  # C2SP tlog-witness under /witness
     app.register_blueprint(docs.blp)
-    for pages in (workspace, passkeys, asks):  # members' workspace, grant requests from outside
+    # members' workspace, grant requests and pledges from outside
+    for pages in (workspace, passkeys, asks, pledges):
         app.register_blueprint(pages.bp)
     app.before_request(db.require_current_schema)
     app.before_request(public_url.load_before_request)

@@ -9,8 +9,10 @@ request never reaches the ledger. Which roles may do what is the ledger's rule, 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from api import db, throttle
 from api.errors import ApiProblem
@@ -24,6 +26,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 # The ledger scopes keys by actor ("member:<64-char pseudonym>|<key>") in a 200-character
 # column; 128 visible ASCII characters leave room for the longest actor id.
 MAX_IDEMPOTENCY_KEY = 128
+_PUBLIC = "lunaria_public_write"
+F = TypeVar("F", bound=Callable[..., Any])
 _KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}\Z")
 
 
@@ -66,6 +70,19 @@ def authenticate_request() -> TokenInfo:
         raise
 
 
+def public_write(view: F) -> F:
+    """Mark an API write that needs no token and no Idempotency-Key (an anonymous pledge):
+    :func:`guard_writes` then only requires a JSON body. Such a view limits itself (per client
+    address, :func:`api.throttle.per_client_address`)."""
+    setattr(view, _PUBLIC, True)
+    return view
+
+
+def _is_public_write() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, _PUBLIC, False))
+
+
 def guard_writes() -> None:
     """``before_request``: authenticate writes, require their key and a JSON body."""
     if (
@@ -74,10 +91,17 @@ def guard_writes() -> None:
         or not request.path.startswith(API_PREFIX)
     ):
         return
+    if _is_public_write():
+        _require_json()
+        return
     g.lunaria_token = authenticate_request()
     throttle.count(throttle.WRITES, g.lunaria_token.id)
     if request.method in KEYED_METHODS:
         g.lunaria_idempotency_key = _idempotency_key()
+    _require_json()
+
+
+def _require_json() -> None:
     if request.content_length and not request.is_json:
         raise ApiProblem(
             "unsupported_media_type",

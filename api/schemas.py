@@ -731,4 +731,48 @@ class ImportReport(Strict):
     statement = fields.Nested(ImportedStatement, required=True)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     recorded = fields.Integer(required=True)
+    pledge_payments = fields.Integer(
+        metadata={"description": "Credits matched to pledges by their payment reference"}
+    )
     lines = fields.List(fields.Nested(ImportLine), required=True)
+
+
+# -- pledges (api/pledges.py) -----------------------------------------------------------------
+
+
+class NewPledge(Strict):
+    currency = Text(required=True, metadata={"example": "EUR"})
+    amount = _amount()
+
+
+class PledgeMade(ma.Schema):
+    id = fields.String(required=True)
+    secret = fields.String(required=True, metadata={"description": "Shown once; keep it"})
+    link = fields.String(required=True, metadata={"description": "The pledge's secret page"})
+    reference = fields.String(
+        required=True,
+        metadata={"description": "Put it in every transfer", "example": "LUN-7K2Q-94MD"},
+    )
+    pool = fields.String(required=True)
+    currency = fields.String(required=True)
+    amount = fields.String(required=True, metadata={"description": "Minor units per cycle"})
+    created = fields.String(required=True)
+
+
+class PledgePayment(ma.Schema):
+    cycle = fields.Integer(required=True)
+    amount = fields.String(required=True)
+
+
+class PledgeStatus(ma.Schema):
+    id = fields.String(required=True)
+    reference = fields.String(required=True)
+    pool = fields.String(required=True)
+    currency = fields.String(required=True)
+    amount = fields.String(required=True)
+    created = fields.String(required=True)
+    ended = fields.String(allow_none=True)
+    state = fields.String(required=True, metadata={"enum": ["active", "lapsed", "ended"]})
+    payments = fields.List(
+        fields.Nested(PledgePayment), metadata={"description": "Received per cycle, oldest first"}
+    )

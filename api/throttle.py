@@ -168,6 +168,7 @@ AUTH_FAILURES = Throttle("RATE_LIMIT_AUTH_FAILURES", "auth-failures", "failed au
 WRITES = Throttle("RATE_LIMIT_WRITES", "writes", "writes with this token")
 REPORTS = Throttle("RATE_LIMIT_REPORTS", "reports", "report renders")
 GRANT_REQUESTS = Throttle("RATE_LIMIT_GRANT_REQUESTS", "grant-requests", "grant requests")
+PLEDGES = Throttle("RATE_LIMIT_PLEDGES", "pledges", "pledges")
 
 
 _EXTENSION = "lunaria.throttle"

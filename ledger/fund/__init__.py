@@ -31,6 +31,7 @@ from ledger.fund.commands import Fund
 from ledger.fund.delivery import DeliverySettings, notification_tasks
 from ledger.fund.demo import load_demo, start_of_demo
 from ledger.fund.entry_views import newest_pool_entries, pool_entry_page
+from ledger.fund.events import EVENT_TYPES
 from ledger.fund.grant_views import GRANT_STATUSES, MAX_PAGE
 from ledger.fund.intake import (
     decline_request,
@@ -40,7 +41,24 @@ from ledger.fund.intake import (
     submit_request,
 )
 from ledger.fund.lunar import Cycle
-from ledger.fund.money import CURRENCY_EXPONENTS, display_major, format_major, minor_units
+from ledger.fund.money import (
+    CURRENCY_EXPONENTS,
+    MAX_MAJOR_DIGITS,
+    display_major,
+    format_major,
+    minor_units,
+)
+from ledger.fund.pledges import (
+    PledgeFigures,
+    PledgeStatus,
+    create_pledge,
+    cycle_pledge_figures,
+    end_pledge,
+    find_references,
+    payment_reference,
+    pledge_status,
+    pool_pledge_figures,
+)
 from ledger.fund.privacy import (
     erase,
     erase_recipient_details,
@@ -51,8 +69,21 @@ from ledger.fund.privacy import (
 from ledger.fund.reconcile import last_reconciliation, reconcile
 from ledger.fund.redaction import OPERATOR, REASONS
 from ledger.fund.replay import check_replay
-from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
+from ledger.fund.rules import (
+    CHANNELS,
+    CONTROL_CHARACTERS,
+    MAX_BATCH,
+    PSEUDONYM_NO_NUMBER,
+    PSEUDONYM_REGEX,
+    ROLES,
+    SLUG_REGEX,
+    URGENCIES,
+    VOTES,
+    Actor,
+    Outcome,
+)
 from ledger.fund.schema import cycles
+from ledger.fund.screening import refused_characters
 from ledger.fund.sign_in import (
     Ceremony,
     InvitationRefused,
@@ -78,6 +109,7 @@ from ledger.fund.sign_in import (
 )
 from ledger.fund.state import load_schedule, pool_row
 from ledger.fund.statements import StatementError, parse_statement
+from ledger.fund.urgency import MAX_DEADLINE_HOURS
 from ledger.fund.vault import Vault
 from ledger.fund.worker import Periodic, Worker
 from ledger.fund.worker_lock import worker_lock
@@ -86,13 +118,20 @@ from ledger.fund.workspace_views import my_queue
 
 __all__ = [
     "CHANNELS",
+    "CONTROL_CHARACTERS",
     "CURRENCY_EXPONENTS",
+    "EVENT_TYPES",
     "GRANT_STATUSES",
     "MAX_BATCH",
+    "MAX_DEADLINE_HOURS",
+    "MAX_MAJOR_DIGITS",
     "MAX_PAGE",
     "OPERATOR",
+    "PSEUDONYM_NO_NUMBER",
+    "PSEUDONYM_REGEX",
     "REASONS",
     "ROLES",
+    "SLUG_REGEX",
     "URGENCIES",
     "VOTES",
     "Actor",
@@ -106,6 +145,8 @@ __all__ = [
     "MemberSession",
     "Outcome",
     "Periodic",
+    "PledgeFigures",
+    "PledgeStatus",
     "Receiver",
     "SignInRefused",
     "StatementError",
@@ -121,15 +162,19 @@ __all__ = [
     "check_invitation",
     "check_replay",
     "create_invitation",
+    "create_pledge",
     "csrf_matches",
     "csv_mapping",
+    "cycle_pledge_figures",
     "cycles",
     "decline_request",
     "display_major",
     "end_all_sessions",
+    "end_pledge",
     "end_session",
     "erase",
     "erase_recipient_details",
+    "find_references",
     "format_major",
     "held_transfers",
     "import_statement",
@@ -149,7 +194,10 @@ __all__ = [
     "parse_statement",
     "passkey",
     "passkeys_of",
+    "payment_reference",
+    "pledge_status",
     "pool_entry_page",
+    "pool_pledge_figures",
     "pool_row",
     "propose_request",
     "public_text",
@@ -157,6 +205,7 @@ __all__ = [
     "recipient_commitment",
     "reconcile",
     "recovery_codes_left",
+    "refused_characters",
     "register_passkey",
     "request_status",
     "revoke_member_access",

@@ -21,6 +21,7 @@ from sqlalchemy import Column, Connection, Engine, Integer, String, Table, Text,
 
 from ledger.fund.commands import Fund
 from ledger.fund.donations import recorded_references
+from ledger.fund.pledges import match_payments
 from ledger.fund.privacy import private_record
 from ledger.fund.rules import MAX_BATCH, Actor, require_role
 from ledger.fund.schema import grants, private_records
@@ -88,6 +89,7 @@ class ImportReport:
     recorded: int = 0
     first_seq: int | None = None
     written: list[int] = field(default_factory=list)
+    pledge_payments: int = 0  # donations matched to pledges (ledger.fund.pledges); no link shown
 
     def to_json(self) -> dict[str, Any]:
         s = self.statement
@@ -107,6 +109,7 @@ class ImportReport:
             },
             "counts": counts,
             "recorded": self.recorded,
+            "pledge_payments": self.pledge_payments,
             "lines": [line.to_json() for line in self.lines],
         }
 
@@ -159,7 +162,18 @@ def import_statement(
         report.first_seq = seqs[0]
     _remember(fund.log.engine, report, fund.log.clock.now())
     report.dry_run = False
+    report.pledge_payments = match_payments(fund, pool, _paid(report, lines))
     return report
+
+
+def _paid(report: ImportReport, lines: Mapping[int, StatementLine]) -> list[tuple[int, str]]:
+    """Each credit now in the books (recorded by this import or an earlier one: matching is
+    idempotent, so a re-import completes an interrupted one) with what its payer wrote."""
+    return [
+        (p.seq, f"{lines[p.number].remittance} {lines[p.number].end_to_end}")
+        for p in report.lines
+        if p.seq is not None and p.direction == "credit"
+    ]
 
 
 def _with_seq(planned: PlannedLine, seqs: Mapping[int, int]) -> PlannedLine:

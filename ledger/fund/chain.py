@@ -43,6 +43,7 @@ from ledger.errors import LedgerError, RuleViolation
 from ledger.fund.commands import Fund
 from ledger.fund.donations import recorded_references
 from ledger.fund.money import CURRENCY_EXPONENTS, check_currency
+from ledger.fund.pledges import MAX_MEMO, match_payments
 from ledger.fund.rules import MAX_BATCH, Actor, require_role
 from ledger.fund.state import pool_row
 from ledger.log.clock import format_ts
@@ -55,6 +56,8 @@ NATIVE = "native"
 DEFAULT_CONFIRMATIONS = 12
 # keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+# An ERC-20 transfer(address,uint256) call: the selector and two 32-byte words; a memo follows.
+TRANSFER_CALL_BYTES = 4 + 32 + 32
 KEPT_HASHES = 64  # the last blocks processed whose hashes are compared at the next scan
 CHAIN_ACTOR = Actor("operator:chain", "admin")
 
@@ -125,6 +128,7 @@ class Transfer:
     sender: str
     value: int
     block: int
+    memo: str = ""  # what the transaction carries after the transfer: a pledge's reference
 
 
 @dataclass
@@ -137,6 +141,7 @@ class ChainReport:
     recorded: list[int] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
     seen_before: int = 0
+    pledge_payments: int = 0  # donations matched to pledges by their memo
 
     @property
     def blocks(self) -> int:
@@ -285,12 +290,14 @@ def _transfers(
         )
         for log in logs:
             sender = "0x" + log["topics"][1].hex()[-40:]
+            tx = w3.eth.get_transaction(log["transactionHash"])
             yield Transfer(
                 receiver,
                 f"chain:{receiver.chain_id}:{log['transactionHash'].to_0x_hex()}:{log['logIndex']}",
                 sender.lower(),
                 int.from_bytes(bytes(log["data"]), "big"),
                 int(log["blockNumber"]),
+                memo(bytes(tx["input"])[TRANSFER_CALL_BYTES:]),
             )
     natives = {r.address: r for r in configured if r.token == NATIVE}
     if natives:
@@ -316,7 +323,15 @@ def _native_transfers(
                 str(tx["from"]).lower(),
                 int(tx["value"]),
                 number,
+                memo(bytes(tx["input"])),
             )
+
+
+def memo(data: bytes) -> str:
+    """The printable ASCII of what a transaction carries besides the transfer (a coin
+    transfer's whole input, the bytes after an ERC-20 ``transfer(to, amount)`` call's
+    arguments): where a donor puts a pledge's payment reference. Only searched, never kept."""
+    return "".join(chr(b) if 32 <= b < 127 else " " for b in data[:MAX_MEMO])
 
 
 def _record(fund: Fund, transfers: Sequence[Transfer], report: ChainReport) -> None:
@@ -331,7 +346,9 @@ def _record(fund: Fund, transfers: Sequence[Transfer], report: ChainReport) -> N
             )
         report.seen_before += len(seen)
         new = [t for t in found if t.reference not in seen]
-        donations, held = [], []
+        # Transfers recorded by an earlier, interrupted scan are matched again (idempotent).
+        paid = [(seen[t.reference], t.memo) for t in found if t.reference in seen and t.memo]
+        donations, held, recorded = [], [], []
         for transfer in new:
             r = transfer.receiver
             amount = minor_units_of(transfer.value, r.decimals, r.currency)
@@ -347,9 +364,14 @@ def _record(fund: Fund, transfers: Sequence[Transfer], report: ChainReport) -> N
                     "donor_reference": transfer.sender,
                 }
             )
+            recorded.append(transfer)
         for start in range(0, len(donations), MAX_BATCH):
             outcome = fund.record_donations(CHAIN_ACTOR, pool, donations[start : start + MAX_BATCH])
-            report.recorded.extend(entry.seq for entry in outcome.written)
+            seqs = [entry.seq for entry in outcome.written]
+            report.recorded.extend(seqs)
+            chunk = recorded[start : start + MAX_BATCH]
+            paid.extend((seq, t.memo) for seq, t in zip(seqs, chunk, strict=True) if t.memo)
+        report.pledge_payments += match_payments(fund, pool, paid)
         _hold(fund.log.engine, held, fund.log.clock.now())
         report.held.extend(t.reference for t in held)
 
