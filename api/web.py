@@ -193,6 +193,14 @@ VERIFY_DETAILS: tuple[tuple[str, Any], ...] = (
         lazy_gettext("not an Ed25519 (0x01) key of 32 bytes"),
     ),
     (
+        "not an Ed25519 cosignature (0x04) key of 32 bytes",
+        lazy_gettext("not an Ed25519 cosignature (0x04) key of 32 bytes"),
+    ),
+    (
+        "the line of {key} is not its Ed25519 cosignature of this checkpoint",
+        lazy_gettext("the line of {key} is not its Ed25519 cosignature of this checkpoint"),
+    ),
+    (
         "key id {id} does not match the key, which has key id {expected}",
         lazy_gettext("key id {id} does not match the key, which has key id {expected}"),
     ),
@@ -725,14 +733,35 @@ def hours(value: Decimal | None) -> str:
 def verify() -> str:
     log = db.get_log()
     vkey = views.published_vkey(log.engine)
+    from api import witness  # (not at the top: api.witness -> api.errors -> api.web)
+
+    witness_vkeys, quorum = _configured_witness_quorum()
+    cosigner = witness.load_cosigner()
     return render_template(
         "web/verify.html",
         origin=log.origin,
         vkey=vkey,
+        witness_vkeys=witness_vkeys,
+        witness_quorum=quorum,
+        own_witness_vkey=None if cosigner is None else cosigner.verifier().vkey(),
         pool_names=json.dumps(dict(views.names(log.engine).pools), ensure_ascii=False),
         exponents=json.dumps(dict(CURRENCY_EXPONENTS)),
         details=VERIFY_DETAILS,
     )
+
+
+def _configured_witness_quorum() -> tuple[list[str], int | None]:
+    """The witness keys this log asks to cosign (LUNARIA_WITNESSES) and the quorum it aims for
+    (LUNARIA_WITNESS_QUORUM, by default a majority): what /verify offers to check. A broken
+    setting offers nothing (the worker says what is wrong with it)."""
+    from api import witness  # (see verify)
+
+    try:
+        vkeys = [endpoint.verifier.vkey() for endpoint in witness.configured_witnesses()]
+        return vkeys, witness.configured_quorum(len(vkeys)) if vkeys else None
+    except (LedgerError, OSError, ValueError):
+        current_app.logger.warning("LUNARIA_WITNESSES or LUNARIA_WITNESS_QUORUM is not usable")
+        return [], None
 
 
 @bp.errorhandler(404)

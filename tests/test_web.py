@@ -24,7 +24,7 @@ from markupsafe import escape
 from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
-from api import create_app, db, web
+from api import create_app, db, web, witness
 from ledger.fund import views
 from ledger.fund.lunar import Cycle
 from ledger.fund.rules import Actor
@@ -33,6 +33,7 @@ from ledger.log.clock import ManualClock, parse_ts
 from ledger.log.notes import Signer, open_checkpoint
 from ledger.log.receipts import parse_receipt, verify_receipt
 from tests.conftest import ORIGIN, RUN_ID, _postgres_schema_url
+from tests.witness_support import SpecWitness
 
 ROOT = Path(__file__).parent.parent
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -395,6 +396,42 @@ def test_verify_page_offers_the_published_key_and_labels_every_field(site: Site)
     assert fields <= labelled
     assert [a for a in markup.all("button")] == [{"type": "submit", "disabled": None}]
     assert "<noscript>" in html and "lunaria verify-receipt" in html
+
+
+def test_verify_page_offers_the_logs_witnesses_and_its_own_witness_key(
+    site: Site, tmp_path: Path
+) -> None:
+    witnesses = [SpecWitness.generate(f"w{i}.example/witness") for i in range(3)]
+    listing = tmp_path / "witnesses"
+    listing.write_text(
+        "# the witnesses of this log\n"
+        + "".join(f"{w.vkey()} https://w{i}.example/witness\n" for i, w in enumerate(witnesses))
+    )
+
+    def fields(page: str) -> tuple[str, str | None]:
+        markup = Markup(page)
+        quorum = next(a for a in markup.all("input") if a.get("id") == "quorum")
+        shown = page.split('id="witnesses"', 1)[1].split(">", 1)[1].split("</textarea>")[0]
+        return shown, quorum["value"]
+
+    with site.ctx():
+        cosigner = witness.load_cosigner()
+    assert cosigner is not None
+    page = site.html("/verify")
+    assert fields(page) == ("", "")
+    assert f'<code id="own-witness-vkey" class="hash">{cosigner.verifier().vkey()}</code>' in page
+    config = site.app.config
+    try:
+        config["WITNESSES"] = str(listing)
+        assert fields(site.html("/verify")) == ("\n".join(w.vkey() for w in witnesses), "2")
+        config["WITNESS_QUORUM"] = "3"
+        assert fields(site.html("/verify?lang=uk"))[1] == "3"
+        config["WITNESS_QUORUM"] = "4"  # more than the file names: nothing is offered
+        assert fields(site.html("/verify")) == ("", "")
+        config["WITNESSES"] = str(tmp_path / "missing")
+        assert fields(site.html("/verify")) == ("", "")
+    finally:
+        config["WITNESSES"] = config["WITNESS_QUORUM"] = None
 
 
 # -- receipts and proofs the verifier uses --------------------------------------------------

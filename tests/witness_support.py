@@ -19,7 +19,11 @@ from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Flask
 from sqlalchemy import Engine, text
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -77,6 +81,40 @@ def spec_cosigned_by(note: str, vkeys: list[str]) -> set[str]:
         for vkey in vkeys
         if any(spec_cosignature_time(vkey, note_text, line) is not None for line in lines)
     }
+
+
+@dataclass(frozen=True)
+class SpecWitness:
+    """A witness made from the spec text alone: its Ed25519 key, its vkey (signature type
+    0x04) and its v1 cosignature lines, for tests that must not cosign with ledger/."""
+
+    name: str
+    private_key: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls, name: str) -> SpecWitness:
+        return cls(name, Ed25519PrivateKey.generate())
+
+    @property
+    def public_key(self) -> bytes:
+        return self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @property
+    def key_id(self) -> bytes:
+        """SHA-256(<name> || "\\n" || 0x04 || 32-byte public key)[:4]."""
+        return hashlib.sha256(self.name.encode() + b"\n\x04" + self.public_key).digest()[:4]
+
+    def vkey(self) -> str:
+        """<name>+<hex key id>+base64(0x04 || public key)."""
+        material = base64.b64encode(b"\x04" + self.public_key).decode()
+        return f"{self.name}+{self.key_id.hex()}+{material}"
+
+    def cosign(self, note_text: str, timestamp: int) -> str:
+        """The signature line "— <name> base64(key id || u64 timestamp || signature)\\n" over
+        "cosignature/v1\\n" "time <timestamp>\\n" and the note text."""
+        message = f"cosignature/v1\ntime {timestamp}\n{note_text}".encode()
+        blob = self.key_id + timestamp.to_bytes(8, "big") + self.private_key.sign(message)
+        return f"\u2014 {self.name} {base64.b64encode(blob).decode()}\n"
 
 
 def spec_body(old: int, proof: list[bytes], note: str) -> bytes:

@@ -7,6 +7,8 @@
 //   2. leaf hash = SHA-256(0x00 || entry bytes)          (RFC 9162 §2.1.1), equal to the stated one;
 //   3. the inclusion proof leads from that leaf to the checkpoint's root  (RFC 9162 §2.1.3.2);
 //   4. the checkpoint (C2SP signed note) carries a valid Ed25519 signature by the key to trust;
+//      then, when witness keys are given, each one's cosignature/v1 line (C2SP
+//      tlog-cosignature) is checked and at least `quorum` of them must have cosigned;
 //   5. the latest checkpoint (fetched, signed by the same key) is consistent with it
 //      (RFC 9162 §2.1.4.2);
 //   6. each public text the receipt carries beside the entry (`texts`, entry data version 2)
@@ -273,7 +275,7 @@ export async function parseVkey(vkey, alg = ALG_ED25519) {
   if (material === null) throw fail(d("the key is not canonical padded base64"));
   if (material.length !== 33 || material[0] !== alg) {
     throw fail(alg === ALG_ED25519 ? d("not an Ed25519 (0x01) key of 32 bytes")
-      : "not an Ed25519 cosignature (0x04) key of 32 bytes");
+      : d("not an Ed25519 cosignature (0x04) key of 32 bytes"));
   }
   const publicKey = material.slice(1);
   const expected = await keyId(name, publicKey, alg);
@@ -378,12 +380,40 @@ export async function parseWitnessVkey(vkey) {
   return parseVkey(vkey, ALG_COSIGNATURE_V1);
 }
 
-/** Whether `s` is `key`'s valid v1 cosignature of the note: a u64 big-endian timestamp, then
- * Ed25519 over "cosignature/v1\n", "time <timestamp>\n" and the note's text. */
-async function validCosignature(note, s, key) {
-  if (s.signature.length !== 8 + 64) return false;
+/** The witness keys of the page's field: the first word of each line (so the lines of a
+ * LUNARIA_WITNESSES file, `VKEY URL`, paste as they are); blank lines and `#` comments
+ * skipped. Resolves to parsed keys; a bad one is named by its line. */
+export async function parseWitnessList(text) {
+  const keys = [];
+  const lines = (text || "").split(/\r?\n/);
+  for (const [i, line] of lines.entries()) {
+    const word = line.trim().split(/\s+/)[0];
+    if (!word || word.startsWith("#")) continue;
+    try {
+      keys.push(await parseWitnessVkey(word));
+    } catch (error) {
+      if (!(error instanceof VerifyError)) throw error;
+      throw new VerifyError("witness_vkey", { line: i + 1 }, error.why ?? error.detail);
+    }
+  }
+  return keys;
+}
+
+/** The quorum field: empty is null (all the witnesses given), else a whole number. */
+export function parseQuorum(text) {
+  const value = (text ?? "").trim();
+  if (!value) return null;
+  if (!/^(0|[1-9][0-9]{0,5})$/.test(value)) throw new VerifyError("quorum_value", { value });
+  return Number(value);
+}
+
+/** The time `s` says it was made if it is `key`'s valid v1 cosignature of the note (POSIX
+ * seconds, a BigInt), else null: a u64 big-endian timestamp, then Ed25519 over
+ * "cosignature/v1\n", "time <timestamp>\n" and the note's text. */
+async function cosignatureTime(note, s, key) {
+  if (s.signature.length !== 8 + 64) return null;
   const timestamp = new DataView(s.signature.buffer, s.signature.byteOffset, 8).getBigUint64(0);
-  if (timestamp >= 2n ** 63n) return false;
+  if (timestamp >= 2n ** 63n) return null;
   let publicKey;
   try {
     publicKey = await crypto.subtle.importKey(
@@ -392,27 +422,44 @@ async function validCosignature(note, s, key) {
     throw new VerifyError("webcrypto", {}, String(error));
   }
   const message = encoder.encode(`cosignature/v1\ntime ${timestamp}\n${note.text}`);
-  return crypto.subtle.verify({ name: "Ed25519" }, publicKey, s.signature.slice(8), message);
+  const valid = await crypto.subtle.verify(
+    { name: "Ed25519" }, publicKey, s.signature.slice(8), message);
+  return valid ? timestamp : null;
+}
+
+/** Each distinct witness of `witnesses` (from parseWitnessVkey) with its cosignature on `note`:
+ * [{key, label, time}], `time` the POSIX seconds it cosigned (a BigInt) or null when it did
+ * not. The first line under a witness's name and key id is its cosignature; one that does not
+ * verify throws VerifyError("cosignature"): the note is then invalid, as in
+ * ledger/log/cosignature.py. */
+export async function witnessCosignatures(note, witnesses) {
+  const unique = [...new Map(witnesses.map((key) => [key.label, key])).values()];
+  const found = [];
+  for (const key of unique) {
+    const line = note.signatures.find(
+      (s) => s.name === key.name && equalBytes(s.keyId, key.keyId));
+    let time = null;
+    if (line) {
+      time = await cosignatureTime(note, line, key);
+      if (time === null) {
+        throw new VerifyError("cosignature", { key: key.label },
+          d("the line of {key} is not its Ed25519 cosignature of this checkpoint", { key: key.label }));
+      }
+    }
+    found.push({ key, label: key.label, time });
+  }
+  return found;
 }
 
 /** The labels of the known witnesses (from parseWitnessVkey) whose cosignature `note` carries;
  * throws VerifyError("cosignature") when a known witness's line does not verify, and
  * VerifyError("quorum") when fewer than `quorum` cosigned. */
 export async function witnessQuorum(note, witnesses, quorum) {
-  const unique = [...new Map(witnesses.map((key) => [key.label, key])).values()];
-  const found = [];
-  for (const key of unique) {
-    const line = note.signatures.find(
-      (s) => s.name === key.name && equalBytes(s.keyId, key.keyId));
-    if (!line) continue;
-    if (!await validCosignature(note, line, key)) {
-      throw new VerifyError("cosignature", { key: key.label });
-    }
-    found.push(key.label);
-  }
+  const all = await witnessCosignatures(note, witnesses);
+  const found = all.filter((w) => w.time !== null).map((w) => w.label);
   if (found.length < quorum) {
     throw new VerifyError("quorum", {
-      count: String(found.length), known: String(unique.length), quorum: String(quorum),
+      count: String(found.length), known: String(all.length), quorum: String(quorum),
     });
   }
   return found;
@@ -702,12 +749,15 @@ async function consistencyProof(from, to) {
 
 /**
  * Verify a receipt. `options`: `vkey` (the key to trust), `origin` (the expected log),
- * `witnesses` (witness vkeys) and `quorum` (how many of them must have cosigned; default all),
- * `entryText` (the entry, when the receipt does not carry it), `onStep(key, params)` (called
- * as each check passes). Resolves to a summary, or rejects with the VerifyError that failed.
+ * `witnesses` (witness vkeys, strings or from parseWitnessVkey) and `quorum` (how many of them
+ * must have cosigned; default all), `entryText` (the entry, when the receipt does not carry
+ * it), `onStep(key, params)` (called as each check passes: `cosigned` once per witness that
+ * cosigned, `time` in POSIX seconds) and `onNotice(key, params)` (`not_cosigned`: a witness
+ * given that did not cosign, which fails only when the quorum is then not met). Resolves to a summary, or rejects with the VerifyError that failed.
  */
 export async function verifyReceipt(text, options) {
   const step = options.onStep || (() => {});
+  const notice = options.onNotice || (() => {});
   const receipt = parseReceipt(text);
   step("parsed", { format: receipt.format === "json" ? "JSON" : TLOG_PROOF_HEADER });
   const key = await parseVkey(options.vkey);
@@ -749,11 +799,25 @@ export async function verifyReceipt(text, options) {
 
   await checkSignature(note, key);
   step("signature", { key: key.label });
-  if (options.witnesses && options.witnesses.length) {
-    const witnesses = await Promise.all(options.witnesses.map(parseWitnessVkey));
-    const quorum = options.quorum ?? witnesses.length;
-    const cosigned = await witnessQuorum(note, witnesses, quorum);
-    step("witnesses", { count: String(cosigned.length), quorum: String(quorum) });
+  const witnesses = await Promise.all((options.witnesses || []).map(
+    (w) => (typeof w === "string" ? parseWitnessVkey(w) : w)));
+  if (witnesses.length || options.quorum) {
+    const all = await witnessCosignatures(note, witnesses);
+    const quorum = options.quorum ?? all.length;
+    if (quorum > all.length) {
+      throw new VerifyError("quorum_keys", { quorum: String(quorum), count: String(all.length) });
+    }
+    for (const w of all) {
+      if (w.time !== null) step("cosigned", { key: w.label, name: w.key.name, time: w.time });
+      else notice("not_cosigned", { key: w.label, name: w.key.name });
+    }
+    const count = all.filter((w) => w.time !== null).length;
+    if (count < quorum) {
+      throw new VerifyError("quorum", {
+        count: String(count), known: String(all.length), quorum: String(quorum),
+      });
+    }
+    step("witnesses", { count: String(count), known: String(all.length), quorum: String(quorum) });
   }
 
   const latest = await openCheckpoint(await latestCheckpointNote(), key, checkpoint.origin);
@@ -833,12 +897,22 @@ function describe(summary, form) {
   return message(key, params);
 }
 
-function addStep(list, ok, text, detail) {
+/** POSIX seconds (a BigInt) as the page shows a time, in UTC. */
+function formatTime(seconds, locale) {
+  const date = new Date(Number(seconds) * 1000);
+  if (Number.isNaN(date.getTime())) return String(seconds);
+  return `${new Intl.DateTimeFormat(locale, {
+    dateStyle: "medium", timeStyle: "medium", timeZone: "UTC",
+  }).format(date)} UTC`;
+}
+
+/** A line of the steps list: `state` "ok" (passed), "fail" or "note" (said, not failed). */
+function addStep(list, state, text, detail) {
   const item = document.createElement("li");
-  item.className = ok ? "step ok" : "step fail";
+  item.className = `step ${state}`;
   const mark = document.createElement("span");
   mark.className = "mark";
-  mark.textContent = message(ok ? "passed" : "failed");
+  mark.textContent = message({ ok: "passed", fail: "failed", note: "noted" }[state]);
   item.append(mark, " ", text);
   if (detail) {
     const small = document.createElement("span");
@@ -856,6 +930,11 @@ function start() {
   const fileInput = document.getElementById("receipt-file");
   const entryText = document.getElementById("entry-text");
   const vkeyInput = document.getElementById("vkey");
+  const witnessInput = document.getElementById("witnesses");
+  const quorumInput = document.getElementById("quorum");
+  const locale = document.documentElement.lang || "en";
+  const shown = (params) => (params.time === undefined ? params
+    : { ...params, time: formatTime(params.time, locale) });
   const result = document.getElementById("result");
   const verdict = document.getElementById("verdict");
   const steps = document.getElementById("steps");
@@ -880,7 +959,10 @@ function start() {
         vkey: vkeyInput.value,
         origin: form.dataset.origin,
         entryText: entryText.value,
-        onStep: (key, params) => addStep(steps, true, message(`step_${key}`, params)),
+        witnesses: witnessInput ? await parseWitnessList(witnessInput.value) : [],
+        quorum: quorumInput ? parseQuorum(quorumInput.value) : null,
+        onStep: (key, params) => addStep(steps, "ok", message(`step_${key}`, shown(params))),
+        onNotice: (key, params) => addStep(steps, "note", message(`step_${key}`, params)),
       });
       verdict.className = "verdict ok";
       verdict.textContent = message("verified", {
@@ -898,7 +980,7 @@ function start() {
     } catch (error) {
       const known = error instanceof VerifyError;
       const text = known ? message(`error_${error.key}`, error.params) : String(error);
-      addStep(steps, false, text, known ? detailText(error) : "");
+      addStep(steps, "fail", text, known ? detailText(error) : "");
       verdict.className = "verdict fail";
       verdict.textContent = `${message("not_verified")}: ${text}`;
     } finally {

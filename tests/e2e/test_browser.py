@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from api import db
+from api import db, witness
 from ledger.fund.rules import Actor
 from ledger.log import merkle
 from ledger.log.merkle import Frontier, NodeId
 from ledger.log.notes import Checkpoint, Signer, parse_checkpoint, sign_checkpoint
 from tests.conftest import ORIGIN
 from tests.e2e.conftest import LiveServer
+from tests.witness_support import SpecWitness, spec_split
 
 VERDICT = "#verdict.ok, #verdict.fail"
 
@@ -96,14 +97,26 @@ def download(page: Page, url: str, which: str) -> str:
     return Path(saved.path()).read_text(encoding="utf-8")
 
 
-def verify(page: Page, base: str, receipt: str, vkey: str | None = None) -> tuple[str, str]:
-    """Paste ``receipt`` into /verify and press the button with the keyboard."""
+def verify(
+    page: Page,
+    base: str,
+    receipt: str,
+    vkey: str | None = None,
+    witnesses: list[str] | None = None,
+    quorum: str | None = None,
+) -> tuple[str, str]:
+    """Paste ``receipt`` (and the witness keys and quorum, if given) into /verify and press
+    the button with the keyboard."""
     page.goto(f"{base}/verify")
     page.wait_for_selector("#verify-form.ready")
     page.fill("#receipt-text", receipt)
     if vkey is not None:
         page.fill("#vkey", vkey)
-    page.focus("#vkey")
+    if witnesses is not None:
+        page.fill("#witnesses", "\n".join(witnesses))
+    if quorum is not None:
+        page.fill("#quorum", quorum)
+    page.focus("#quorum")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.type") == "submit"
     page.keyboard.press("Enter")
@@ -326,3 +339,154 @@ def test_public_text_beside_a_receipt_is_checked(watched: Watched, live_server: 
     verdict, steps = verify(watched.page, live_server.url, json.dumps(redacted))
     assert verdict.startswith("Verified"), steps
     assert "The public text purpose was redacted; the entry keeps its commitment." in steps
+
+
+# -- witnesses ------------------------------------------------------------------------------
+
+
+def cosigned_receipt(
+    server: LiveServer, witnesses: list[SpecWitness], times: list[int]
+) -> dict[str, Any]:
+    """A real receipt whose checkpoint also carries each witness's cosignature (made with the
+    test's own implementation of c2sp.org/tlog-cosignature)."""
+    receipt = receipt_json(server, covered_donation(server))
+    note_text, _ = spec_split(receipt["checkpoint"])
+    receipt["checkpoint"] += "".join(
+        w.cosign(note_text, t) for w, t in zip(witnesses, times, strict=True)
+    )
+    return receipt
+
+
+def test_a_witness_quorum_is_checked_in_the_browser(
+    watched: Watched, live_server: LiveServer, output_dir: Path
+) -> None:
+    three = [SpecWitness.generate(f"w{i}.example/witness") for i in range(3)]
+    vkeys = [w.vkey() for w in three]
+    receipt = json.dumps(cosigned_receipt(live_server, three[:2], [1_700_000_000, 1_700_003_600]))
+    page = watched.page
+
+    verdict, steps = verify(page, live_server.url, receipt, witnesses=vkeys, quorum="2")
+    assert verdict.startswith("Verified"), steps
+    assert (
+        "Passed: Witness w0.example/witness confirmed (cosigned) the checkpoint on "
+        "Nov 14, 2023, 10:13:20 PM UTC." in steps
+    )
+    assert (
+        "Witness w1.example/witness confirmed (cosigned) the checkpoint on Nov 14, 2023, "
+        "11:13:20 PM UTC." in steps
+    )
+    assert "Note: Witness w2.example/witness did not confirm this checkpoint." in steps
+    assert "Passed: 2 of the 3 witnesses you trust confirmed the checkpoint; 2 needed." in steps
+    page.screenshot(path=str(output_dir / "verify-witnesses.png"), full_page=True)
+
+    verdict, steps = verify(page, live_server.url, receipt, witnesses=vkeys, quorum="3")
+    assert verdict == (
+        "Not verified: only 2 of the 3 witnesses you trust confirmed this checkpoint, and 3 are "
+        "needed: nobody independent vouches that this is the history everyone else sees"
+    )
+    assert "Note: Witness w2.example/witness did not confirm this checkpoint." in steps
+    assert "The checkpoint is signed by" in steps  # the log's own signature passed
+    assert "Fetched the latest checkpoint" not in steps  # it stopped at the quorum
+    page.screenshot(path=str(output_dir / "verify-witnesses-quorum.png"), full_page=True)
+
+    # An empty quorum asks for all of them; the witnesses' file lines paste as they are.
+    lines = [f"{vkey} https://w{i}.example/witness" for i, vkey in enumerate(vkeys)]
+    verdict, _ = verify(page, live_server.url, receipt, witnesses=["# ours", *lines], quorum="")
+    assert verdict.startswith("Not verified: only 2 of the 3 witnesses"), verdict
+    verdict, _ = verify(page, live_server.url, receipt, witnesses=vkeys[:2], quorum="")
+    assert verdict.startswith("Verified"), verdict
+
+
+def _flip_b64(blob: str) -> str:
+    """Change the last byte of a signature (keeps the base64 canonical)."""
+    raw = bytearray(base64.b64decode(blob))
+    raw[-1] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def test_a_tampered_cosignature_fails(watched: Watched, live_server: LiveServer) -> None:
+    two = [SpecWitness.generate(f"w{i}.example/witness") for i in range(2)]
+    receipt = cosigned_receipt(live_server, two, [1_700_000_000, 1_700_000_001])
+    head, _, last = receipt["checkpoint"].rstrip("\n").rpartition("\n")
+    name, blob = last[2:].split(" ")
+    receipt["checkpoint"] = f"{head}\n\u2014 {name} {_flip_b64(blob)}\n"
+    label = "+".join(two[1].vkey().split("+")[:2])
+    verdict, steps = verify(
+        watched.page,
+        live_server.url,
+        json.dumps(receipt),
+        witnesses=[w.vkey() for w in two],
+        quorum="1",
+    )
+    assert verdict == (
+        f"Not verified: the confirmation (cosignature) of witness {label} is not valid: the "
+        "checkpoint or the cosignature was altered"
+    ), steps
+    assert f"the line of {label} is not its Ed25519 cosignature of this checkpoint" in steps
+    # A witness nobody asked about is ignored, as any other key's line.
+    verdict, steps = verify(watched.page, live_server.url, json.dumps(receipt))
+    assert verdict.startswith("Verified"), steps
+    assert "Witness" not in steps
+
+
+def test_witness_fields_say_what_is_wrong(watched: Watched, live_server: LiveServer) -> None:
+    one = SpecWitness.generate("w0.example/witness")
+    receipt = json.dumps(cosigned_receipt(live_server, [one], [1_700_000_000]))
+    cases = {
+        "": ([one.vkey(), "not-a-key"], "the witness key on line 2 is not a valid witness key"),
+        "two": ([one.vkey()], "the number of witnesses needed is not a whole number: two"),
+        "2": ([one.vkey()], "you asked for 2 witnesses, but gave only 1 witness keys"),
+        "1": ([], "you asked for 1 witnesses, but gave only 0 witness keys"),
+    }
+    for quorum, (witnesses, words) in cases.items():
+        verdict, _ = verify(
+            watched.page, live_server.url, receipt, witnesses=witnesses, quorum=quorum
+        )
+        assert verdict == f"Not verified: {words}"
+    # The log's key where a witness key belongs: named as not a cosignature key.
+    with live_server.app.app_context():
+        signer = db.load_signer()
+    assert signer is not None
+    verdict, steps = verify(
+        watched.page, live_server.url, receipt, witnesses=[signer.verifier().vkey()]
+    )
+    assert verdict == "Not verified: the witness key on line 1 is not a valid witness key"
+    assert "not an Ed25519 cosignature (0x04) key of 32 bytes" in steps
+
+
+def test_the_page_shows_this_instances_witness_key(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    with live_server.app.app_context():
+        cosigner = witness.load_cosigner()
+    assert cosigner is not None
+    page = watched.page
+    page.goto(f"{live_server.url}/verify")
+    expect(page.get_by_role("heading", name="This Lunaria is a witness too")).to_be_visible()
+    assert page.inner_text("#own-witness-vkey") == cosigner.verifier().vkey()
+    assert page.input_value("#witnesses") == "" and page.input_value("#quorum") == ""
+
+
+def test_the_witness_words_in_spanish_and_ukrainian(
+    browser: Browser, live_server: LiveServer, output_dir: Path
+) -> None:
+    three = [SpecWitness.generate(f"w{i}.example/witness") for i in range(3)]
+    receipt = json.dumps(cosigned_receipt(live_server, three[:2], [1_700_000_000, 1_700_000_001]))
+    expected = {
+        "es-ES": "No verificado: solo 2 de los 3 testigos en los que confías confirmaron",
+        "uk-UA": "Не підтверджено: цю контрольну точку підтвердили лише 2 з 3 свідків",
+    }
+    for locale, words in expected.items():
+        context = browser.new_context(locale=locale)
+        try:
+            watched = Watched(context, live_server.url)
+            vkeys = [w.vkey() for w in three]
+            verdict, steps = verify(watched.page, live_server.url, receipt, witnesses=vkeys)
+            assert verdict.startswith(words), verdict
+            assert "w2.example/witness" in steps
+            watched.page.screenshot(
+                path=str(output_dir / f"verify-witnesses-{locale[:2]}.png"), full_page=True
+            )
+            watched.check_clean()
+        finally:
+            context.close()
