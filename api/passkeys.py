@@ -93,7 +93,7 @@ def _registration_options(collective: str, member: str, invitation: str | None) 
         rp_name="Lunaria",
         user_id=member.encode(),
         user_name=member,
-        user_display_name=f"{member} ({collective})",
+        user_display_name=f"{member} ({collective})" if collective else member,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED,
             user_verification=UserVerificationRequirement.REQUIRED,

@@ -45,6 +45,7 @@ from ledger.fund import (
     views,
     workspace_me,
 )
+from ledger.fund.rules import require_role
 
 bp = Blueprint("workspace", __name__, url_prefix="/workspace")
 bp.before_request(sessions.redirect_to_public_host)
@@ -62,7 +63,14 @@ def _form_context() -> dict[str, Any]:
         "csrf_field": sessions.CSRF_FIELD,
         "new_request_key": lambda: secrets.token_urlsafe(24),
         "request_key_field": REQUEST_KEY_FIELD,
+        "current_role": _current_role,
     }
+
+
+def _current_role() -> str | None:
+    """The signed-in role (member, treasurer, admin): which pages the navigation offers."""
+    session = sessions.current_session()
+    return None if session is None else session.role
 
 
 @bp.after_request
@@ -104,6 +112,13 @@ def _http_refused(exc: HTTPException) -> tuple[str, int]:
 
 def _actor() -> Actor:
     return sessions.signed_in().actor
+
+
+def _member() -> Actor:
+    """A member's page: staff (treasurers, admins) are refused as the API refuses them."""
+    actor = _actor()
+    require_role(actor, "member")
+    return actor
 
 
 def _checked_post() -> Actor:
@@ -174,9 +189,14 @@ def sign_out_everywhere() -> BaseResponse:
 # -- the queue and votes --------------------------------------------------------------------
 
 
+STAFF_HOME = {"treasurer": "workspace.treasury", "admin": "workspace.admin"}
+
+
 @bp.route("", methods=["GET"])
-def home() -> str:
+def home() -> str | BaseResponse:
     actor = _actor()
+    if actor.role in STAFF_HOME:  # treasurers and admins start at their own page
+        return _back(STAFF_HOME[actor.role])
     now = db.get_clock().now()
     me = workspace_me(db.get_engine(), actor, now)
     queue = my_queue(db.get_engine(), actor, now)
@@ -238,7 +258,7 @@ def disburse(grant_id: int) -> BaseResponse:
 
 @bp.route("/requests", methods=["GET"])
 def requests_page() -> str:
-    actor = _actor()
+    actor = _member()
     waiting = intake_list(db.get_engine(), db.get_vault(), actor, db.get_clock().now())
     return render_template(
         "workspace/requests.html", waiting=waiting, done=request.args.get("done")
@@ -275,13 +295,14 @@ def _collective_page(actor: Actor, invited: str | None = None) -> str:
 
 @bp.route("/collective", methods=["GET"])
 def collective() -> str:
-    return _collective_page(_actor())
+    return _collective_page(_member())
 
 
 @bp.route("/invitations", methods=["POST"])
 def invite() -> str:
     """A member invites a fellow member of their collective; the link is shown this once."""
     actor = _checked_post()
+    require_role(actor, "member")
     assert actor.collective is not None
     secret = create_invitation(
         db.get_engine(),
@@ -309,6 +330,7 @@ def _account_page(codes: list[str] | None = None) -> str:
         added=request.args.get("added"),
         recovered=request.args.get("recovered"),
         mail_subscription=_mail_subscription(session.actor),
+        is_member=session.role == "member",
         mail_languages=mail.LANGUAGES,
         mail_enabled=delivery_settings().smtp is not None,
         done=request.args.get("done"),
@@ -316,6 +338,8 @@ def _account_page(codes: list[str] | None = None) -> str:
 
 
 def _mail_subscription(actor: Actor) -> Any:
+    if actor.role != "member":  # mail is a member's (the ledger refuses staff)
+        return None
     try:
         return mail.my_subscription(db.get_engine(), actor)
     except NotFound:
@@ -359,3 +383,7 @@ def recovery_codes() -> str:
     session = sessions.signed_in()
     sessions.require_csrf()
     return _account_page(new_recovery_codes(db.get_engine(), session.member, db.get_clock().now()))
+
+
+# The pages of treasurers and admins and the webhook settings are routes of this blueprint.
+from api import workspace_staff  # noqa: E402, F401

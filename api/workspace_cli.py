@@ -1,6 +1,9 @@
 """``lunaria invite COLLECTIVE MEMBER``: a one-time invitation link to the workspace, so the
 first members of a new fund can be brought in from the shell (members invite each other in
-the workspace after that). The link is printed alone on stdout, on the public URL
+the workspace after that). ``lunaria invite --role treasurer NAME`` (or ``admin``) creates a
+staff account for NAME (a private label, never in the log) and prints its first invitation:
+the first admin of a new fund comes in this way, and invites others from the admin page.
+The link is printed alone on stdout, on the public URL
 (LUNARIA_PUBLIC_URL), where the member's passkey will work; it is single use and expires
 after 72 hours. ``lunaria init --demo`` prints one for a member of a custodian.
 """
@@ -15,20 +18,41 @@ from api import db
 from api.command_errors import reports_ledger_errors
 from api.workspace import invitation_url
 from ledger.fund import create_invitation, views
+from ledger.fund.sign_in import STAFF_ROLES, create_staff_account
 
 OPERATOR = "operator:cli"
 
 
 @click.command("invite")
-@click.argument("collective")
-@click.argument("member")
+@click.option(
+    "--role",
+    type=click.Choice(("member", *STAFF_ROLES)),
+    default="member",
+    show_default=True,
+    help="treasurer or admin: a new staff account named NAME (then give no MEMBER)",
+)
+@click.argument("collective", metavar="COLLECTIVE|NAME")
+@click.argument("member", required=False)
 @with_appcontext
 @reports_ledger_errors
-def invite_command(collective: str, member: str) -> None:
-    """Print a one-time invitation URL (72 hours) for MEMBER of COLLECTIVE."""
-    secret = create_invitation(
-        db.get_engine(), collective, member, by=OPERATOR, now=db.get_clock().now()
-    )
+def invite_command(role: str, collective: str, member: str | None) -> None:
+    """Print a one-time invitation URL (72 hours) for MEMBER of COLLECTIVE, or with
+    --role treasurer|admin for a new staff account of NAME."""
+    now = db.get_clock().now()
+    if role != "member":
+        if member is not None:
+            raise click.UsageError("a staff invitation takes one NAME, no MEMBER")
+        account, secret = create_staff_account(db.get_engine(), None, role, collective, now)
+        click.echo(invitation_url(secret))
+        click.echo(
+            f"single use, valid 72 hours, for the {role} account {account.id} ({collective}); "
+            f"it acts as {role}:{account.id}",
+            err=True,
+        )
+        return
+    if member is None:
+        raise click.UsageError("name the COLLECTIVE and one of its MEMBERs")
+    secret = create_invitation(db.get_engine(), collective, member, by=OPERATOR, now=now)
     click.echo(invitation_url(secret))
     click.echo(f"single use, valid 72 hours, for {member} of {collective}", err=True)
 

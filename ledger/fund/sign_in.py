@@ -14,6 +14,15 @@ requests and what they leave behind.
 
 Every secret is 32 random bytes (recovery codes 80 bits) and stored as its SHA-256: a leaked
 table gives no usable secret, and with that much entropy a slow hash would add nothing.
+
+Staff (treasurers and admins) sign in by the same machinery. A staff account is a row of the
+``tokens`` table (:mod:`ledger.fund.access`) with the role ``treasurer`` or ``admin``, whose
+bearer secret was never shown to anyone: its id gives the log's actor id ``<role>:<id>``, as
+for any token of that role, and revoking it ends the account. In the tables here its
+principal is ``staff:<id>`` with the collective ``""``: a member pseudonym never holds a
+``:``, so the two kinds of principal cannot be confused. An account is active while its
+token is neither revoked nor expired; a session, passkey or invitation of an inactive
+account lets no one in.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -40,9 +50,10 @@ from sqlalchemy import (
     update,
 )
 
-from ledger.errors import LedgerError, NotFound
-from ledger.fund.rules import Actor, member_actor, require_role
-from ledger.fund.schema import members
+from ledger.errors import LedgerError, NotFound, RuleViolation
+from ledger.fund.access import create_token, list_tokens, revoke_token
+from ledger.fund.rules import Actor, check_text, member_actor, require_role
+from ledger.fund.schema import members, tokens
 from ledger.log.clock import format_ts, parse_ts
 from ledger.log.schema import metadata
 
@@ -51,6 +62,10 @@ CEREMONY_LIFETIME = timedelta(minutes=5)
 SESSION_IDLE = timedelta(hours=12)
 RECOVERY_CODES = 10
 CEREMONIES = ("register", "sign_in")
+STAFF_ROLES = ("treasurer", "admin")
+STAFF_PREFIX = "staff:"
+NO_COLLECTIVE = ""  # the collective column of a staff principal's rows
+OPERATOR_CLI = "operator:cli"
 
 member_invitations = Table(
     "member_invitations",
@@ -118,9 +133,13 @@ class SignInRefused(LedgerError):
 
 @dataclass(frozen=True)
 class Invitation:
-    collective: str
-    member: str
+    collective: str  # "" for a staff account
+    member: str  # a member pseudonym, or staff:<id>
     expires: str
+
+    @property
+    def staff(self) -> bool:
+        return self.member.startswith(STAFF_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -148,11 +167,14 @@ class MemberSession:
 
     secret_hash: bytes
     collective: str
-    member: str
+    member: str  # a member pseudonym, or staff:<id>
     csrf: str
+    role: str = "member"
 
     @property
     def actor(self) -> Actor:
+        if self.role != "member":
+            return Actor(id=f"{self.role}:{staff_id(self.member)}", role=self.role)
         return Actor(
             id=member_actor(self.member),
             role="member",
@@ -167,6 +189,20 @@ class InvitationRow:
     created: str
     expires: str
     used: str | None
+    id: str = ""  # the hex SHA-256 of the secret: names an invitation to revoke, opens nothing
+    collective: str = ""
+
+
+@dataclass(frozen=True)
+class StaffAccount:
+    """A treasurer's or admin's workspace account (its name is private: never in the log)."""
+
+    id: str
+    role: str
+    name: str
+    created: str
+    revoked: str | None
+    passkeys: int
 
 
 def digest(secret: str) -> bytes:
@@ -177,12 +213,41 @@ def _new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _active_member(conn: Connection, member: str) -> str | None:
-    """The collective of ``member`` if the member is active, else None."""
-    row = conn.execute(
-        select(members.c.collective).where(and_(members.c.id == member, members.c.active == 1))
+def staff_principal(account_id: str) -> str:
+    return f"{STAFF_PREFIX}{account_id}"
+
+
+def staff_id(principal: str) -> str:
+    assert principal.startswith(STAFF_PREFIX)
+    return principal[len(STAFF_PREFIX) :]
+
+
+def _active_principal(conn: Connection, principal: str) -> tuple[str, str] | None:
+    """``(collective, role)`` of an active principal: a member's collective and ``member``,
+        or ``("", role)`` for a staff account whose token is not revoked (staff tokens never
+    expire)."""
+    if principal.startswith(STAFF_PREFIX):
+        row = conn.execute(
+            select(tokens.c.role).where(
+                and_(
+                    tokens.c.id == staff_id(principal),
+                    tokens.c.revoked_ts.is_(None),
+                    tokens.c.expires_ts.is_(None),
+                    tokens.c.role.in_(STAFF_ROLES),
+                )
+            )
+        ).first()
+        return None if row is None else (NO_COLLECTIVE, str(row.role))
+    found = conn.execute(
+        select(members.c.collective).where(and_(members.c.id == principal, members.c.active == 1))
     ).first()
-    return None if row is None else str(row[0])
+    return None if found is None else (str(found[0]), "member")
+
+
+def _active_member(conn: Connection, member: str) -> str | None:
+    """The collective of an active principal (``""`` for staff), else None."""
+    found = _active_principal(conn, member)
+    return None if found is None else found[0]
 
 
 # -- invitations ------------------------------------------------------------------------------
@@ -256,7 +321,44 @@ def invitations_of(engine: Engine, collective: str) -> list[InvitationRow]:
             .where(member_invitations.c.collective == collective)
             .order_by(member_invitations.c.created_ts.desc())
         ).all()
-    return [InvitationRow(r.member, r.created_ts, r.expires_ts, r.used_ts) for r in rows]
+    return [_invitation_row(r) for r in rows]
+
+
+def _invitation_row(r: Any) -> InvitationRow:
+    return InvitationRow(
+        r.member, r.created_ts, r.expires_ts, r.used_ts, bytes(r.secret_hash).hex(), r.collective
+    )
+
+
+def all_invitations(engine: Engine, actor: Actor) -> list[InvitationRow]:
+    """Every invitation, members' and staff's, newest first (admins only)."""
+    require_role(actor, "admin")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(member_invitations).order_by(member_invitations.c.created_ts.desc())
+        ).all()
+    return [_invitation_row(r) for r in rows]
+
+
+def revoke_invitation(engine: Engine, actor: Actor, invitation_id: str) -> None:
+    """An admin withdraws an unused invitation (named by the hex hash of its secret): its
+    link then opens nothing. A used or unknown one is NotFound."""
+    require_role(actor, "admin")
+    try:
+        hashed = bytes.fromhex(invitation_id)
+    except ValueError:
+        hashed = b""
+    with engine.begin() as conn:
+        done = conn.execute(
+            delete(member_invitations).where(
+                and_(
+                    member_invitations.c.secret_hash == hashed,
+                    member_invitations.c.used_ts.is_(None),
+                )
+            )
+        )
+    if len(hashed) != 32 or done.rowcount != 1:
+        raise NotFound(f"no open invitation {invitation_id!r}")
 
 
 # -- WebAuthn ceremonies ------------------------------------------------------------------------
@@ -509,9 +611,11 @@ def session_for(engine: Engine, secret: str, now: datetime) -> MemberSession:
         ).first()
         if row is None:
             raise SignInRefused("not signed in")
+        active = _active_principal(conn, row.member)
         if (
             parse_ts(row.seen_ts) + SESSION_IDLE <= now
-            or _active_member(conn, row.member) != row.collective
+            or active is None
+            or active[0] != row.collective
         ):
             conn.execute(delete(member_sessions).where(member_sessions.c.secret_hash == hashed))
             raise SignInRefused("the session has ended")
@@ -520,7 +624,7 @@ def session_for(engine: Engine, secret: str, now: datetime) -> MemberSession:
             .where(member_sessions.c.secret_hash == hashed)
             .values(seen_ts=format_ts(now))
         )
-    return MemberSession(hashed, row.collective, row.member, row.csrf)
+    return MemberSession(hashed, row.collective, row.member, row.csrf, role=active[1])
 
 
 def csrf_matches(session: MemberSession, token: str | None) -> bool:
@@ -555,11 +659,94 @@ def revoke_member_access(engine: Engine, actor: Actor, collective: str, member: 
             )
         ).first():
             raise NotFound(f"no member {member!r} in {collective!r}")
-        for table in (member_sessions, member_credentials, recovery_codes):
-            removed += conn.execute(delete(table).where(table.c.member == member)).rowcount
-        removed += conn.execute(
-            delete(member_invitations).where(
-                and_(member_invitations.c.member == member, member_invitations.c.used_ts.is_(None))
-            )
-        ).rowcount
+        removed = _end_access(conn, member)
     return removed
+
+
+def _end_access(conn: Connection, principal: str) -> int:
+    removed = 0
+    for table in (member_sessions, member_credentials, recovery_codes):
+        removed += conn.execute(delete(table).where(table.c.member == principal)).rowcount
+    removed += conn.execute(
+        delete(member_invitations).where(
+            and_(member_invitations.c.member == principal, member_invitations.c.used_ts.is_(None))
+        )
+    ).rowcount
+    return removed
+
+
+# -- staff accounts -------------------------------------------------------------------------
+
+
+def create_staff_account(
+    engine: Engine, actor: Actor | None, role: str, name: str, now: datetime
+) -> tuple[StaffAccount, str]:
+    """A new treasurer or admin account and its first invitation's secret (shown once).
+
+    ``actor`` is an admin, or None for the operator's shell (``lunaria invite --role``). The
+    account is a token of ``role`` whose bearer secret is thrown away here: only a passkey
+    registered by the invitation lets its holder act, as ``<role>:<id>`` in the log. ``name``
+    (who holds it) stays private, like a token's label."""
+    if actor is not None:
+        require_role(actor, "admin")
+    if role not in STAFF_ROLES:
+        raise RuleViolation(f"a staff role is treasurer or admin, not {role!r}", "invalid_role")
+    check_text(name, "name", 200)
+    account_id, _ = create_token(engine, role, label=name, now=now)
+    by = OPERATOR_CLI if actor is None else actor.id
+    secret = create_invitation(engine, NO_COLLECTIVE, staff_principal(account_id), by=by, now=now)
+    (account,) = [a for a in staff_accounts(engine) if a.id == account_id]
+    return account, secret
+
+
+def invite_staff(engine: Engine, actor: Actor | None, account_id: str, now: datetime) -> str:
+    """Another invitation for an active staff account (a lost passkey): its secret."""
+    if actor is not None:
+        require_role(actor, "admin")
+    by = OPERATOR_CLI if actor is None else actor.id
+    return create_invitation(engine, NO_COLLECTIVE, staff_principal(account_id), by=by, now=now)
+
+
+def staff_accounts(engine: Engine) -> list[StaffAccount]:
+    """Every staff account (a token with an invitation or passkey of its own), oldest first."""
+    with engine.connect() as conn:
+        bound = {
+            str(m)
+            for (m,) in conn.execute(
+                select(member_invitations.c.member).where(
+                    member_invitations.c.collective == NO_COLLECTIVE
+                )
+            )
+        }
+        counts: dict[str, int] = {}
+        for (m,) in conn.execute(
+            select(member_credentials.c.member).where(
+                member_credentials.c.collective == NO_COLLECTIVE
+            )
+        ):
+            counts[str(m)] = counts.get(str(m), 0) + 1
+    bound |= set(counts)
+    return [
+        StaffAccount(
+            t.id, t.role, t.label, t.created, t.revoked, counts.get(staff_principal(t.id), 0)
+        )
+        for t in list_tokens(engine)
+        if staff_principal(t.id) in bound
+    ]
+
+
+def revoke_staff_account(
+    engine: Engine, actor: Actor | None, account_id: str, now: datetime
+) -> int:
+    """An admin (or the operator) ends a staff account at once: its token is revoked (so its
+    actor id acts no more), its sessions, passkeys, recovery codes and open invitations go.
+    The number of rows removed. An admin cannot revoke their own account here."""
+    if actor is not None:
+        require_role(actor, "admin")
+        if actor.id == f"admin:{account_id}":
+            raise RuleViolation("an admin cannot revoke their own account", "forbidden")
+    if account_id not in {a.id for a in staff_accounts(engine)}:
+        raise NotFound(f"no staff account {account_id!r}")
+    revoke_token(engine, account_id, now)
+    with engine.begin() as conn:
+        return _end_access(conn, staff_principal(account_id))

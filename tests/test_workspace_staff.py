@@ -1,0 +1,333 @@
+"""Treasurers and admins in the workspace, and webhook settings, on both databases, through
+Flask's test client and a software passkey (tests/workspace_support.py): staff invitations
+(``lunaria invite --role``), a treasurer recording a donation and importing a bank statement
+with its preview, the admin page (invitations, revoking members, staff and tokens), webhooks,
+and the refusals (CSRF, roles, revoked accounts)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+
+from tests.statement_builder import DONOR_IBAN, DONOR_NAME, Line, camt053
+from tests.test_api_support import Story, build_story
+from tests.test_workspace import invite, signed_in
+from tests.workspace_support import INVITATION, PUBLIC_URL, Member, form_token
+
+HIDDEN = re.compile(r'name="(plan|statement|pool)" value="([^"]*)"')
+
+
+@pytest.fixture
+def story(app: Flask, client: Any, runner: FlaskCliRunner) -> Story:
+    app.config["PUBLIC_URL"] = PUBLIC_URL
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = "1"
+    return build_story(app, client, runner)
+
+
+def staff_invitation(runner: FlaskCliRunner, role: str, name: str) -> str:
+    result = runner.invoke(args=["invite", "--role", role, name])
+    assert result.exit_code == 0, result.output
+    found = INVITATION.fullmatch(result.stdout.strip())
+    assert found is not None, result.stdout
+    return found.group(1)
+
+
+def staff(app: Flask, runner: FlaskCliRunner, role: str, name: str) -> Member:
+    person = Member(app)
+    registered = person.register(staff_invitation(runner, role, name))
+    assert registered.status_code == 200, registered.text
+    return person
+
+
+def donation_form(**extra: str) -> dict[str, str]:
+    return {
+        "pool": "food",
+        "amount": "12.50",
+        "currency": "EUR",
+        "channel": "bank",
+        "external_reference": "bank-ws-1",
+        **extra,
+    }
+
+
+def test_treasurer_invitation_passkey_and_a_donation_on_the_public_page(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    treasurer = staff(app, runner, "treasurer", "Rosa (treasurer)")
+    home = treasurer.client.get("/workspace")
+    assert home.status_code == 303 and home.location == "/workspace/treasury"
+    me = treasurer.client.get("/api/v1/me").get_json()
+    assert me["role"] == "treasurer" and re.fullmatch(r"treasurer:[0-9a-f]{16}", me["actor"])
+    assert me["collective"] is None and me["member"] is None
+    before = story.http.size()
+    page = treasurer.page("/workspace/treasury")
+    data = {"csrf_token": form_token(page), **donation_form(display_name="Ana's bakery")}
+    data["request_key"] = re.search(r'name="request_key" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    recorded = treasurer.client.post("/workspace/treasury/donations", data=data)
+    assert recorded.status_code == 201, recorded.text
+    assert "receipt salt" in recorded.text
+    # the same form sent twice records once (its request key is the idempotency key)
+    again = treasurer.client.post("/workspace/treasury/donations", data=data)
+    assert again.status_code == 201, again.text
+    assert story.http.size() == before + 1
+    entry = story.http.get(f"/ledger/entries/{before}")["entry"]
+    assert entry["kind"] == "donation_recorded" and entry["actor"] == me["actor"]
+    assert entry["data"]["amount"] == "1250"
+    public = app.test_client().get("/pools/food").text
+    assert "312.50" in public  # 300.00 of the story, and 12.50 from the workspace
+    assert "Rosa" not in public and "bank-ws-1" not in public
+
+
+def test_bad_donation_forms_record_nothing(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    treasurer = staff(app, runner, "treasurer", "Rosa")
+    before = story.http.size()
+    for bad in (
+        donation_form(display_name="mail me: ana@example.org"),  # public-text rules
+        donation_form(amount="12.505"),  # more decimals than the currency has
+        donation_form(currency="XYZ"),
+        donation_form(pool="nowhere"),
+        donation_form(channel="carrier-pigeon"),
+    ):
+        refused = treasurer.post_form("/workspace/treasury/donations", "/workspace/treasury", **bad)
+        assert 400 <= refused.status_code < 500, (bad, refused.status_code)
+        assert "Nothing was recorded" in refused.text, bad
+    assert story.http.size() == before
+    # without the CSRF token: refused before anything is read
+    forged = treasurer.client.post(
+        "/workspace/treasury/donations", data={**donation_form(), "request_key": "k" * 24}
+    )
+    assert forged.status_code == 403
+    assert story.http.size() == before
+
+
+def test_members_cannot_reach_staff_pages_and_treasurers_not_admin(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    a1 = signed_in(app, runner, "alba", "a1")
+    token = form_token(a1.page())
+    before = story.http.size()
+    for path in ("/workspace/treasury", "/workspace/admin"):
+        assert a1.client.get(path).status_code == 403
+    forged = [
+        ("/workspace/treasury/donations", {**donation_form(), "request_key": "k" * 24}),
+        ("/workspace/admin/staff", {"name": "me", "role": "admin"}),
+        ("/workspace/admin/members/alba/a2/revoke", {}),
+        ("/workspace/admin/invitations", {"member": "brisa/b1"}),
+    ]
+    for path, fields in forged:
+        refused = a1.client.post(path, data={"csrf_token": token, **fields})
+        assert refused.status_code == 403, (path, refused.text)
+    assert story.http.size() == before
+    treasurer = staff(app, runner, "treasurer", "Rosa")
+    assert treasurer.client.get("/workspace/admin").status_code == 403
+    assert treasurer.client.get("/workspace/webhooks").status_code == 403
+    for path in ("/workspace/requests", "/workspace/collective"):
+        assert treasurer.client.get(path).status_code == 403
+    refused = treasurer.post_form(
+        "/workspace/admin/staff", "/workspace/treasury", name="x", role="admin"
+    )
+    assert refused.status_code == 403
+    assert "Mail notifications" not in treasurer.page("/workspace/account")
+
+
+def test_a_revoked_treasurer_session_stops_at_once(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    treasurer = staff(app, runner, "treasurer", "Rosa")
+    admin = staff(app, runner, "admin", "Ada")
+    page = admin.page("/workspace/admin")
+    assert "Rosa" in page and "Ada" in page
+    account = re.search(r"<code>treasurer:([0-9a-f]{16})</code>", page)
+    assert account is not None
+    stale = treasurer.page("/workspace/treasury")  # open, with its form and CSRF token
+    revoked = admin.post_form(
+        f"/workspace/admin/staff/{account.group(1)}/revoke", "/workspace/admin"
+    )
+    assert revoked.status_code == 303, revoked.text
+    assert treasurer.client.get("/workspace/treasury").status_code == 303  # to sign-in
+    before = story.http.size()
+    data = {"csrf_token": form_token(stale), "request_key": "r" * 24, **donation_form()}
+    assert treasurer.client.post("/workspace/treasury/donations", data=data).status_code == 401
+    assert story.http.size() == before
+    assert treasurer.sign_in().status_code == 403  # the passkey is gone too
+    assert "revoked" in admin.page("/workspace/admin")
+
+
+def test_import_preview_records_nothing_and_confirm_records_exactly_it(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    treasurer = staff(app, runner, "treasurer", "Rosa")
+    lines = [
+        Line("12.50", "WS-REF-1"),
+        Line("7.00", "WS-REF-2"),
+        Line("3.00", "WS-REF-3", credit=False, remittance="rent"),
+        Line("1.00", "WS-REF-4", status="PDNG"),
+    ]
+    first = camt053(lines[:1])
+    token = form_token(treasurer.page("/workspace/treasury"))
+
+    def preview(raw: bytes) -> Any:
+        return treasurer.client.post(
+            "/workspace/treasury/imports",
+            data={"csrf_token": token, "pool": "food", "statement": (io.BytesIO(raw), "s.xml")},
+            content_type="multipart/form-data",
+        )
+
+    before = story.http.size()
+    shown = preview(camt053(lines))
+    assert shown.status_code == 200, shown.text
+    assert story.http.size() == before  # the preview records nothing
+    text = shown.text
+    assert "2 to record, 1 skipped, 0 debits matched to grants, 1 debits unmatched" in text
+    assert "the bank has not booked it" in text and "no payout has this reference" in text
+    assert DONOR_IBAN not in text and DONOR_NAME not in text
+    hidden = dict(HIDDEN.findall(text))
+    # meanwhile another import records the first line: the plan has changed, nothing is
+    # recorded and the new preview asks again
+    other = dict(HIDDEN.findall(preview(first).text))
+    done = treasurer.client.post(
+        "/workspace/treasury/imports/confirm", data={"csrf_token": token, **other}
+    )
+    assert done.status_code == 201 and story.http.size() == before + 1
+    changed = treasurer.client.post(
+        "/workspace/treasury/imports/confirm", data={"csrf_token": token, **hidden}
+    )
+    assert changed.status_code == 409 and story.http.size() == before + 1
+    assert "recorded already" in changed.text and "1 to record" in changed.text
+    renewed = dict(HIDDEN.findall(changed.text))
+    done = treasurer.client.post(
+        "/workspace/treasury/imports/confirm", data={"csrf_token": token, **renewed}
+    )
+    assert done.status_code == 201 and story.http.size() == before + 2
+    # a new statement: preview, confirm records exactly its previewed lines, once
+    third = [Line("5.00", "WS-REF-5"), Line("6.00", "WS-REF-6"), Line("12.50", "WS-REF-1")]
+    shown = preview(camt053(third, statement_id="STMT-2"))
+    hidden = dict(HIDDEN.findall(shown.text))
+    assert "2 to record, 1 skipped" in shown.text
+    size = story.http.size()
+    confirmed = treasurer.client.post(
+        "/workspace/treasury/imports/confirm", data={"csrf_token": token, **hidden}
+    )
+    assert confirmed.status_code == 201, confirmed.text
+    assert story.http.size() == size + 2
+    refs = {
+        story.http.get(f"/ledger/entries/{seq}")["entry"]["data"]["amount"]
+        for seq in (size, size + 1)
+    }
+    assert refs == {"500", "600"}
+    again = treasurer.client.post(
+        "/workspace/treasury/imports/confirm", data={"csrf_token": token, **hidden}
+    )
+    assert again.status_code == 200 and "nothing was recorded twice" in again.text
+    assert story.http.size() == size + 2
+    # no CSRF token, a damaged statement, a bad file: refused, nothing recorded
+    forged = treasurer.client.post("/workspace/treasury/imports/confirm", data=hidden)
+    assert forged.status_code == 403
+    damaged = treasurer.client.post(
+        "/workspace/treasury/imports/confirm",
+        data={"csrf_token": token, **hidden, "statement": "%%%"},
+    )
+    assert damaged.status_code == 400
+    truncated = preview(camt053(third)[:200])
+    assert truncated.status_code in (400, 422) and "could not be read" in truncated.text
+    wrong = preview(camt053([Line("1.00", "X", currency="GBP")], currency="GBP"))
+    assert wrong.status_code in (400, 422)
+    assert story.http.size() == size + 2
+    assert base64.b64decode(hidden["statement"])  # (the form carries the file itself)
+
+
+def test_webhook_settings_member_and_admin(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    a1 = signed_in(app, runner, "alba", "a1")
+    page = a1.page("/workspace/webhooks")
+    assert "No webhooks yet" in page
+    created = a1.post_form(
+        "/workspace/webhooks",
+        "/workspace/webhooks",
+        url="http://127.0.0.1:9/alba-hook",
+    )
+    assert created.status_code == 201, created.text
+    secret = re.search(r'<code class="invitation">(whsec_[^<]+)</code>', created.text)
+    assert secret is not None, created.text
+    listed = a1.page("/workspace/webhooks")
+    assert "http://127.0.0.1:9/alba-hook" in listed and secret.group(1) not in listed
+    refused = a1.post_form("/workspace/webhooks", "/workspace/webhooks", url="ftp://x")
+    assert refused.status_code == 422 and "Nothing was created" in refused.text
+    admin = staff(app, runner, "admin", "Ada")
+    fund = admin.post_form(
+        "/workspace/webhooks", "/workspace/webhooks", url="http://127.0.0.1:9/fund-hook"
+    )
+    assert fund.status_code == 201
+    everything = admin.page("/workspace/webhooks")
+    assert "alba-hook" in everything and "fund-hook" in everything
+    b1 = signed_in(app, runner, "brisa", "b1")
+    assert "alba-hook" not in b1.page("/workspace/webhooks")
+    endpoint = re.search(r"/workspace/webhooks/([0-9a-f]+)/delete", listed)
+    assert endpoint is not None
+    forged = b1.post_form(f"/workspace/webhooks/{endpoint.group(1)}/delete", "/workspace/webhooks")
+    assert forged.status_code == 404
+    removed = a1.post_form(f"/workspace/webhooks/{endpoint.group(1)}/delete", "/workspace/webhooks")
+    assert removed.status_code == 303
+    assert "alba-hook" not in a1.page("/workspace/webhooks")
+
+
+def test_admin_page_invitations_members_and_tokens(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    admin = staff(app, runner, "admin", "Ada")
+    page = admin.page("/workspace/admin")
+    for shown in ("Alba", "Brisa", "a1", "b2", "the treasurer", "API tokens"):
+        assert shown in page, shown
+    assert admin.client.get("/workspace").location == "/workspace/admin"
+    # an invitation for b1, withdrawn: its link then opens nothing
+    made = admin.post_form("/workspace/admin/invitations", "/workspace/admin", member="brisa/b1")
+    assert made.status_code == 201, made.text
+    link = INVITATION.search(made.text)
+    assert link is not None
+    assert app.test_client().get(f"/workspace/invite/{link.group(1)}").status_code == 200
+    page = admin.page("/workspace/admin")
+    withdraw = re.search(r"/workspace/admin/invitations/([0-9a-f]{64})/revoke", page)
+    assert withdraw is not None
+    assert admin.post_form(withdraw.group(0), "/workspace/admin").status_code == 303
+    assert app.test_client().get(f"/workspace/invite/{link.group(1)}").status_code == 410
+    # revoking a member ends their session at once
+    a1 = signed_in(app, runner, "alba", "a1")
+    done = admin.post_form("/workspace/admin/members/alba/a1/revoke", "/workspace/admin")
+    assert done.status_code == 303
+    assert a1.client.get("/workspace").status_code == 303
+    # a new treasurer from the admin page; a bad role is refused
+    made = admin.post_form(
+        "/workspace/admin/staff", "/workspace/admin", name="Tom", role="treasurer"
+    )
+    assert made.status_code == 201 and INVITATION.search(made.text) is not None
+    bad = admin.post_form(
+        "/workspace/admin/staff", "/workspace/admin", name="Zebedee", role="member"
+    )
+    assert bad.status_code == 422
+    assert "Zebedee" not in admin.page("/workspace/admin")
+    # revoking the treasurer's API token: the API refuses it from then on
+    token_id = story.treasurer.split("_")[1]
+    assert (
+        admin.post_form(
+            f"/workspace/admin/tokens/{token_id}/revoke", "/workspace/admin"
+        ).status_code
+        == 303
+    )
+    refused = story.http.post(
+        "/pools/food/donations",
+        {"amount": "100", "currency": "EUR", "channel": "bank", "external_reference": "z"},
+        token=story.treasurer,
+    )
+    assert refused.status_code == 401
+    # a staff invitation's link names no person and no collective
+    link = invite(runner, "brisa", "b2")
+    assert app.test_client().get(f"/workspace/invite/{link}").status_code == 200
