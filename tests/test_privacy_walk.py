@@ -33,6 +33,7 @@ from ledger.fund.privacy import private_record
 from ledger.fund.schema import private_records, tokens
 from ledger.log.entry import KINDS
 from ledger.log.tiles import bundles_for_size, tiles_for_size
+from tests.statement_builder import Line, camt053
 from tests.test_api_support import Http, cli_admin_token
 
 MAX_URLS = 4000
@@ -48,6 +49,9 @@ class Secrets:
     values: list[str] = field(default_factory=list)
     written: list[int] = field(default_factory=list)  # seqs of the entries that carry them
     links: list[str] = field(default_factory=list)  # grant requests' secret status links
+    # A pledge's secret and payment reference: shown only on the donor's own pages (whose URL
+    # holds the secret), stored only as hashes (so not in the private store either).
+    own: dict[str, list[str]] = field(default_factory=dict)
 
     def new(self, what: str) -> str:
         value = f"{what} PRIVATE-{uuid.uuid4().hex[:12]}"
@@ -129,6 +133,7 @@ def write_private_history(app: Flask, client: Any, runner: FlaskCliRunner) -> Se
     secrets.written.append(disbursed["seq"])
     propose("900")  # left open in the queue
     ask_for_a_grant(client, secrets)
+    pledge_and_pay(client, http, treasurer, secrets)
     return secrets
 
 
@@ -150,6 +155,29 @@ def ask_for_a_grant(client: Any, secrets: Secrets) -> None:
     link = re.search(r'id="status-link">[^<]*/requests/([^<]+)<', sent.get_data(as_text=True))
     assert link is not None
     secrets.links.append(link.group(1))
+
+
+def pledge_and_pay(client: Any, http: Http, treasurer: str, secrets: Secrets) -> None:
+    """A pledge through the public form, and a bank credit carrying its payment reference: the
+    pool shows the aggregates; the secret and the reference stay the donor's."""
+    form = client.get("/pools/food-bank/pledge").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token is not None
+    pledge = {"csrf_token": token.group(1), "amount": "25", "currency": "EUR"}
+    made = client.post("/pools/food-bank/pledge", data=pledge)
+    assert made.status_code == 201, made.get_data(as_text=True)
+    page = made.get_data(as_text=True)
+    link = re.search(r'id="pledge-link">[^<]*/pledges/([^<]+)<', page)
+    reference = re.search(r'id="pledge-reference">([^<]+)<', page)
+    assert link is not None and reference is not None
+    secrets.own[link.group(1)] = [link.group(1), reference.group(1)]
+    secrets.links.append(link.group(1))
+    statement = camt053([Line("25.00", "BANK-PLEDGE-1", remittance=f"Pledge {reference.group(1)}")])
+    imported = http.post(
+        "/pools/food-bank/imports", {"statement": statement.decode()}, token=treasurer, status=200
+    ).get_json()
+    assert imported["pledge_payments"] == 1
+    secrets.written.extend(line["seq"] for line in imported["lines"] if line["seq"])
 
 
 def stored_privately(app: Flask, secrets: Secrets) -> None:
@@ -217,6 +245,9 @@ class Walk:
         """Note every private value the answer (body or headers) holds."""
         seen_text = response.get_data() + str(response.headers).encode()
         self.leaks.extend((url, v) for v in self.secrets.values if v.encode() in seen_text)
+        for secret, values in self.secrets.own.items():
+            if secret not in url:  # (the donor's own page shows them)
+                self.leaks.extend((url, v) for v in values if v.encode() in seen_text)
 
     def follow(self, url: str, depth: int, response: Any) -> None:
         """Links of pages the routes gave (one step, not the whole chain of entry pages),
