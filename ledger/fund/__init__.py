@@ -31,6 +31,7 @@ from ledger.fund.commands import Fund
 from ledger.fund.delivery import DeliverySettings, notification_tasks
 from ledger.fund.demo import load_demo, start_of_demo
 from ledger.fund.entry_views import newest_pool_entries, pool_entry_page
+from ledger.fund.events import EVENT_TYPES
 from ledger.fund.grant_views import GRANT_STATUSES, MAX_PAGE
 from ledger.fund.intake import (
     decline_request,
@@ -40,7 +41,13 @@ from ledger.fund.intake import (
     submit_request,
 )
 from ledger.fund.lunar import Cycle
-from ledger.fund.money import CURRENCY_EXPONENTS, display_major, format_major, minor_units
+from ledger.fund.money import (
+    CURRENCY_EXPONENTS,
+    MAX_MAJOR_DIGITS,
+    display_major,
+    format_major,
+    minor_units,
+)
 from ledger.fund.pledges import (
     PledgeFigures,
     PledgeStatus,
@@ -62,8 +69,21 @@ from ledger.fund.privacy import (
 from ledger.fund.reconcile import last_reconciliation, reconcile
 from ledger.fund.redaction import OPERATOR, REASONS
 from ledger.fund.replay import check_replay
-from ledger.fund.rules import CHANNELS, MAX_BATCH, ROLES, URGENCIES, VOTES, Actor, Outcome
+from ledger.fund.rules import (
+    CHANNELS,
+    CONTROL_CHARACTERS,
+    MAX_BATCH,
+    PSEUDONYM_NO_NUMBER,
+    PSEUDONYM_REGEX,
+    ROLES,
+    SLUG_REGEX,
+    URGENCIES,
+    VOTES,
+    Actor,
+    Outcome,
+)
 from ledger.fund.schema import cycles
+from ledger.fund.screening import refused_characters
 from ledger.fund.sign_in import (
     Ceremony,
     InvitationRefused,
@@ -89,6 +109,7 @@ from ledger.fund.sign_in import (
 )
 from ledger.fund.state import load_schedule, pool_row
 from ledger.fund.statements import StatementError, parse_statement
+from ledger.fund.urgency import MAX_DEADLINE_HOURS
 from ledger.fund.vault import Vault
 from ledger.fund.worker import Periodic, Worker
 from ledger.fund.worker_lock import worker_lock
@@ -97,13 +118,20 @@ from ledger.fund.workspace_views import my_queue
 
 __all__ = [
     "CHANNELS",
+    "CONTROL_CHARACTERS",
     "CURRENCY_EXPONENTS",
+    "EVENT_TYPES",
     "GRANT_STATUSES",
     "MAX_BATCH",
+    "MAX_DEADLINE_HOURS",
+    "MAX_MAJOR_DIGITS",
     "MAX_PAGE",
     "OPERATOR",
+    "PSEUDONYM_NO_NUMBER",
+    "PSEUDONYM_REGEX",
     "REASONS",
     "ROLES",
+    "SLUG_REGEX",
     "URGENCIES",
     "VOTES",
     "Actor",
@@ -177,6 +205,7 @@ __all__ = [
     "recipient_commitment",
     "reconcile",
     "recovery_codes_left",
+    "refused_characters",
     "register_passkey",
     "request_status",
     "revoke_member_access",

@@ -30,16 +30,24 @@ VOTES = ("approve", "reject")
 MAX_BATCH = 1000
 
 
-_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
+# The value rules below as regular expressions that Python and JSON Schema (ECMA-262) read
+# alike: the API's OpenAPI document states them as patterns (api/schemas.py).
+SLUG_REGEX = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
+PSEUDONYM_REGEX = r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?"
+# A pseudonym holds no run of six digits (nor an @, which its characters exclude).
+PSEUDONYM_NO_NUMBER = r"(?!.*[0-9]{6})"
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"  # refused in any text
+
+_SLUG = re.compile(SLUG_REGEX + r"\Z")
 
 
-_PSEUDONYM = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?\Z")
+_PSEUDONYM = re.compile(PSEUDONYM_REGEX + r"\Z")
 
 
 _EMAILISH = re.compile(r"@|\d{6,}")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 @dataclass(frozen=True)

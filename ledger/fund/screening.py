@@ -40,6 +40,17 @@ _ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u180e")
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x85\u2028\u2029")
 
 
+def refused_characters(*, one_line: bool) -> str:
+    """The characters public text may not hold, as the body of a regular-expression character
+    class that Python and JSON Schema read alike (the API's OpenAPI patterns): C0 and C1
+    controls (a line feed is allowed where ``one_line`` is false), the other line breaks, the
+    bidirectional controls and the zero-width characters. Personal data cannot be a pattern:
+    :func:`find_personal_data` alone finds it."""
+    controls = r"\x00-\x1f\x7f-\x9f" if one_line else r"\x00-\x09\x0b-\x1f\x7f-\x9f"
+    others = sorted((_BIDI | _ZERO_WIDTH | _LINE_BREAKS) - set("\n\r\x0b\x0c\x85"))
+    return controls + "".join(f"\\u{ord(char):04x}" for char in others)
+
+
 class PersonalDataSuspected(RuleViolation):
     """Public text that holds what looks like personal data (422 ``personal_data_suspected``)."""
 
