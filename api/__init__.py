@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "WITNESS_NAME": None,  # the name of a new witness key; default: <origin>/witness
     "WITNESSES": None,  # a file of `VKEY URL` lines: the witnesses this log asks to cosign
     "WITNESS_QUORUM": None,  # cosignatures wanted per checkpoint; default: a majority
+    "MIRROR_KEY_FILE": None,  # this instance's mirror key; default: mirror.key beside KEY_FILE
+    "MIRROR_NAME": None,  # the name of a new mirror key; default: <origin>/mirror
+    "MIRROR_INTERVAL": None,  # seconds between the worker's syncs of each mirror; default: 60
     "WEBHOOK_ALLOW_PRIVATE": False,  # 1: webhooks may target loopback and private addresses
     "WEBHOOK_TIMEOUT": 5,  # seconds a webhook target has to answer
     "WEBHOOK_DISABLE_AFTER": 50,  # failed attempts in a row that disable an endpoint
@@ -70,11 +73,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         donations,
         erasures,
         errors,
+        federation,
         feeds,
         grants,
         imports,
         ledger_api,
         me,
+        mirrors,
         notifications,
         passkeys,
         pledges,
@@ -113,6 +118,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(public.blp)
     app.register_blueprint(tlog.bp)  # the log as C2SP tlog-tiles under /tlog/
     app.register_blueprint(witness.bp)  # C2SP tlog-witness under /witness
+    app.register_blueprint(mirrors.bp)  # mirrored logs as C2SP tlog-tiles under /mirror/
+    app.register_blueprint(federation.bp)  # the logs witnessed and mirrored, for people
     app.register_blueprint(docs.blp)
     # members' workspace, grant requests and pledges from outside
     for pages in (workspace, passkeys, asks, pledges):

@@ -32,6 +32,8 @@ from api import (
     worker_cli,
 )
 from api.command_errors import fail, reports_ledger_errors
+from api.mirror_cli import COMMANDS as MIRROR_COMMANDS
+from api.mirror_cli import ensure_mirror_key
 from api.redact_cli import redact_command
 from api.reports_cli import report_command
 from api.witness_cli import COMMANDS as WITNESS_COMMANDS
@@ -91,6 +93,7 @@ def init_command(demo: bool) -> None:
         click.echo(f"created signing key {path}")
     vault = _init_vault(engine)
     ensure_witness_key(origin)
+    ensure_mirror_key(origin)
     _init_public_url(engine)
     now = db.get_clock().now()
     # The demo's history is written by a clock that walks from six cycles ago up to now.
@@ -409,6 +412,7 @@ COMMANDS: tuple[click.Command, ...] = (
     report_command,
     *worker_cli.COMMANDS,
     *WITNESS_COMMANDS,
+    *MIRROR_COMMANDS,
     *serve_cli.COMMANDS,
     *WORKSPACE_COMMANDS,
     *import_cli.COMMANDS,

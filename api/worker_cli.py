@@ -20,11 +20,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from api import anchor_cli, db, witness
+from api import anchor_cli, db, mirrors, witness
 from api.command_errors import reports_ledger_errors
 from api.notifications import delivery_settings
 from ledger.fund import ChainScan, Fund, Periodic, Worker, notification_tasks, worker_lock
-from ledger.log import Cosigning, Log, parse_ts
+from ledger.log import Cosigning, Log, MirrorSync, parse_ts
 
 
 def _say(line: str) -> None:
@@ -71,6 +71,15 @@ def _cosigning(log: Log) -> list[Cosigning]:
     return [Cosigning(log, endpoints, witness.configured_quorum(len(endpoints)))]
 
 
+def _mirroring() -> list[MirrorSync]:
+    """Syncing the mirrored logs, if there are any (``lunaria mirror add``), each
+    LUNARIA_MIRROR_INTERVAL seconds; checked again at every start."""
+    found = mirrors.get_mirrors()
+    if not found.logs():
+        return []
+    return [MirrorSync(found, mirrors.mirror_interval())]
+
+
 @click.command("worker")
 @with_appcontext
 @reports_ledger_errors
@@ -94,6 +103,7 @@ def worker_command() -> None:
             *notification_tasks(fund, delivery_settings()),
             *([anchoring] if anchoring else []),
             *_chain_scan(fund),
+            *_mirroring(),
         ],
         after_handover=anchor_cli.anchor_after_rotation if at_handover else None,
         say=_say,

@@ -149,3 +149,45 @@ witnesses = Table(
     Column("last_refusal", Text, nullable=True),
     Column("last_refusal_ts", String(27), nullable=True),
 )
+
+# -- mirroring (migration 0016) -----------------------------------------------------------------
+# As a mirror (ledger.log.mirroring): per mirrored log, where from, its key, the checkpoint held
+# (moved only by compare-and-set) with this mirror's cosignature; the tiles and entry bundles
+# copied, byte for byte, by path; refused checkpoints (split views), kept as evidence.
+
+mirrors = Table(
+    "mirrors",
+    metadata,
+    Column("origin_hash", String(64), primary_key=True),
+    Column("origin", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("vkey", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("cosignature", Text, nullable=False),
+    Column("added", String(27), nullable=False),
+    Column("copied", String(27), nullable=False),
+    Column("checked", String(27), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", String(27), nullable=True),
+)
+
+mirror_tiles = Table(
+    "mirror_tiles",
+    metadata,
+    Column("origin_hash", String(64), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+mirror_incidents = Table(
+    "mirror_incidents",
+    metadata,
+    Column("id", LogKey, primary_key=True, autoincrement=True),
+    Column("origin_hash", String(64), nullable=False),
+    Column("ts", String(27), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("held_note", Text, nullable=False),
+)
