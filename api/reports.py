@@ -29,6 +29,7 @@ from exports.formats import (
     MEDIA_TYPES,
     SHA256_HEADER,
     RenderedReport,
+    ReportInfo,
     ReportOptions,
     make_options,
     render_report,
@@ -111,7 +112,10 @@ def _render(
         kept = lookup(engine, key) if keeping else None
         if kept is not None:
             return kept
-        rendered = render_report(engine, key.pool, key.cycle, key.format, now=now, options=options)
+        pdf = _pdf_info(key, now, options) if key.format == "json" and keeping else None
+        rendered = render_report(
+            engine, key.pool, key.cycle, key.format, now=now, options=options, pdf=pdf
+        )
         report_rendered.send(current_app._get_current_object(), key=key)  # type: ignore[attr-defined]
         if keeping:
             store(engine, key, rendered)
@@ -119,6 +123,22 @@ def _render(
     finally:
         if slots is not None:
             slots.release()
+
+
+def _pdf_info(key: ReportKey, now: datetime, options: ReportOptions) -> ReportInfo | None:
+    """The PDF a JSON report names (by SHA-256 and size), from the cache, or rendered and kept
+    now (the next PDF download is then served kept); None if it is not of the JSON's revision
+    (the JSON then renders the PDF of its own data)."""
+    engine = db.get_engine()
+    pdf_key = report_key(engine, key.pool, key.cycle, "pdf", now=now, options=options)
+    if (pdf_key.checkpoint_size, pdf_key.revision) != (key.checkpoint_size, key.revision):
+        return None
+    kept = lookup(engine, pdf_key, content=False)
+    if kept is None:
+        kept = render_report(engine, key.pool, key.cycle, "pdf", now=now, options=options)
+        report_rendered.send(current_app._get_current_object(), key=pdf_key)  # type: ignore[attr-defined]
+        store(engine, pdf_key, kept)
+    return kept.info
 
 
 def _answer(key: ReportKey, report: RenderedReport | None, status: int = 200) -> Response:

@@ -120,8 +120,14 @@ def write_report(
     *,
     now: datetime,
     options: ReportOptions | None = None,
+    pdf: ReportInfo | None = None,
 ) -> ReportInfo:
-    """Gather the report of ``pool`` / ``cycle`` and write it to ``out`` in ``fmt``."""
+    """Gather the report of ``pool`` / ``cycle`` and write it to ``out`` in ``fmt``.
+
+    The JSON names the SHA-256 and size of the PDF of the same report in the same language:
+    ``pdf``, the info of that PDF when the caller has it (the report cache), saves rendering it
+    again; it is used only if it is of the same pool, cycle and checkpoint as the report
+    gathered now."""
     check_format(fmt)
     parse_cycle(cycle)
     options = options or ReportOptions()
@@ -129,7 +135,7 @@ def write_report(
         raise ValueError(f"lang must be one of {LANGUAGES}; use make_options() to choose one")
     report = gather(engine, pool, cycle, now)
     sink = _HashingWriter(out)
-    _render(engine, report, fmt, sink, options)
+    _render(engine, report, fmt, sink, options, pdf)
     return ReportInfo(
         format=fmt,
         media_type=MEDIA_TYPES[fmt],
@@ -141,6 +147,15 @@ def write_report(
         interim=report.interim,
         checkpoint_size=report.checkpoint.size,
     )
+
+
+def _pdf_digest(report: CycleReport, options: ReportOptions, pdf: ReportInfo | None) -> PdfDigest:
+    """The PDF the JSON names: ``pdf`` if it is this very report's, else rendered here."""
+    this = ("pdf", report.pool, report.cycle, report.checkpoint.size)
+    if pdf is not None and (pdf.format, pdf.pool, pdf.cycle, pdf.checkpoint_size) == this:
+        return PdfDigest(options.lang, pdf.sha256, pdf.size)
+    content = render_pdf(report, options.lang, options.base_url)
+    return PdfDigest(options.lang, hashlib.sha256(content).hexdigest(), len(content))
 
 
 def report_filename(pool: str, cycle: int, interim: bool, fmt: str, lang: str) -> str:
@@ -157,15 +172,21 @@ def render_report(
     *,
     now: datetime,
     options: ReportOptions | None = None,
+    pdf: ReportInfo | None = None,
 ) -> RenderedReport:
     """Like :func:`write_report`, into memory."""
     buffer = io.BytesIO()
-    info = write_report(engine, pool, cycle, fmt, buffer, now=now, options=options)
+    info = write_report(engine, pool, cycle, fmt, buffer, now=now, options=options, pdf=pdf)
     return RenderedReport(info, buffer.getvalue())
 
 
 def _render(
-    engine: Engine, report: CycleReport, fmt: str, out: Sink, options: ReportOptions
+    engine: Engine,
+    report: CycleReport,
+    fmt: str,
+    out: Sink,
+    options: ReportOptions,
+    pdf: ReportInfo | None = None,
 ) -> None:
     if fmt == "pdf":
         out.write(render_pdf(report, options.lang, options.base_url))
@@ -173,9 +194,7 @@ def _render(
         fields = options.fields if options.fields is not None else parse_fields(None)
         write_csv(report, out, fields, options.since, options.until)
     elif fmt == "json":
-        pdf = render_pdf(report, options.lang, options.base_url)
-        digest = PdfDigest(options.lang, hashlib.sha256(pdf).hexdigest(), len(pdf))
-        write_json(report, out, digest, options.base_url)
+        write_json(report, out, _pdf_digest(report, options, pdf), options.base_url)
     elif fmt == "jsonl":
         write_jsonl(engine, report, out)
     else:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from api import create_app, db
 from api.reports import SLOTS, report_rendered
 from exports.cache import ReportKey
+from exports.formats import SHA256_HEADER
 from ledger.log.clock import ManualClock, parse_ts
 from ledger.log.schema import checkpoints
 from tests.test_api_reports import story as closed_story
@@ -106,9 +107,27 @@ def test_a_redaction_changes_a_closed_report_at_once(
     body = {"commitment": commitment["commitment"], "reason": "safety"}
     closed_story.http.post("/redactions", body, token=closed_story.admin, status=201)
     after = client.get(path, headers={"If-None-Match": before.headers["ETag"]})
-    assert after.status_code == 200 and len(renders) == 2
+    # (each JSON names its PDF: the PDF is rendered, and kept, with it)
+    assert after.status_code == 200 and [k.format for k in renders] == ["pdf", "json"] * 2
     assert b"Rent support for a family" not in after.data
     assert after.headers["ETag"] != before.headers["ETag"]
+
+
+def test_the_json_names_the_kept_pdf_without_rendering_it_again(
+    closed_story: Story, client: Any, renders: list[ReportKey]
+) -> None:
+    number = closed_number(closed_story)
+    pdf = client.get(f"/api/v1/pools/food/reports/{number}.pdf?lang=es")
+    assert [(k.format, k.lang) for k in renders] == [("pdf", "es")]
+    named = client.get(f"/api/v1/pools/food/reports/{number}.json?lang=es").get_json()["pdf"]
+    assert [(k.format, k.lang) for k in renders] == [("pdf", "es"), ("json", "es")]
+    assert named["sha256"] == hashlib.sha256(pdf.data).hexdigest() == pdf.headers[SHA256_HEADER]
+    assert named["size"] == len(pdf.data)
+    # The other way round: the JSON first renders the PDF once, and keeps it for its download.
+    named = client.get(f"/api/v1/pools/food/reports/{number}.json?lang=uk").get_json()["pdf"]
+    pdf = client.get(f"/api/v1/pools/food/reports/{number}.pdf?lang=uk")
+    assert [(k.format, k.lang) for k in renders][2:] == [("pdf", "uk"), ("json", "uk")]
+    assert named["sha256"] == hashlib.sha256(pdf.data).hexdigest()
 
 
 def test_renders_are_bounded_and_reads_go_on(
