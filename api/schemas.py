@@ -751,7 +751,7 @@ class PledgeMade(ma.Schema):
     link = fields.String(required=True, metadata={"description": "The pledge's secret page"})
     reference = fields.String(
         required=True,
-        metadata={"description": "Put it in every transfer", "example": "LUN-7K2Q-94MD"},
+        metadata={"description": "Put it in every transfer", "example": "LUN-39SX-ADD6"},
     )
     pool = fields.String(required=True)
     currency = fields.String(required=True)

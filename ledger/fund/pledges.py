@@ -153,7 +153,7 @@ class PledgeFigures:
 
 def _check_character(code: str) -> str:
     """Luhn mod 32 over Crockford base32: catches every single wrong character and every
-    swap of two neighbours."""
+    swap of two neighbours but 0 with Z."""
     factor, total = 2, 0
     for char in reversed(code):
         addend = factor * ALPHABET.index(char)
