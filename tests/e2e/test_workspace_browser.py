@@ -1,7 +1,9 @@
 """The workspace in Chromium, on SQLite and PostgreSQL: invitation, passkey registration (the
 CDP virtual authenticator), sign-out and passkey sign-in, the queue, two members of the
 custodian voting (the second with the keyboard alone), the approval on the public pool page;
-axe-core on every workspace page and the grant-request form.
+a treasurer's invitation, passkey, a donation recorded (with the keyboard alone) and seen on
+the public pool page, a bank statement previewed and confirmed, an admin's page and webhook
+settings; axe-core on every workspace page (en, es, uk) and the grant-request form.
 
 The server is reached as http://localhost:<port>, its LUNARIA_PUBLIC_URL: Chromium refuses
 WebAuthn on http://127.0.0.1, and passkeys are bound to the public URL's host name.
@@ -22,6 +24,8 @@ from flask.testing import FlaskCliRunner
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from werkzeug.serving import make_server
 
+from tests.conftest import OUTPUT_DIR
+from tests.statement_builder import Line, camt053
 from tests.test_api_support import Story, build_story
 
 AXE = Path(__file__).parent.parent.parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -44,6 +48,13 @@ class Workspace:
 
     def invitation(self, collective: str, member: str) -> str:
         result = self.runner.invoke(args=["invite", collective, member])
+        assert result.exit_code == 0, result.output
+        url = result.stdout.strip()
+        assert url.startswith(f"{self.url}/workspace/invite/")
+        return url
+
+    def staff_invitation(self, role: str, name: str) -> str:
+        result = self.runner.invoke(args=["invite", "--role", role, name])
         assert result.exit_code == 0, result.output
         url = result.stdout.strip()
         assert url.startswith(f"{self.url}/workspace/invite/")
@@ -193,3 +204,81 @@ def test_axe_on_every_workspace_page_and_the_request_form(
     pages["refused invitation"] = person.axe()
     bad = {name: found for name, found in pages.items() if found}
     assert bad == {}, json.dumps(bad, indent=1)[:4000]
+
+
+def test_treasurer_and_admin_pages_in_chromium(
+    workspace: Workspace, browser: Browser, people: list[Person]
+) -> None:
+    """A treasurer's invitation, passkey, a donation typed with the keyboard alone and then
+    on the public pool page, a statement previewed and confirmed; an admin's page and the
+    webhook settings; axe-core on each new page in three languages; screenshots in
+    test-output/workspace-staff/."""
+    shots = OUTPUT_DIR / "workspace-staff"
+    shots.mkdir(parents=True, exist_ok=True)
+    treasurer, admin = Person(browser), Person(browser)
+    people.extend([treasurer, admin])
+    treasurer.register(workspace.staff_invitation("treasurer", "Rosa"))
+    page = treasurer.page
+    page.goto(f"{workspace.url}/workspace")
+    expect(page.get_by_role("heading", name="Donations and bank statements")).to_be_visible()
+    found = {"treasury": treasurer.axe()}
+    page.screenshot(path=str(shots / "treasury.png"), full_page=True)
+    fill_with_the_keyboard(
+        page,
+        {
+            "donation-amount": "42.50",
+            "donation-reference": "bank-e2e-1",
+            "donation-name": "Corner bakery",
+        },
+        "Record the donation",
+    )
+    expect(page.get_by_text("The donation is recorded in the public log")).to_be_visible()
+    found["donation recorded"] = treasurer.axe()
+    page.screenshot(path=str(shots / "donation-recorded.png"), full_page=True)
+    page.get_by_role("link", name="The public page of food").click()
+    expect(page.get_by_text("342.50").first).to_be_visible()  # 300.00 before, and 42.50
+
+    page.goto(f"{workspace.url}/workspace/treasury")
+    statement = camt053([Line("12.50", "E2E-1"), Line("3.00", "E2E-2", credit=False)])
+    page.get_by_label("Statement file (up to 4 MiB)").set_input_files(
+        {"name": "statement.xml", "mimeType": "application/xml", "buffer": statement}
+    )
+    size = workspace.story.http.size()
+    page.get_by_role("button", name="Show what would be recorded").click()
+    expect(page.get_by_text("Nothing is recorded yet.")).to_be_visible()
+    assert workspace.story.http.size() == size
+    found["import preview"] = treasurer.axe()
+    page.screenshot(path=str(shots / "import-preview.png"), full_page=True)
+    page.get_by_role("button", name="Record the donations shown (1)").click()
+    expect(page.get_by_text("Donations recorded in the public log: 1.")).to_be_visible()
+    assert workspace.story.http.size() == size + 1
+    found["import recorded"] = treasurer.axe()
+
+    admin.register(workspace.staff_invitation("admin", "Ada"))
+    for path in ("/admin", "/webhooks", "/treasury", "/account"):
+        for lang in ("en", "es", "uk"):
+            admin.page.goto(f"{workspace.url}/workspace{path}?lang={lang}")
+            found[f"{path} {lang}"] = admin.axe()
+            admin.page.screenshot(path=str(shots / f"{path[1:]}-{lang}.png"), full_page=True)
+    admin.page.goto(f"{workspace.url}/workspace/admin?lang=en")
+    admin.page.get_by_label("Name (private: never in the log)").fill("Tom")
+    admin.page.get_by_role("button", name="Create the account and its invitation").click()
+    expect(admin.page.get_by_text("Give this link to its holder, privately.")).to_be_visible()
+    found["staff invited"] = admin.axe()
+    bad = {name: violations for name, violations in found.items() if violations}
+    assert bad == {}, json.dumps(bad, indent=1)[:4000]
+
+
+def fill_with_the_keyboard(page: Page, values: dict[str, str], button: str) -> None:
+    """Tab through the page: type each value when its field has the focus, then press Enter
+    on the button."""
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("[document.activeElement.id, document.activeElement.textContent]")
+        if focused[0] in values:
+            page.keyboard.type(values.pop(focused[0]))
+        if focused[1].strip() == button:
+            assert values == {}, f"not reached with Tab: {values}"
+            page.keyboard.press("Enter")
+            return
+    raise AssertionError(f"{button!r} cannot be reached with Tab")
