@@ -139,6 +139,17 @@ TABLES = {
         ],
         seconds=5,
     ),
+    "mirror_catchup.py": Table(
+        lambda engines: [
+            columns("measurement", *engines),
+            columns("entries", *["601"] * len(engines)),
+            r"lunaria publish \(to a directory\), entries" + r"\s+[\d,]+/s" * len(engines),
+            r"mirror add \(HTTP, checked, stored\), entries" + r"\s+[\d,]+/s" * len(engines),
+            r"mirror add, bytes fetched" + r"\s+[\d.,]+ MB/s" * len(engines),
+            r"mirror sync of a tenth more, entries" + r"\s+[\d,]+/s \(60\)" * len(engines),
+        ],
+        seconds=25,
+    ),
     "public_read.py": Table(
         lambda engines: [
             columns("engine", "endpoint", "bytes", r"req/s", "p50 ms", "p99 ms", "errors", r"\|")
