@@ -66,6 +66,7 @@ from markupsafe import Markup
 from api import charts, db
 from ledger.errors import LedgerError, NotFound, SchemaOutdated
 from ledger.fund import CURRENCY_EXPONENTS, Cycle, display_major, last_reconciliation, views
+from ledger.fund.money import display_decimals
 from ledger.log import log_version, parse_ts, recent_anchors
 
 bp = Blueprint("web", __name__)
@@ -745,7 +746,12 @@ def verify() -> str:
         witness_quorum=quorum,
         own_witness_vkey=None if cosigner is None else cosigner.verifier().vkey(),
         pool_names=json.dumps(dict(views.names(log.engine).pools), ensure_ascii=False),
-        exponents=json.dumps(dict(CURRENCY_EXPONENTS)),
+        money=json.dumps(
+            {
+                currency: {"exponent": exponent, "decimals": display_decimals(currency)}
+                for currency, exponent in CURRENCY_EXPONENTS.items()
+            }
+        ),
         details=VERIFY_DETAILS,
     )
 

@@ -858,16 +858,21 @@ function detailText(error) {
   return found ? fill(found.textContent, error.why.params) : error.detail;
 }
 
-/** Minor units as the page shows money: at least 2 decimals, finer ones only if not zero. */
-export function formatAmount(digits, currency, exponent, locale) {
-  if (exponent === undefined || typeof digits !== "string" || !/^-?[0-9]+$/.test(digits)) {
+/**
+ * Minor units as the page shows money: `unit` is the currency's `{exponent, decimals}` from
+ * the page's data (ledger/fund/money.py display_decimals: the decimals always shown; finer
+ * ones only when not zero), so the rule is stated once, on the server.
+ */
+export function formatAmount(digits, currency, unit, locale) {
+  if (!unit || typeof digits !== "string" || !/^-?[0-9]+$/.test(digits)) {
     return `${digits} ${currency}`;
   }
+  const { exponent, decimals } = unit;
   const sign = digits.startsWith("-") ? "-" : "";
   const padded = digits.replace("-", "").padStart(exponent + 1, "0");
   const whole = padded.slice(0, padded.length - exponent);
   const fraction = padded.slice(padded.length - exponent).replace(/0+$/, "")
-    .padEnd(Math.min(2, exponent), "0");
+    .padEnd(decimals, "0");
   const numbers = new Intl.NumberFormat(locale);
   const decimal = numbers.formatToParts(1.5).find((part) => part.type === "decimal").value;
   return `${sign}${numbers.format(BigInt(whole))}${fraction ? decimal + fraction : ""}\u00a0${currency}`;
@@ -877,7 +882,7 @@ export function formatAmount(digits, currency, exponent, locale) {
 function describe(summary, form) {
   const locale = document.documentElement.lang || "en";
   const pools = JSON.parse(form.dataset.pools || "{}");
-  const exponents = JSON.parse(form.dataset.exponents || "{}");
+  const money = JSON.parse(form.dataset.money || "{}");
   const when = new Intl.DateTimeFormat(locale, {
     dateStyle: "medium", timeStyle: "medium", timeZone: "UTC",
   }).format(new Date(summary.ts));
@@ -891,7 +896,7 @@ function describe(summary, form) {
   const data = summary.data;
   if (typeof data.pool === "string") params.pool = pools[data.pool] || data.pool;
   if (typeof data.amount === "string" && typeof data.currency === "string") {
-    params.amount = formatAmount(data.amount, data.currency, exponents[data.currency], locale);
+    params.amount = formatAmount(data.amount, data.currency, money[data.currency], locale);
   }
   const key = params.amount && params.pool ? "what_amount" : params.pool ? "what_pool" : "what";
   return message(key, params);

@@ -78,6 +78,13 @@ def format_major(amount: int, currency: str) -> str:
 DISPLAY_DECIMALS = 2
 
 
+def display_decimals(currency: str) -> int:
+    """The decimals money in ``currency`` always shows: the usual two, or fewer for a coarser
+    minor unit (JPY: none). Finer digits show only when they are not zero. The one statement
+    of the rule: :func:`display_major` and, through the /verify page's data, static/verify.js."""
+    return min(DISPLAY_DECIMALS, CURRENCY_EXPONENTS[currency])
+
+
 def display_major(amount: int, currency: str) -> str:
     """:func:`format_major` as people read money: at most the usual two decimals unless the
     finer digits are not zero ("88000000" USDC -> "88.00", "88123400" -> "88.1234");
@@ -86,7 +93,7 @@ def display_major(amount: int, currency: str) -> str:
     whole, dot, fraction = major.partition(".")
     if not dot:
         return major
-    kept = fraction.rstrip("0").ljust(min(DISPLAY_DECIMALS, len(fraction)), "0")
+    kept = fraction.rstrip("0").ljust(display_decimals(currency), "0")
     return f"{whole}.{kept}"
 
 

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from ledger.errors import LedgerError
+from ledger.fund.money import CURRENCY_EXPONENTS, display_major
 from ledger.fund.public_text import text_commitment
 from ledger.log.cosignature import Cosigner, WitnessQuorum
 from ledger.log.notes import Checkpoint, Signer, open_checkpoint, parse_note, sign_checkpoint
@@ -216,3 +217,22 @@ def test_witness_quorums_agree_with_ledger_cosignature(page: Page) -> None:
         'quorum {"count":"0","known":"3","quorum":"2"}',
     ]
     assert got[4].startswith("cosignature ")
+
+
+FORMAT_AMOUNTS = """async (cases) => {
+  const m = await import("/static/verify.js");
+  const money = JSON.parse(document.getElementById("verify-form").dataset.money);
+  return cases.map(([digits, currency]) =>
+    m.formatAmount(digits, currency, money[currency], "en").replace(/,/g, ""));
+}"""
+
+
+def test_amounts_show_as_ledger_fund_money_shows_them(page: Page, live_server: LiveServer) -> None:
+    """The display rule comes from the server (the page's data), not from a copy in JS."""
+    page.goto(live_server.url + "/verify")
+    amounts = ["0", "5", "150000", "-2550", "88000000", "88123400", "1", "123456789012345678"]
+    cases = [(a, c) for c in CURRENCY_EXPONENTS for a in amounts]
+    got = page.evaluate(FORMAT_AMOUNTS, cases)
+    assert got == [f"{display_major(int(a), c)}\u00a0{c}" for a, c in cases]
+    assert got[cases.index(("88000000", "USDC"))] == "88.00\u00a0USDC"
+    assert got[cases.index(("150000", "JPY"))] == "150000\u00a0JPY"
