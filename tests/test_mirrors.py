@@ -105,6 +105,8 @@ def test_a_mirror_copies_the_log_byte_for_byte_and_cosigns_it(pair: list[Instanc
     prefix = f"{boreal.url}/mirror/{sha(alba.log.origin)}/"
     report = audit(HttpSource(prefix), [alba.log_vkey])
     assert report.checkpoint.size == 8
+    audited = alba.cli("audit", prefix, "--vkey", alba.log_vkey)
+    assert audited.exit_code == 0 and "8 entries" in audited.output, audited.output
     # Paths not held, or not canonical, are plain 404s; nothing can be written.
     for path in ("tile/0/000.p/9", "tile/0/0", "tile/entries/001", "nothing"):
         assert get(prefix + path)[0] == 404

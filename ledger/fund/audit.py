@@ -130,8 +130,15 @@ def _gunzip(path: str, data: bytes, limit: int) -> bytes:
         raise VerificationError(None, f"{path}: bad gzip encoding: {exc}") from exc
 
 
+MIRRORED_PATH = re.compile(r"https?://.*/mirror/[0-9a-f]{64}/?")
+"""A mirror's copy of a log (``<base>/mirror/<hex SHA-256 of origin>/``): itself the prefix."""
+
+
 def open_source(location: str) -> Source:
-    """An ``http(s)://`` base URL (resources under ``<base>/tlog/``) or a directory."""
+    """An ``http(s)://`` base URL (resources under ``<base>/tlog/``), a mirrored log's prefix
+    (``<base>/mirror/<hex>/``) or a directory."""
+    if MIRRORED_PATH.fullmatch(location):
+        return HttpSource(location.rstrip("/") + "/")
     if re.match(r"https?://", location):
         return HttpSource(location.rstrip("/") + "/" + TLOG_PATH)
     root = Path(location)
