@@ -292,14 +292,14 @@ def test_write_transactions_commit_or_roll_back_whichever_api_ran_their_statemen
 
     connections = log._write_connections
     opening = "SELECT size FROM log_head WHERE id = 1"
-    with connections.transaction(opening) as (conn, row):  # driver statements only
-        assert tuple(row) == (log.head().size,)
+    with connections.transaction(opening) as (conn, opened):  # driver statements only
+        assert tuple(opened.row) == (log.head().size,)
         driver_insert(conn, 0)
-    with connections.transaction(opening) as (conn, _row):  # a SQLAlchemy statement too
+    with connections.transaction(opening) as (conn, _opened):  # a SQLAlchemy statement too
         driver_insert(conn, 1)
         sqlalchemy_insert(conn, 2)
     for sqlalchemy in (False, True):
-        with pytest.raises(RuntimeError), connections.transaction(opening) as (conn, _row):
+        with pytest.raises(RuntimeError), connections.transaction(opening) as (conn, _opened):
             driver = conn.connection.dbapi_connection
             driver_insert(conn, 3)
             if sqlalchemy:
@@ -313,6 +313,44 @@ def test_write_transactions_commit_or_roll_back_whichever_api_ran_their_statemen
         assert sorted(keys) == [base, base + 1, base + 2]
     size = log.head().size
     assert log.append("pool_created", {"after": "rollbacks"}).seq == size  # still usable
+
+
+def test_reads_come_with_the_opening_and_queued_writes_commit_together_or_not_at_all(
+    log: Log, engine: Engine
+) -> None:
+    """``Log.writer(reads)`` hands back each read's rows (PostgreSQL sends them with the locked
+    read of the head); after ``queue_writes()`` PostgreSQL sends the rest with the COMMIT. A
+    queued write the database refuses surfaces there, as NotCommitted (SQLite refuses it at
+    once), and nothing of the transaction is written; the writer is usable after."""
+    from ledger.log.db import NotCommitted, RowInsert, write_sql
+
+    base = 2 * 10**12  # node keys no test log reaches
+    insert = "INSERT INTO nodes (key, hash) VALUES (?, ?)"
+    size = log.head().size
+    reads = [
+        ("SELECT size FROM log_head WHERE id = ?", (1,)),
+        ("SELECT key FROM nodes WHERE key >= ?", (base,)),
+    ]
+    with log.writer(reads) as writer:
+        assert [list(map(tuple, rows)) for rows in writer.prefetched] == [[(size,)], []]
+        writer.append("pool_created", {"queued": True})
+        writer.queue_writes()
+        write_sql(writer.conn, insert, (base, bytes(32)))
+        RowInsert("nodes", ("key", "hash")).run(
+            writer.conn, [(base + 1, bytes(32)), (base + 2, bytes(32))]
+        )
+    refused = NotCommitted if engine.dialect.name == "postgresql" else DBAPIError
+    with pytest.raises(refused), log.writer() as writer:
+        writer.append("pool_created", {"queued": False})
+        writer.queue_writes()
+        write_sql(writer.conn, insert, (base + 3, bytes(32)))
+        write_sql(writer.conn, insert, (base, bytes(32)))  # (taken: refused)
+    with engine.connect() as conn:
+        keys = conn.execute(select(nodes.c.key).where(nodes.c.key >= base)).scalars()
+        assert sorted(keys) == [base, base + 1, base + 2]
+    assert log.head().size == size + 1
+    assert log.append("pool_created", {"after": "refusal"}).seq == size + 1
+    assert log.head().size == size + 2
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

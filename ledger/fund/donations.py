@@ -9,7 +9,7 @@ chose is public text, committed to in the entry and kept in ``public_texts``
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -40,9 +40,10 @@ from ledger.fund.state import pool_row
 from ledger.fund.transaction import FundCommands, FundTransaction, scoped_key
 from ledger.fund.vault import Vault
 from ledger.log.append import Log
-from ledger.log.db import RowInsert, read_sql
+from ledger.log.db import NotCommitted, Read, RowInsert, read_sql
 from ledger.log.entry import CanonicalData, Entry, encode_data
 from ledger.log.group_commit import GroupCommit, RetryAlone
+from ledger.log.storage import remembered_from, remembered_read
 
 
 class DonationCommands(FundCommands):
@@ -81,15 +82,21 @@ class DonationCommands(FundCommands):
         return self.boundaries.cycle_number(self.log.clock.now())
 
     def _record_singles(self, singles: Sequence[_SingleDonation]) -> list[Outcome | Exception]:
-        with self.transaction() as tx:
-            try:
-                keys = {s.key for s in singles if s.key is not None}
-                group = _DonationGroup(tx, keys, _References(tx, self.log.fingerprint_key))
-                group.prefetch(singles)
-                outcomes = [group.add(single) for single in singles]
-                group.write()
-            except Exception as exc:  # (rolled back: nothing of the group is written)
-                raise RetryAlone(exc) from exc
+        """One transaction for the group: what it reads (the head, the pools due a handover,
+        the keys, references and pools the group names) in one round trip on PostgreSQL, and
+        what it writes, with the commit, in one more (see LogWriter.queue_writes)."""
+        reads = _GroupReads(singles, self.log.fingerprint_key)
+        try:
+            with self.transaction(reads.queries) as tx:
+                try:
+                    group = _DonationGroup(tx, reads, _References(tx, self.log.fingerprint_key))
+                    outcomes = [group.add(single) for single in singles]
+                    tx.writer.queue_writes()
+                    group.write()
+                except Exception as exc:  # (rolled back: nothing of the group is written)
+                    raise RetryAlone(exc) from exc
+        except NotCommitted as refused:  # (a queued write refused: nothing was written)
+            raise RetryAlone(refused.error) from refused
         return outcomes
 
     def record_donations(
@@ -198,16 +205,64 @@ class _SingleDonation(NamedTuple):
     prepared: _Donation | None
 
 
+class _GroupReads:
+    """What a group of single donations reads before it checks them, as queries sent with
+    the transaction's opening: the idempotency keys it uses, the references its checked
+    donations name (up to _CHUNK; more are read when checked), and its pools' currencies."""
+
+    def __init__(self, singles: Sequence[_SingleDonation], key: bytes) -> None:
+        keys = sorted({s.key for s in singles if s.key is not None})
+        digests = list(
+            dict.fromkeys(
+                reference_digest(key, s.pool, s.prepared.private["external_reference"])
+                for s in singles
+                if s.prepared is not None
+            )
+        )[:_CHUNK]
+        pools = sorted({s.pool for s in singles})
+        self.queries: list[Read] = []
+        self._keys = self._add(remembered_read(keys) if keys else None)
+        recorded = (_RECORDED.format(", ".join("?" * len(digests))), digests)
+        self._references = self._add(recorded if digests else None)
+        self._pools = self._add((_CURRENCIES.format(", ".join("?" * len(pools))), pools))
+        self.digests = digests
+
+    def _add(self, query: Read | None) -> int | None:
+        if query is None:
+            return None
+        self.queries.append(query)
+        return len(self.queries) - 1
+
+    def rows(self, tx: FundTransaction, index: int | None) -> list[Any]:
+        return [] if index is None else tx.prefetched[index]
+
+    def seen(self, tx: FundTransaction) -> dict[str, tuple[int, str]]:
+        return remembered_from(self.rows(tx, self._keys))
+
+    def recorded(self, tx: FundTransaction) -> dict[str, int | None]:
+        found = dict(self.rows(tx, self._references))
+        return {digest: found.get(digest) for digest in self.digests}
+
+    def currencies(self, tx: FundTransaction) -> dict[str, list[str]]:
+        return {slug: json.loads(currencies) for slug, currencies in self.rows(tx, self._pools)}
+
+
+# Only the pools found: a missing one is read again when a donation names it (pool_row),
+# which raises what it raises alone.
+_CURRENCIES = "SELECT slug, currencies FROM pools WHERE slug IN ({})"
+
+
 class _DonationGroup:
     """Single donations in one transaction: each checked in turn, in the rules' order, as if
     alone (a later one sees the earlier ones' idempotency keys); their projections, private
     records and keys written together at the end."""
 
-    def __init__(self, tx: FundTransaction, keys: Collection[str], refs: _References) -> None:
+    def __init__(self, tx: FundTransaction, reads: _GroupReads, refs: _References) -> None:
         self.tx = tx
         self.references = refs
-        self.seen = tx.writer.remembered(keys)
-        self.currencies: dict[str, list[str]] = {}
+        self.seen = reads.seen(tx)
+        refs.known.update(reads.recorded(tx))
+        self.currencies: dict[str, list[str]] = reads.currencies(tx)
         self.entries: list[Entry] = []
         self.records: list[PrivateRecord] = []
         self.texts: list[tuple[PublicText, int, str]] = []
@@ -252,15 +307,6 @@ class _DonationGroup:
         if pool not in self.currencies:
             self.currencies[pool] = json.loads(pool_row(self.tx.conn, pool).currencies)
         return self.currencies[pool]
-
-    def prefetch(self, singles: Sequence[_SingleDonation]) -> None:
-        """Read the references the group's checked donations name, in one query."""
-        digests = [
-            self.references.digest(single.pool, single.prepared)
-            for single in singles
-            if single.prepared is not None
-        ]
-        self.references.load(digests)
 
     def write(self) -> None:
         apply_entries(self.tx.conn, self.entries)

@@ -22,7 +22,7 @@ from ledger.fund.schema import (
 from ledger.fund.state import balance, custodian_of, flows_of
 from ledger.fund.urgency import cycle_response
 from ledger.log.clock import parse_ts
-from ledger.log.db import read_sql
+from ledger.log.db import Read, read_sql
 from ledger.log.entry import Entry
 
 if TYPE_CHECKING:
@@ -33,13 +33,25 @@ HANDOVER_DATA_VERSION = 2
 cycle's urgent grants were answered (:mod:`ledger.fund.urgency`)."""
 
 
-def apply_due_handovers(tx: FundTransaction) -> list[Entry]:
-    """Append every handover due by now, oldest first, for every pool."""
-    due = read_sql(
-        tx.conn,
-        "SELECT slug, current_cycle FROM pools WHERE current_cycle < ? ORDER BY slug",
-        (tx.cycle.number,),
-    )
+_DUE = "SELECT slug, current_cycle FROM pools WHERE current_cycle < ? ORDER BY slug"
+
+
+def due_handovers_read(cycle: int) -> Read:
+    """The query for the pools whose current cycle is before ``cycle`` (see
+    :func:`apply_due_handovers`), to send ahead with the opening of the transaction."""
+    return _DUE, (cycle,)
+
+
+def apply_due_handovers(
+    tx: FundTransaction, read: tuple[int, list[Any]] | None = None
+) -> list[Entry]:
+    """Append every handover due by now, oldest first, for every pool. ``read``: the rows of
+    :func:`due_handovers_read` for a cycle, read already in this transaction (used if that
+    is the transaction's cycle)."""
+    if read is not None and read[0] == tx.cycle.number:
+        due = read[1]
+    else:
+        due = read_sql(tx.conn, *due_handovers_read(tx.cycle.number))
     if due:  # past cycles are about to be written down: from every persisted boundary
         tx.schedule = tx.boundaries.schedule(tx.conn, tx.now, reread=True)
         tx.cycle = tx.schedule.cycle_at(tx.now)

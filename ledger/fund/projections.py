@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger.fund.urgency import UrgencyPolicy
-from ledger.log.db import RowInsert, read_sql, write_rows, write_sql
+from ledger.log.db import RowInsert, is_sqlite, read_sql, write_rows, write_sql
 from ledger.log.entry import Entry
 
 ZERO = "0"
@@ -46,6 +46,16 @@ _NEW_FLOW = (
 _SET_FLOW = (
     "UPDATE cycle_flows SET donations = ?, disbursements = ?, corrections = ?, "
     "fast_lane_used = ? WHERE pool = ? AND cycle = ? AND currency = ?"
+)
+
+# PostgreSQL (see Money._add_in_place): the amounts are added where they are stored.
+_ADD_TO_BALANCE = (
+    f"{_NEW_BALANCE} ON CONFLICT (pool, currency, account) DO UPDATE SET amount = "
+    "(CAST(balances.amount AS numeric) + CAST(excluded.amount AS numeric))::text"
+)
+_ADD_TO_FLOW = f"{_NEW_FLOW} ON CONFLICT (pool, cycle, currency) DO UPDATE SET " + ", ".join(
+    f"{name} = (CAST(cycle_flows.{name} AS numeric) + CAST(excluded.{name} AS numeric))::text"
+    for name in FLOWS
 )
 
 
@@ -75,6 +85,9 @@ class Money:
             sums[name] += delta
 
     def write(self, conn: Connection) -> None:
+        if not is_sqlite(conn):
+            self._add_in_place(conn)
+            return
         groups: dict[tuple[str, str], dict[str, int]] = {}
         for (pool, currency, name), delta in self.balances.items():
             groups.setdefault((pool, currency), {})[name] = delta
@@ -82,6 +95,15 @@ class Money:
             self._write_balances(conn, pool, currency, deltas)
         for key, sums in self.flows.items():
             self._write_flow(conn, key, sums)
+
+    def _add_in_place(self, conn: Connection) -> None:
+        """PostgreSQL: each row's sum made by the database (``numeric`` is exact at any size,
+        and its text is the digit string Python's ``str(int)`` gives), with no read first: the
+        statements need no answer, so a transaction can queue them (see WriteQueue)."""
+        balances = [(*key, str(delta)) for key, delta in self.balances.items()]
+        write_rows(conn, _ADD_TO_BALANCE, balances)
+        flows = [(*(str(sums[name]) for name in FLOWS), *key) for key, sums in self.flows.items()]
+        write_rows(conn, _ADD_TO_FLOW, flows)
 
     @staticmethod
     def _write_balances(conn: Connection, pool: str, currency: str, deltas: dict[str, int]) -> None:

@@ -9,19 +9,19 @@ applied to the projections by :func:`ledger.fund.projections.apply_entry`. A bro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from ledger.fund.handover import apply_due_handovers
+from ledger.fund.handover import apply_due_handovers, due_handovers_read
 from ledger.fund.projections import apply_entries, apply_entry
 from ledger.fund.rules import Actor, Outcome
 from ledger.fund.state import KnownBoundaries, persisted_boundaries
 from ledger.fund.vault import Vault
 from ledger.log.append import Log, LogWriter
 from ledger.log.clock import format_ts
-from ledger.log.db import write_sql
+from ledger.log.db import Read, write_sql
 from ledger.log.entry import CanonicalData, Entry
 
 
@@ -36,6 +36,7 @@ class FundTransaction:
         self.boundaries = boundaries
         self.schedule = boundaries.schedule(self.conn, self.now)
         self.cycle = self.schedule.cycle_at(self.now)
+        self.prefetched: list[list[Any]] = []  # the rows of the reads it was opened with
 
     def emit(self, kind: str, data: dict[str, Any], actor: str) -> Entry:
         entry = self.writer.append(kind, data, actor)
@@ -85,10 +86,15 @@ class FundCommands:
         self.boundaries = KnownBoundaries()
 
     @contextmanager
-    def transaction(self) -> Iterator[FundTransaction]:
-        with self.log.writer() as writer:
+    def transaction(self, reads: Sequence[Read] = ()) -> Iterator[FundTransaction]:
+        """A write transaction; ``reads`` are read first (their rows are ``tx.prefetched``),
+        on PostgreSQL in one round trip with the head and the pools due a handover."""
+        cycle = self.boundaries.cycle_number(self.log.clock.now())
+        due = [] if cycle is None else [due_handovers_read(cycle)]
+        with self.log.writer([*due, *reads]) as writer:
             tx = FundTransaction(writer, self.boundaries, self.vault)
-            apply_due_handovers(tx)
+            tx.prefetched = writer.prefetched[len(due) :]
+            apply_due_handovers(tx, None if cycle is None else (cycle, writer.prefetched[0]))
             yield tx
             tx.persist_schedule()
 

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, ProofError
 from ledger.log import merkle
 from ledger.log.clock import Clock, SystemClock, format_ts, parse_ts
-from ledger.log.db import WriteConnections, is_sqlite, read_transaction
+from ledger.log.db import Opened, Read, WriteConnections, is_sqlite, read_transaction
 from ledger.log.entry import GENESIS_PREV, CanonicalData, Entry, decode_entry, encode_entry
 from ledger.log.merkle import NodeId
 from ledger.log.notes import Checkpoint, Signer, sign_checkpoint
@@ -122,10 +122,15 @@ def _double_signing_until(conn: Connection, retiring: Signer) -> datetime:
 class LogWriter:
     """One write transaction on the log. Obtain it from :meth:`Log.writer`."""
 
-    def __init__(self, log: Log, conn: Connection, head: LogHead) -> None:
+    def __init__(
+        self, log: Log, conn: Connection, head: LogHead, opened: Opened | None = None
+    ) -> None:
         self.log = log
         self.conn = conn
         self.head = head
+        # The rows of the reads Log.writer was given, and the queue for the last writes.
+        self.prefetched: list[list[Any]] = [] if opened is None else opened.prefetched
+        self._queue = None if opened is None else opened.queue
         self.now = log.clock.now()
         self.appended: list[Entry] = []
         self.new_entries: list[tuple[int, bytes, str, str, bytes]] = []
@@ -189,6 +194,14 @@ class LogWriter:
         """Record several keys at once: (key, seq, fingerprint) rows."""
         remember_keys(self.conn, rows)
 
+    def queue_writes(self) -> None:
+        """Queue the statements from here to the commit and send them with it, on PostgreSQL
+        in one round trip (see WriteQueue): for the last writes of a transaction, which read
+        nothing back. A statement the database refuses then surfaces at the commit, as
+        NotCommitted (nothing was written)."""
+        if self._queue is not None:
+            self._queue.start()
+
     def request_checkpoint(self) -> None:
         """Sign a checkpoint at commit even if the policy would not (e.g. at a handover)."""
         self._checkpoint_requested = True
@@ -199,6 +212,8 @@ class LogWriter:
             write_head(self.conn, self.head, self.new_entries, self.new_nodes)
             self.new_entries, self.new_nodes = [], []
         if self.checkpoint_due():
+            if self._queue is not None:  # (signing reads and writes through SQLAlchemy)
+                self._queue.flush()
             self.signed = self.log.sign_checkpoint(self.conn, self.head)
 
     def checkpoint_due(self) -> bool:
@@ -276,16 +291,19 @@ class Log:
     # -- writing ---------------------------------------------------------------------------
 
     @contextmanager
-    def writer(self) -> Iterator[LogWriter]:
-        """A write transaction; everything done through it commits or rolls back together."""
+    def writer(self, reads: Sequence[Read] = ()) -> Iterator[LogWriter]:
+        """A write transaction; everything done through it commits or rolls back together.
+
+        ``reads`` run first, under the write lock, on PostgreSQL in the same round trip as
+        the locked read of the head: their rows are the writer's ``prefetched``."""
         if self.signer is None:
             raise LedgerError("this Log was opened without a signing key; it cannot write")
         opening = LOCKED_HEAD[self.engine.dialect.name]
-        with self._write_connections.transaction(opening) as (conn, row):
-            head = head_from_row(row)
+        with self._write_connections.transaction(opening, reads) as (conn, opened):
+            head = head_from_row(opened.row)
             if head.origin != self.origin:
                 raise LedgerError(f"database holds the log {head.origin!r}, not {self.origin!r}")
-            writer = LogWriter(self, conn, head)
+            writer = LogWriter(self, conn, head, opened)
             yield writer
             writer.finish()
         if not is_sqlite(self.engine):  # (SQLite writers take no round trips to save)
@@ -341,8 +359,8 @@ class Log:
         """Create the log (``log_created`` entry and first checkpoint); False if it exists."""
         if self.signer is None:
             raise LedgerError("creating a log needs its signing key")
-        with self._write_connections.transaction("SELECT id FROM log_head") as (conn, row):
-            if row is not None:
+        with self._write_connections.transaction("SELECT id FROM log_head") as (conn, opened):
+            if opened.row is not None:
                 return False
             create_head(conn, self.origin, format_ts(self.clock.now()))
         with self.writer() as writer:

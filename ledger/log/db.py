@@ -135,20 +135,28 @@ def _on_cursor(
     try:
         run(cursor)
     except conn.dialect.loaded_dbapi.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
-        if lost:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(
-            sql,
-            params,
-            exc,
-            conn.dialect.loaded_dbapi.Error,
-            hide_parameters=conn.engine.hide_parameters,
-            connection_invalidated=lost,
-            dialect=conn.dialect,
-            ismulti=many,
-        ) from exc
+        raise _dbapi_error(conn, exc, sql, params, many, cursor) from exc
     return cursor
+
+
+def _dbapi_error(
+    conn: Connection, exc: Any, sql: str, params: Any, many: bool, cursor: Any = None
+) -> Exception:
+    """The driver's ``exc`` as SQLAlchemy raises it; a lost connection is invalidated."""
+    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if lost:
+        conn.invalidate(exc)
+    error: Exception = DBAPIError.instance(
+        sql,
+        params,
+        exc,
+        conn.dialect.loaded_dbapi.Error,
+        hide_parameters=conn.engine.hide_parameters,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+        ismulti=many,
+    )
+    return error
 
 
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
@@ -177,8 +185,9 @@ def write_rows(conn: Connection, sql: str, rows: Sequence[Any]) -> None:
         write_sql(conn, sql, rows, many=True)
 
 
-# SQLite before 3.32 binds at most 999 parameters to a statement.
+# SQLite before 3.32 binds at most 999 parameters to a statement; PostgreSQL 65,535.
 _SQLITE_MAX_PARAMETERS = 999
+_POSTGRES_MAX_PARAMETERS = 65_535
 
 
 @dataclass(frozen=True)
@@ -203,12 +212,13 @@ class RowInsert:
     def run(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         if len(rows) < 2:
             write_rows(conn, self._values(1), rows)
-        elif is_sqlite(conn):
-            step = max(1, _SQLITE_MAX_PARAMETERS // len(self.columns))
+        elif is_sqlite(conn) or queueing(conn):  # (COPY cannot be queued: see WriteQueue)
+            limit = _SQLITE_MAX_PARAMETERS if is_sqlite(conn) else _POSTGRES_MAX_PARAMETERS
+            step = max(1, limit // len(self.columns))
             for start in range(0, len(rows), step):
                 chunk = rows[start : start + step]
                 values = [value for row in chunk for value in row]
-                execute_raw(conn, self._values(len(chunk)), values).close()
+                write_sql(conn, self._values(len(chunk)), values)
         else:
             copy_rows(conn, self._copy, rows)
 
@@ -275,41 +285,167 @@ class SqliteWriterTurns:
         return self._file[1]
 
 
+Read = tuple[str, Sequence[Any]]
+"""A query written with ``?`` placeholders and its parameters (see read_sql)."""
+
+
+class NotCommitted(Exception):
+    """The database refused a statement of a queued write transaction (see WriteQueue), so
+    it rolled the transaction back: nothing of it was written. ``error`` is the refusal."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class WriteQueue:
+    """PostgreSQL: the statements of a write transaction's end, queued and sent with its
+    COMMIT in one round trip (psycopg's pipeline mode); on SQLite, which has no round trips
+    to save, statements run as they come and :meth:`start` does nothing.
+
+    While queueing, a statement that returns rows still works (psycopg sends what is queued
+    and waits for its rows), but a write is not known to have succeeded until :meth:`flush`
+    or the commit: an error surfaces there, as :class:`NotCommitted` when the database
+    refused a statement (it then rolled the transaction back), else as SQLAlchemy's error. So
+    only a transaction's last writes, which nothing reads back, are queued; ``COPY`` cannot
+    be (RowInsert inserts rows by ``VALUES`` meanwhile)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pipeline: Any = None
+
+    def start(self) -> None:
+        if self._pipeline is None and not is_sqlite(self._conn):
+            driver: Any = self._conn.connection.dbapi_connection
+            self._pipeline = driver.pipeline()
+            self._pipeline.__enter__()
+
+    def flush(self) -> None:
+        """Send what is queued and wait for it; statements then run as they come again."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is None:
+            return
+        try:
+            pipeline.__exit__(None, None, None)
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            refused = getattr(exc, "sqlstate", None)
+            if refused and not refused.startswith("08"):  # (08: the connection failed)
+                raise NotCommitted(exc) from exc
+            raise _dbapi_error(self._conn, exc, "(queued statements)", (), True) from exc
+
+    def commit(self) -> None:
+        """COMMIT, queued with the rest, and wait for it."""
+        if self._pipeline is None or self._conn.in_transaction():
+            self.flush()
+            _commit(self._conn)
+            return
+        self._conn.connection.dbapi_connection.execute("COMMIT")  # type: ignore[union-attr]
+        self.flush()
+
+    def abandon(self) -> None:
+        """Leave pipeline mode after an error (the transaction is then rolled back)."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            with suppress(Exception):  # (the first error is the one)
+                pipeline.__exit__(RuntimeError, RuntimeError("abandoned"), None)
+
+
+def queueing(conn: Connection) -> bool:
+    """True while ``conn`` queues its statements (a WriteQueue was started on it)."""
+    if is_sqlite(conn):
+        return False
+    driver: Any = conn.connection.dbapi_connection
+    return bool(driver.pgconn.pipeline_status)
+
+
+@dataclass
+class Opened:
+    """A write transaction as it starts: the first row of its opening query, the rows of each
+    read sent with it, and the queue for its last writes."""
+
+    row: Any
+    prefetched: list[list[Any]]
+    queue: WriteQueue
+
+
 @contextmanager
-def _sqlite_write_transaction(conn: Connection, opening: str) -> Iterator[Any]:
-    """``BEGIN IMMEDIATE``, ``opening``, … ``COMMIT``, straight on the driver; yields the
-    first row of ``opening``.
+def _sqlite_write_transaction(
+    conn: Connection, opening: str, reads: Sequence[Read]
+) -> Iterator[Opened]:
+    """``BEGIN IMMEDIATE``, ``opening``, ``reads``, … ``COMMIT``, straight on the driver.
 
     SQLAlchemy's transaction (its events and objects) cost a tenth of a small append. A
     statement run through SQLAlchemy inside still works: it begins SQLAlchemy's transaction,
     for which the begin listener adds nothing (the driver's is open), and that transaction's
     commit ends both. An error leaves it to the caller to roll back (closing ``conn`` does)."""
     execute_raw(conn, "BEGIN IMMEDIATE").close()
-    yield _first_row(execute_raw(conn, opening))
+    row = _first_row(execute_raw(conn, opening))
+    yield Opened(row, [read_sql(conn, sql, params) for sql, params in reads], WriteQueue(conn))
     _commit(conn)
 
 
 @contextmanager
-def _postgres_write_transaction(conn: Connection, opening: str) -> Iterator[Any]:
-    """``BEGIN`` and ``opening`` in one round trip, … ``COMMIT``; yields the first row of
-    ``opening``.
+def _postgres_write_transaction(
+    conn: Connection, opening: str, reads: Sequence[Read]
+) -> Iterator[Opened]:
+    """``BEGIN``, ``opening`` and ``reads`` in one round trip, … ``COMMIT`` (with the queued
+    writes, if any: see WriteQueue).
 
     psycopg would send its own BEGIN, one round trip, before the first statement; a write
     connection is in autocommit mode instead (psycopg sends no BEGIN), and the transaction
-    starts with one simple query of both statements: a tenth of a single append on a local
-    server. Statements through SQLAlchemy inside run in it, and the commit (SQLAlchemy's, or
-    ours) ends it. An error rolls it back here, before the connection goes back to the pool,
-    which restores psycopg's own transactions (it cannot while one is open)."""
-    cursor = execute_raw(conn, "BEGIN; " + opening)
-    try:
+    starts with one simple query of both statements, or, with reads, with all of them queued
+    (pipeline mode): a tenth of a single append on a local server. Statements through
+    SQLAlchemy inside run in it, and the commit (SQLAlchemy's, or ours) ends it. An error
+    rolls it back here, before the connection goes back to the pool, which restores
+    psycopg's own transactions (it cannot while one is open)."""
+    if reads:
+        row, prefetched = _read_at_once(conn, opening, reads)
+    else:
+        cursor = execute_raw(conn, "BEGIN; " + opening)
         cursor.nextset()
-        yield _first_row(cursor)
+        row, prefetched = _first_row(cursor), []
+    queue = WriteQueue(conn)
+    try:
+        yield Opened(row, prefetched, queue)
+        queue.commit()
     except BaseException:
+        queue.abandon()
         if not conn.invalidated:  # (a lost connection is discarded, not pooled)
             with suppress(conn.dialect.loaded_dbapi.Error):  # (the first error is the one)
                 conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
         raise
-    _commit(conn)
+
+
+def _read_at_once(
+    conn: Connection, opening: str, reads: Sequence[Read]
+) -> tuple[Any, list[list[Any]]]:
+    """PostgreSQL: ``BEGIN``, ``opening`` and every read queued, sent in one round trip; the
+    first row of ``opening`` and the rows of each read."""
+    driver: Any = conn.connection.dbapi_connection
+    cursors: list[Any] = []
+
+    def run(cursor: Any) -> None:
+        with driver.pipeline():
+            driver.execute("BEGIN")
+            cursor.execute(opening)
+            for sql, params in reads:
+                cursors.append(driver.cursor())
+                cursors[-1].execute(_format_style(sql), params)
+
+    try:
+        row = _first_row(_on_cursor(conn, opening, (), False, run))
+        prefetched = []
+        for cursor in cursors:
+            prefetched.append(cursor.fetchall())
+    except BaseException:
+        if not conn.invalidated:
+            with suppress(conn.dialect.loaded_dbapi.Error):
+                driver.rollback()
+        raise
+    finally:
+        for cursor in cursors:
+            cursor.close()
+    return row, prefetched
 
 
 def commit_pipelined(conn: Connection, sql: str, params: Any) -> Any:
@@ -360,18 +496,20 @@ class WriteConnections:
         self._turns: AbstractContextManager[Any] = (
             SqliteWriterTurns(engine.url.database) if sqlite else nullcontext()
         )
-        self._begin: Callable[[Connection, str], AbstractContextManager[Any]] = (
+        self._begin: Callable[[Connection, str, Sequence[Read]], AbstractContextManager[Any]] = (
             _sqlite_write_transaction if sqlite else _postgres_write_transaction
         )
         event.listen(engine, "engine_disposed", self._close_idle)
 
     @contextmanager
-    def transaction(self, opening: str) -> Iterator[tuple[Connection, Any]]:
+    def transaction(
+        self, opening: str, reads: Sequence[Read] = ()
+    ) -> Iterator[tuple[Connection, Opened]]:
         """A transaction that holds the write lock from its first statement (SQLite), which
-        is ``opening`` (a query without parameters); yields the connection and that query's
-        first row (or None)."""
-        with self._turns, self.connection() as conn, self._begin(conn, opening) as first_row:
-            yield conn, first_row
+        is ``opening`` (a query without parameters), followed by ``reads`` (on PostgreSQL in
+        the same round trip); yields the connection and what they read (see Opened)."""
+        with self._turns, self.connection() as conn, self._begin(conn, opening, reads) as opened:
+            yield conn, opened
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -536,11 +536,19 @@ def remembered_keys(conn: Connection, keys: Collection[str]) -> dict[str, tuple[
     """The ``keys`` already used, each with its seq and its request's stored fingerprint."""
     if not keys:
         return {}
+    return remembered_from(read_sql(conn, *remembered_read(keys)))
+
+
+def remembered_read(keys: Collection[str]) -> tuple[str, tuple[str, ...]]:
+    """The query :func:`remembered_keys` runs (one or more keys); its rows go to
+    :func:`remembered_from`."""
     marks = ", ".join("?" * len(keys))
     sql = f"SELECT key, seq, fingerprint FROM idempotency_keys WHERE key IN ({marks})"
-    return {
-        key: (int(seq), fingerprint) for key, seq, fingerprint in read_sql(conn, sql, tuple(keys))
-    }
+    return sql, tuple(keys)
+
+
+def remembered_from(rows: Sequence[Any]) -> dict[str, tuple[int, str]]:
+    return {key: (int(seq), fingerprint) for key, seq, fingerprint in rows}
 
 
 def remember_keys(conn: Connection, rows: Sequence[tuple[str, int, str]]) -> None:
