@@ -30,13 +30,45 @@ SIZES = {"wide": (600, 340), "narrow": (400, 440)}
 CHARTS = ("balance", "flows", "response")
 HOUR = Decimal(3600)
 
+# The charts take the site's colours (api/static/site.css) in both of its schemes: pygal's
+# style names CSS custom properties, and the chart's own stylesheet sets them for light and,
+# under prefers-color-scheme: dark, for dark (an SVG shown as an image follows the reader's
+# scheme, as the page around it does).
+LIGHT = {
+    "bg": "#ffffff",  # --card
+    "fg": "#1b1d29",  # --fg
+    "subtle": "#d5d2c6",  # --line
+    "c0": "#24408e",  # --accent
+    "c1": "#c7500b",  # --focus
+    "c2": "#1e6b34",  # --ok
+    "c3": "#8a2a00",  # --urgent
+}
+DARK = {
+    "bg": "#1b1e29",
+    "fg": "#eceae3",
+    "subtle": "#3a3e4f",
+    "c0": "#9db4ff",
+    "c1": "#ffb35c",
+    "c2": "#8fe0a5",
+    "c3": "#ffb27a",
+}
+CHART_ID = "lunaria"  # (pygal scopes its CSS by #chart-<id>: a random id by default)
+
+
+def _palette(colours: dict[str, str]) -> str:
+    return f"#chart-{CHART_ID}{{{''.join(f'--chart-{k}:{v};' for k, v in colours.items())}}}"
+
+
+PALETTE_CSS = f"{_palette(LIGHT)}@media (prefers-color-scheme: dark){{{_palette(DARK)}}}"
 STYLE = Style(
-    background="#ffffff",
-    plot_background="#ffffff",
-    foreground="#1b1d29",
-    foreground_strong="#1b1d29",
-    foreground_subtle="#d5d2c6",
-    colors=("#24408e", "#c7500b", "#1e6b34", "#8a2a00"),
+    background="var(--chart-bg)",
+    plot_background="var(--chart-bg)",
+    foreground="var(--chart-fg)",
+    foreground_strong="var(--chart-fg)",
+    foreground_subtle="var(--chart-subtle)",
+    guide_stroke_color="var(--chart-fg)",
+    major_guide_stroke_color="var(--chart-fg)",
+    colors=tuple(f"var(--chart-c{i})" for i in range(4)),
     font_family='system-ui, "Noto Sans", "DejaVu Sans", sans-serif',
     label_font_size=14,
     major_label_font_size=14,
@@ -150,6 +182,7 @@ def render_svg(data: ChartData, kind: str, size: str, value_format: Any) -> str:
         width=width,
         height=height,
         style=STYLE,
+        css=("file://style.css", "file://graph.css", "inline:" + PALETTE_CSS),
         js=[],
         truncate_legend=-1,
         disable_xml_declaration=True,
@@ -170,7 +203,7 @@ def render_svg(data: ChartData, kind: str, size: str, value_format: Any) -> str:
         dots_size=4,
         max_scale=7,
     )
-    chart.uuid = "lunaria"  # (its CSS is scoped by this id: a random one by default)
+    chart.uuid = CHART_ID
     chart.title = data.title
     chart.x_labels = list(data.x_labels)
     for series in data.series:

@@ -211,6 +211,9 @@ def test_charts_are_svg_images_without_script_each_with_its_figures(site: Site) 
         assert response.headers["Content-Security-Policy"] == charts.SVG_CSP
         svg = response.get_data(as_text=True)
         assert "<script" not in svg and "http://pygal.org" not in svg
+        # Its colours are the site's, light and dark (the image follows the reader's scheme).
+        dark = svg.split("prefers-color-scheme", 1)[1]
+        assert all(f"--chart-{k}:{v}" in dark for k, v in charts.DARK.items())
         root = ET.fromstring(svg)
         assert root.tag == "{http://www.w3.org/2000/svg}svg"
         titles.append(svg)

@@ -8,6 +8,7 @@ what the page says.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import urllib.request
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image  # (Pillow comes with reportlab, which draws the PDF reports)
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from api import db, witness
+from api import charts, db, witness
 from ledger.fund.rules import Actor
 from ledger.log import merkle
 from ledger.log.merkle import Frontier, NodeId
@@ -306,6 +308,34 @@ def test_pool_page_screenshots(browser: Browser, live_server: LiveServer, output
             watched.check_clean()
         finally:
             context.close()
+
+
+def test_charts_follow_the_readers_colour_scheme(
+    browser: Browser, live_server: LiveServer, output_dir: Path
+) -> None:
+    for scheme, palette in (("light", charts.LIGHT), ("dark", charts.DARK)):
+        context = browser.new_context(color_scheme=scheme, locale="en-GB")
+        try:
+            watched = Watched(context, live_server.url)
+            page = watched.page
+            page.goto(f"{live_server.url}/pools/food-bank")
+            page.wait_for_load_state("networkidle")
+            section = page.locator("section:has(#charts-heading)")
+            section.screenshot(path=str(output_dir / f"charts-{scheme}.png"))
+            image = Image.open(io.BytesIO(page.locator("figure.chart img").first.screenshot()))
+            corner = image.convert("RGB").getpixel((3, 3))
+            assert corner == _rgb(palette["bg"]), f"{scheme}: the chart's background is {corner}"
+            card = page.evaluate(
+                "getComputedStyle(document.querySelector('figure.chart')).backgroundColor"
+            )
+            assert card == "rgb({}, {}, {})".format(*_rgb(palette["bg"]))
+            watched.check_clean()
+        finally:
+            context.close()
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
 def covered_proposal(server: LiveServer) -> int:
