@@ -71,13 +71,10 @@ def _cosigning(log: Log) -> list[Cosigning]:
     return [Cosigning(log, endpoints, witness.configured_quorum(len(endpoints)))]
 
 
-def _mirroring() -> list[MirrorSync]:
-    """Syncing the mirrored logs, if there are any (``lunaria mirror add``), each
-    LUNARIA_MIRROR_INTERVAL seconds; checked again at every start."""
-    found = mirrors.get_mirrors()
-    if not found.logs():
-        return []
-    return [MirrorSync(found, mirrors.mirror_interval())]
+def _mirroring() -> MirrorSync:
+    """Syncing every mirrored log (``lunaria mirror add``, also one added while the worker
+    runs) each LUNARIA_MIRROR_INTERVAL seconds: one small read when there is none."""
+    return MirrorSync(mirrors.get_mirrors(), mirrors.mirror_interval())
 
 
 @click.command("worker")
@@ -103,7 +100,7 @@ def worker_command() -> None:
             *notification_tasks(fund, delivery_settings()),
             *([anchoring] if anchoring else []),
             *_chain_scan(fund),
-            *_mirroring(),
+            _mirroring(),
         ],
         after_handover=anchor_cli.anchor_after_rotation if at_handover else None,
         say=_say,

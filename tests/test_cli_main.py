@@ -34,6 +34,7 @@ COMMANDS = {
     "init",
     "invite",
     "key",
+    "mirror",
     "publish",
     "receipt",
     "reconcile",
