@@ -39,7 +39,7 @@ from api.reports_cli import report_command
 from api.witness_cli import COMMANDS as WITNESS_COMMANDS
 from api.witness_cli import ensure_witness_key
 from api.workspace_cli import COMMANDS as WORKSPACE_COMMANDS
-from api.workspace_cli import demo_invitation
+from api.workspace_cli import demo_invitation, demo_treasurer_invitation
 from exports import cache as report_cache
 from ledger import migrate
 from ledger.errors import LedgerError
@@ -109,6 +109,8 @@ def init_command(demo: bool) -> None:
             invited = demo_invitation(engine)
             if invited:
                 click.echo(f"try the workspace: open {invited} (single use, 72 hours)")
+                treasurer = demo_treasurer_invitation(engine)
+                click.echo(f"or as a treasurer: open {treasurer} (single use, 72 hours)")
     indexed = index_references(engine, vault, log.fingerprint_key)
     if indexed:
         click.echo(f"indexed the bank references of {indexed} earlier donations")

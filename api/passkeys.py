@@ -44,6 +44,7 @@ from ledger.fund import (
     sign_in_with_passkey,
     take_ceremony,
 )
+from ledger.fund.sign_in import staff_account
 
 bp = Blueprint("passkeys", __name__, url_prefix="/workspace")
 bp.before_request(sessions.redirect_to_public_host)
@@ -88,12 +89,15 @@ def _options(options: Any, purpose: str, *, member: str | None, invitation: str 
 
 def _registration_options(collective: str, member: str, invitation: str | None) -> Response:
     known = passkeys_of(db.get_engine(), member)
+    staff = staff_account(db.get_engine(), member)  # the name stays on the person's device
     options = generate_registration_options(
         rp_id=sessions.rp_id(),
         rp_name="Lunaria",
         user_id=member.encode(),
         user_name=member,
-        user_display_name=f"{member} ({collective})" if collective else member,
+        user_display_name=f"{member} ({collective})"
+        if staff is None
+        else f"{staff.name} ({staff.role})",
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED,
             user_verification=UserVerificationRequirement.REQUIRED,

@@ -46,6 +46,7 @@ from ledger.fund import (
     workspace_me,
 )
 from ledger.fund.rules import require_role
+from ledger.fund.sign_in import staff_account
 
 bp = Blueprint("workspace", __name__, url_prefix="/workspace")
 bp.before_request(sessions.redirect_to_public_host)
@@ -167,7 +168,13 @@ def recover() -> BaseResponse | tuple[str, int]:
 def invitation(secret: str) -> str:
     """The invitation's page: register a passkey for the member it names."""
     found = check_invitation(db.get_engine(), secret, db.get_clock().now())
-    return render_template("workspace/invite.html", invitation=found, secret=secret)
+    staff = staff_account(db.get_engine(), found.member)
+    return render_template(
+        "workspace/invite.html",
+        invitation=found,
+        secret=secret,
+        role=None if staff is None else staff.role,
+    )
 
 
 @bp.route("/sign-out", methods=["POST"])

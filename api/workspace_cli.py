@@ -5,7 +5,8 @@ staff account for NAME (a private label, never in the log) and prints its first 
 the first admin of a new fund comes in this way, and invites others from the admin page.
 The link is printed alone on stdout, on the public URL
 (LUNARIA_PUBLIC_URL), where the member's passkey will work; it is single use and expires
-after 72 hours. ``lunaria init --demo`` prints one for a member of a custodian.
+after 72 hours. ``lunaria init --demo`` prints one for a member of a custodian, and one for a
+demo treasurer account.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ def demo_invitation(engine: Engine) -> str | None:
                 secret = create_invitation(engine, pool.custodian, members[0], by=OPERATOR, now=now)
                 return invitation_url(secret)
     return None
+
+
+def demo_treasurer_invitation(engine: Engine) -> str:
+    """A treasurer account for the demo ("Demo treasurer") and its invitation link."""
+    _, secret = create_staff_account(
+        engine, None, "treasurer", "Demo treasurer", db.get_clock().now()
+    )
+    return invitation_url(secret)
 
 
 COMMANDS: tuple[click.Command, ...] = (invite_command,)

@@ -331,3 +331,58 @@ def test_admin_page_invitations_members_and_tokens(
     # a staff invitation's link names no person and no collective
     link = invite(runner, "brisa", "b2")
     assert app.test_client().get(f"/workspace/invite/{link}").status_code == 200
+
+
+def test_staff_invitations_from_the_shell_recovery_codes_and_refusals(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    for args in (
+        ["invite", "--role", "treasurer", "Rosa", "extra"],  # a staff invitation takes a NAME
+        ["invite", "alba"],  # a member's needs the MEMBER
+        ["invite", "--role", "applicant", "Rosa"],
+    ):
+        refused = runner.invoke(args=args)
+        assert refused.exit_code == 2, (args, refused.output)
+    bad_name = runner.invoke(args=["invite", "--role", "admin", " "])
+    assert bad_name.exit_code != 0
+    secret = staff_invitation(runner, "admin", "Ada")
+    opened = app.test_client().get(f"/workspace/invite/{secret}")
+    assert opened.status_code == 200 and "as an admin of the fund" in opened.text
+    assert "Ada" not in opened.text  # the name is the admin page's, not the link's
+    ada = Member(app)
+    assert ada.register(secret).status_code == 200
+    assert app.test_client().get(f"/workspace/invite/{secret}").status_code == 410  # used
+    account = re.search(r"for recovery codes: (staff:[0-9a-f]{16})", ada.page("/workspace/account"))
+    assert account is not None
+    codes = ada.post_form("/workspace/recovery-codes", "/workspace/account")
+    code = re.search(r"<code>([a-z2-7]{4}(?:-[a-z2-7]{4}){3})</code>", codes.text)
+    assert code is not None
+    stranger = Member(app)
+    token = form_token(stranger.page("/workspace/sign-in"))
+    recovered = stranger.client.post(
+        "/workspace/recover",
+        data={"csrf_token": token, "member": account.group(1), "code": code.group(1)},
+    )
+    assert recovered.status_code == 303, recovered.text
+    assert stranger.client.get("/workspace").location == "/workspace/admin"
+    me = stranger.client.get("/api/v1/me").get_json()
+    assert me["actor"] == "admin:" + account.group(1).removeprefix("staff:")
+    # the staff principal cannot be invited as a member of a collective
+    a1 = signed_in(app, runner, "alba", "a1")
+    forged = a1.post_form(
+        "/workspace/invitations", "/workspace/collective", member=account.group(1)
+    )
+    assert forged.status_code == 404
+
+
+def test_the_demo_prints_a_treasurer_invitation(app: Flask, runner: FlaskCliRunner) -> None:
+    app.config["PUBLIC_URL"] = PUBLIC_URL
+    result = runner.invoke(args=["init", "--demo"])
+    assert result.exit_code == 0, result.output
+    found = re.search(
+        r"or as a treasurer: open http://localhost/workspace/invite/(\S+) ", result.output
+    )
+    assert found is not None, result.output
+    treasurer = Member(app)
+    assert treasurer.register(found.group(1)).status_code == 200
+    assert "Record a donation" in treasurer.page("/workspace/treasury")

@@ -735,6 +735,13 @@ def staff_accounts(engine: Engine) -> list[StaffAccount]:
     ]
 
 
+def staff_account(engine: Engine, principal: str) -> StaffAccount | None:
+    """The staff account of a principal ``staff:<id>`` (None for a member or an unknown id)."""
+    if not principal.startswith(STAFF_PREFIX):
+        return None
+    return next((a for a in staff_accounts(engine) if a.id == staff_id(principal)), None)
+
+
 def revoke_staff_account(
     engine: Engine, actor: Actor | None, account_id: str, now: datetime
 ) -> int:
