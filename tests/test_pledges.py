@@ -263,8 +263,9 @@ def test_pledge_form_and_secret_page(app: Flask, story: Story) -> None:
     again = donor.post(link.group(1) + "/end", data={"csrf_token": token})
     assert again.status_code == 303
     assert 'id="pledge-state">Ended.' in donor.get(link.group(1)).get_data(as_text=True)
-    for lang in ("es", "uk"):
-        assert donor.get(f"/pools/food/pledge?lang={lang}").status_code == 200
+    for lang, words in (("es", "Importe por ciclo"), ("uk", "Сума за цикл")):
+        translated = donor.get(f"/pools/food/pledge?lang={lang}")
+        assert translated.status_code == 200 and words in translated.get_data(as_text=True)
 
 
 def test_pledges_are_rate_limited_per_client_address(app: Flask, story: Story) -> None:

@@ -43,7 +43,7 @@ from ledger.errors import LedgerError, RuleViolation
 from ledger.fund.commands import Fund
 from ledger.fund.donations import recorded_references
 from ledger.fund.money import CURRENCY_EXPONENTS, check_currency
-from ledger.fund.pledges import MAX_MEMO, match_payments
+from ledger.fund.pledges import MAX_MEMO, match_payments, pledged_currencies
 from ledger.fund.rules import MAX_BATCH, Actor, require_role
 from ledger.fund.state import pool_row
 from ledger.log.clock import format_ts
@@ -241,7 +241,8 @@ def ingest_chain(
     report = ChainReport(chain_id, last + 1, max(last, safe))
     for start in range(last + 1, safe + 1, step):
         end = min(start + step - 1, safe)
-        transfers = list(_transfers(w3, configured, start, end)) if configured else []
+        pledged = pledged_currencies(engine)  # (a pledge made mid-scan counts from here)
+        transfers = list(_transfers(w3, configured, start, end, pledged)) if configured else []
         _record(fund, transfers, report)
         _advance(engine, w3, chain_id, end, fund.log.clock.now())
     return report
@@ -275,7 +276,7 @@ def _check_kept_hashes(engine: Engine, w3: Web3, chain_id: int) -> None:
 
 
 def _transfers(
-    w3: Web3, configured: Sequence[Receiver], start: int, end: int
+    w3: Web3, configured: Sequence[Receiver], start: int, end: int, pledged: set[tuple[str, str]]
 ) -> Iterator[Transfer]:
     tokens = [r for r in configured if r.token != NATIVE]
     for receiver in tokens:
@@ -290,14 +291,16 @@ def _transfers(
         )
         for log in logs:
             sender = "0x" + log["topics"][1].hex()[-40:]
-            tx = w3.eth.get_transaction(log["transactionHash"])
+            # The memo is read (one more request) only where a pledge could be paid.
+            pays_pledge = (receiver.pool, receiver.currency) in pledged
+            tx = w3.eth.get_transaction(log["transactionHash"]) if pays_pledge else None
             yield Transfer(
                 receiver,
                 f"chain:{receiver.chain_id}:{log['transactionHash'].to_0x_hex()}:{log['logIndex']}",
                 sender.lower(),
                 int.from_bytes(bytes(log["data"]), "big"),
                 int(log["blockNumber"]),
-                memo(bytes(tx["input"])[TRANSFER_CALL_BYTES:]),
+                memo(bytes(tx["input"])[TRANSFER_CALL_BYTES:]) if tx else "",
             )
     natives = {r.address: r for r in configured if r.token == NATIVE}
     if natives:

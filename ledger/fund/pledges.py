@@ -388,6 +388,14 @@ def match_payments(fund: Fund, pool: str, paid: Iterable[tuple[int, str]]) -> in
     return len(rows)
 
 
+def pledged_currencies(engine: Engine) -> set[tuple[str, str]]:
+    """The (pool, currency) pairs that have a pledge: where a payment could be a pledge's (a
+    chain scan reads transactions' memos only there)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(pledges.c.pool, pledges.c.currency).distinct()).all()
+    return {(str(pool), str(currency)) for pool, currency in rows}
+
+
 # -- aggregates -------------------------------------------------------------------------------
 
 
