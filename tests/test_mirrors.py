@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from api import mirrors as api_mirrors
 from ledger.fund.audit import HttpSource, audit
+from ledger.log import MirrorSync
+from ledger.log.mirroring import MirrorBadData, Mirrors, http_get
 from ledger.log.schema import mirror_incidents, mirror_tiles, mirrors
 from ledger.log.tiles import bundles_for_size, tiles_for_size
 from tests.test_witness import collect, cosigning, grow, key_name
@@ -138,9 +141,6 @@ def test_catch_up_across_restarts(pair: list[Instance], tmp_path: Path) -> None:
     assert "up to date at size 270" in again.ok("mirror", "sync", alba.log.origin)
     grow(alba, 3)
     # The worker's task does the same.
-    from api import mirrors as api_mirrors
-    from ledger.log import MirrorSync
-
     with again.app.app_context():
         task = MirrorSync(api_mirrors.get_mirrors())
     lines = task.run(again.log.clock.now())
@@ -204,6 +204,35 @@ def test_bad_input_gets_clear_errors_and_changes_nothing(
         assert "last error" in boreal.ok("mirror", "list")
     finally:
         other.close()
+
+
+def test_origin_data_that_does_not_check_out_is_refused_without_an_incident(
+    pair: list[Instance],
+) -> None:
+    """An origin (or a server between) that serves a changed entry: nothing is stored, and it
+    is no split view (the log's key signed nothing inconsistent)."""
+    alba, boreal = pair
+    grow(alba, 5)
+
+    def altered(url: str, limit: int) -> bytes | None:
+        data = http_get(url, limit)
+        if data is not None and "/tile/entries/" in url:
+            data = data[:-1] + bytes([data[-1] ^ 1])
+        return data
+
+    with boreal.app.app_context():
+        honest = api_mirrors.get_mirrors()
+        dishonest = Mirrors(honest.engine, honest.cosigner, honest.clock, fetch=altered)
+    with pytest.raises(MirrorBadData, match="does not hash to its level-0 hash"):
+        dishonest.add(alba.url, alba.log_vkey)
+    assert mirror_rows(boreal) == (0, 0, 0)
+    honest.add(alba.url, alba.log_vkey)
+    held = mirror_rows(boreal)
+    grow(alba, 3)
+    with pytest.raises(MirrorBadData, match="does not hash to its level-0 hash"):
+        dishonest.sync(alba.log.origin)
+    assert mirror_rows(boreal) == held
+    assert honest.sync(alba.log.origin).size == 11
 
 
 # -- a split view: a forked database behind the same key ----------------------------------------
