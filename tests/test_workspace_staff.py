@@ -386,3 +386,35 @@ def test_the_demo_prints_a_treasurer_invitation(app: Flask, runner: FlaskCliRunn
     treasurer = Member(app)
     assert treasurer.register(found.group(1)).status_code == 200
     assert "Record a donation" in treasurer.page("/workspace/treasury")
+
+
+def test_every_staff_form_without_its_csrf_token_is_refused(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    admin = staff(app, runner, "admin", "Ada")
+    page = admin.page("/workspace/admin")
+    token_id = story.treasurer.split("_")[1]
+    before = story.http.size()
+    forms = [
+        ("/workspace/admin/invitations", {"member": "alba/a1"}),
+        ("/workspace/admin/members/alba/a1/revoke", {}),
+        ("/workspace/admin/staff", {"name": "Tom", "role": "treasurer"}),
+        (f"/workspace/admin/tokens/{token_id}/revoke", {}),
+        ("/workspace/webhooks", {"url": "http://127.0.0.1:9/x", "request_key": "w" * 24}),
+        ("/workspace/treasury/donations", {**donation_form(), "request_key": "d" * 24}),
+    ]
+    for path, fields in forms:
+        for token in (None, "wrong"):
+            data = dict(fields) if token is None else {**fields, "csrf_token": token}
+            refused = admin.client.post(path, data=data)
+            assert refused.status_code == 403, (path, token, refused.status_code)
+    assert story.http.size() == before
+    assert page.count("Tom") == admin.page("/workspace/admin").count("Tom") == 0
+    assert "No webhooks yet" in admin.page("/workspace/webhooks")
+    assert story.http.get("/pools/food")["slug"] == "food"
+    unrevoked = story.http.post(
+        "/pools/food/donations",
+        {"amount": "100", "currency": "EUR", "channel": "bank", "external_reference": "ok-1"},
+        token=story.treasurer,
+    )
+    assert unrevoked.status_code == 201  # the token was not revoked by the forged form
