@@ -496,6 +496,7 @@ class Results:
     http_batches: int = 0
     failed: dict[str, int] = field(default_factory=dict)  # non-201 answers, by load
     first_error: dict[str, str] = field(default_factory=dict)
+    load: list[float] = field(default_factory=list)  # 1-minute load average after each round
 
 
 def run_load(
@@ -607,8 +608,10 @@ def run_engine(
                     f"({out.fund_bare_ratio.samples[-1]:.0%} of bare "
                     f"{out.core_bare.samples[-1]:,.0f}/s), "
                     f"HTTP / Flask floor {out.single_flask_ratio.samples[-1]:.0%}; HTTP batches "
-                    f"{http_batch:,.0f}/s, Fund batches {out.core_fund_batch.samples[-1]:,.0f}/s"
+                    f"{http_batch:,.0f}/s, Fund batches {out.core_fund_batch.samples[-1]:,.0f}/s; "
+                    f"load average {os.getloadavg()[0]:.2f}"
                 )
+                out.load.append(os.getloadavg()[0])
         core.bare.close()
         core_db.engine.dispose()
     return out
@@ -698,6 +701,10 @@ def report(results: dict[str, Results], sizes: Sizes, args: argparse.Namespace) 
             f"batches {r.failed.get('batches', 0)}/{r.http_batches}"
         ),
         "0",
+    )
+    row(
+        "load average (1 min) after each round",
+        lambda r: " ".join(f"{load:.1f}" for load in r.load),
     )
     lines = [table(rows)]
     for name in names:
