@@ -27,11 +27,12 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 from werkzeug.routing import Rule
 
-from api import db
+from api import db, mirrors
 from api.charts import CHARTS
 from ledger.fund.privacy import private_record
 from ledger.fund.schema import private_records, tokens
 from ledger.log.entry import KINDS
+from ledger.log.mirroring import Mirrors, origin_hash
 from ledger.log.tiles import bundles_for_size, tiles_for_size
 from tests.statement_builder import Line, camt053
 from tests.test_api_support import Http, cli_admin_token
@@ -301,6 +302,7 @@ def values_for(rule: Rule, name: str, ids: dict[str, list[str]]) -> list[str]:
         "cycle": "cycles",
         "endpoint_id": "webhooks",
         "secret": "links",
+        "key": "mirrors",
     }
     if name in known:
         return ids[known[name]]
@@ -351,6 +353,7 @@ def public_ids(app: Flask, http: Http, secrets: Secrets) -> dict[str, list[str]]
     tiles = [t.path.removeprefix("tile/") for t in tiles_for_size(latest.size)]
     tiles += [t.path.removeprefix("tile/") for t in bundles_for_size(latest.size)]
     static = Path(str(app.static_folder))
+    mirrored = mirror_itself(app)
     return {
         "pools": [*pools, "no-such-pool"],
         "collectives": [c["slug"] for c in http.get("/collectives")],
@@ -362,7 +365,25 @@ def public_ids(app: Flask, http: Http, secrets: Secrets) -> dict[str, list[str]]
         "sizes": [str(latest.size), str(size)],
         "webhooks": ["0123456789abcdef"],  # (no token: refused before it is looked up)
         "links": [*secrets.links, "no-such-link"],  # status links; invitations (workspace)
+        "mirrors": [mirrored, "0" * 64],  # (/mirror/<key>/…, /federation/mirrors/<key>)
     }
+
+
+def mirror_itself(app: Flask) -> str:
+    """Mirror this instance's own log (its /tlog/ read through the test client), so that the
+    mirror's routes and the federation pages have something to serve; its origin hash."""
+
+    def fetch(url: str, limit: int) -> bytes | None:
+        response = app.test_client().get(urlsplit(url).path)  # (a client per thread)
+        return None if response.status_code == 404 else bytes(response.data)
+
+    with app.app_context():
+        found = mirrors.get_mirrors()
+        copying = Mirrors(found.engine, found.cosigner, found.clock, fetch=fetch)
+        log = db.get_log()
+    assert log.signer is not None
+    copying.add("http://localhost/", log.signer.verifier().vkey())  # (outside the context)
+    return origin_hash(log.origin)
 
 
 def queries(path: str, ids: dict[str, list[str]], kinds: Iterable[str]) -> list[str]:
