@@ -30,7 +30,7 @@ from flask import abort, render_template, request
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response as BaseResponse
 
-from api import db, schemas
+from api import db, schemas, sessions
 from api.blueprint import body_limit
 from api.errors import PROBLEMS
 from api.imports import STATEMENT_BODY_LIMIT
@@ -63,6 +63,7 @@ from ledger.fund.sign_in import (
     staff_accounts,
     staff_principal,
 )
+from ledger.fund.vault import Sealed, VaultError
 
 DONATION_FIELDS = ("external_reference", "donor_reference", "display_name", "note")
 
@@ -151,11 +152,34 @@ def _preview(pool: str, raw: bytes, report: ImportReport, status: int = 200, **s
         pool=pool,
         report=report,
         counts=report.to_json()["counts"],
-        statement_b64=base64.b64encode(raw).decode(),
+        sealed_statement=_seal_statement(pool, raw),
         plan=_plan_digest(report),
         **shown,
     )
     return page, status
+
+
+def _upload_context(pool: str) -> str:
+    """What a sealed statement is bound to: this session and this pool."""
+    return f"workspace-statement|{sessions.signed_in().secret_hash.hex()}|{pool}"
+
+
+def _seal_statement(pool: str, raw: bytes) -> str:
+    """The uploaded file for the confirm form, sealed by the vault (AES-256-GCM, bound to the
+    session and pool): the page holds no IBAN or name in clear, a form taken to another
+    session or pool does not open, and an erasure's key rotation voids it."""
+    (sealed,) = db.get_vault().seal([(_upload_context(pool), raw)])
+    parts = (sealed.key_id.encode(), sealed.wrapped_key, sealed.ciphertext)
+    return ".".join(base64.urlsafe_b64encode(part).decode() for part in parts)
+
+
+def _open_statement(pool: str, text: str) -> bytes:
+    try:
+        key_id, wrapped, ciphertext = (base64.urlsafe_b64decode(p) for p in text.split("."))
+        sealed = Sealed(key_id.decode("ascii"), wrapped, ciphertext)
+        return db.get_vault().open(_upload_context(pool), sealed)
+    except (ValueError, binascii.Error, VaultError):  # (UnicodeDecodeError is a ValueError)
+        abort(400, "the form's statement does not open here: upload the file again")
 
 
 @bp.route("/treasury/imports", methods=["POST"])
@@ -177,18 +201,13 @@ def import_preview() -> Any:
 
 
 @bp.route("/treasury/imports/confirm", methods=["POST"])
-@body_limit(2 * STATEMENT_BODY_LIMIT)
+@body_limit(2 * STATEMENT_BODY_LIMIT)  # (sealed and in base64: a third larger)
 def import_confirm() -> Any:
     """Record the previewed lines, if the plan is still the one shown: a statement whose plan
     changed (another import recorded some of its lines) is shown again, to confirm anew."""
     actor = _post("treasurer", "admin")
     pool = request.form.get("pool", "")
-    try:
-        raw = base64.b64decode(request.form.get("statement", ""), validate=True)
-    except (binascii.Error, ValueError):
-        abort(400, "the form's statement is damaged: upload the file again")
-    if not raw:
-        abort(400, "the form has no statement: upload the file again")
+    raw = _open_statement(pool, request.form.get("statement", ""))
     plan = _import(actor, pool, raw, dry_run=True)
     chosen = sum(1 for p in plan.lines if p.action == "record")
     if _plan_digest(plan) != request.form.get("plan", ""):

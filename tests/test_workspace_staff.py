@@ -241,7 +241,21 @@ def test_import_preview_records_nothing_and_confirm_records_exactly_it(
     wrong = preview(camt053([Line("1.00", "X", currency="GBP")], currency="GBP"))
     assert wrong.status_code in (400, 422)
     assert story.http.size() == size + 2
-    assert base64.b64decode(hidden["statement"])  # (the form carries the file itself)
+    # the file goes back in the form sealed for this session: no IBAN or name in clear, and
+    # another treasurer's session cannot open it
+    assert DONOR_IBAN.encode() not in base64.urlsafe_b64decode(hidden["statement"].split(".")[2])
+    other = staff(app, runner, "treasurer", "Tom")
+    other_token = form_token(other.page("/workspace/treasury"))
+    taken = other.client.post(
+        "/workspace/treasury/imports/confirm", data={**hidden, "csrf_token": other_token}
+    )
+    assert taken.status_code == 400 and "does not open here" in taken.text
+    elsewhere = treasurer.client.post(
+        "/workspace/treasury/imports/confirm",
+        data={"csrf_token": token, **hidden, "pool": "other-pool"},
+    )
+    assert elsewhere.status_code == 400
+    assert story.http.size() == size + 2
 
 
 def test_webhook_settings_member_and_admin(
