@@ -50,6 +50,7 @@ def import_bank_command(file: Path, pool: str, dry_run: bool) -> None:
     click.echo(
         f"{statement.format} {statement.identifier or '(no id)'}: {len(report.lines)} lines, "
         f"{verb} {new if dry_run else report.recorded} donations"
+        + ("" if dry_run else f", {report.pledge_payments} matched to pledges")
     )
 
 

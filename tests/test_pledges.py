@@ -200,6 +200,19 @@ def test_camt053_payments_match_pledges_and_count_on_the_pages(
     assert cycle_page.status_code == 200 and "40.50" in cycle_page.get_data(as_text=True)
 
 
+def test_the_import_command_matches_pledges(
+    app: Flask, story: Story, runner: FlaskCliRunner, tmp_path: Any
+) -> None:
+    made = _pledge(story, "700")
+    statement = tmp_path / "statement.xml"
+    statement.write_bytes(camt053([Line("7.00", "CLI-P1", remittance=made["reference"])]))
+    done = runner.invoke(args=["import", "bank", str(statement), "--pool", "food"])
+    assert done.exit_code == 0, done.output
+    assert "recorded 1 donations, 1 matched to pledges" in done.output
+    assert made["reference"] not in done.output  # (the operator sees the count, not the link)
+    assert _figures(app)["received"] == 700
+
+
 def test_pledges_lapse_after_a_cycle_without_payment(
     app: Flask, story: Story, clock: ManualClock
 ) -> None:
