@@ -133,6 +133,9 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
     def response(self, status_code: int, schema: Any = None, **kwargs: Any) -> Callable[[F], F]:
         return cast(Callable[[F], F], super().response(status_code, schema, **kwargs))
 
+    def doc(self, **kwargs: Any) -> Callable[[F], F]:
+        return cast(Callable[[F], F], super().doc(**kwargs))
+
 
 def body_limit(limit: int) -> Callable[[F], F]:
     """Let one endpoint read a body larger than MAX_CONTENT_LENGTH (a donations batch)."""

@@ -96,6 +96,8 @@ class QueryInt(fields.Integer):
     ``signed``), below 2**63; ``+1``, ``1.0``, `` 1`` and ``1_000`` are refused."""
 
     def __init__(self, *, signed: bool = False, **kwargs: Any) -> None:
+        bounds = {"minimum": -MAX_SEQ if signed else 0, "maximum": MAX_SEQ}
+        kwargs["metadata"] = bounds | kwargs.get("metadata", {})  # as documented in OpenAPI
         super().__init__(**kwargs)
         self.pattern = re.compile(r"-?[0-9]{1,19}" if signed else r"[0-9]{1,19}")
 
@@ -117,7 +119,10 @@ def _after(what: str) -> QueryInt:
     return QueryInt(
         signed=True,
         load_default=-1,
-        metadata={"description": f"Cursor: the last {what} seq of the previous page (-1: none)"},
+        metadata={
+            "description": f"Cursor: the last {what} seq of the previous page (-1: none)",
+            "minimum": -1,
+        },
     )
 
 
@@ -320,6 +325,7 @@ def _json(body: Any, policy: str) -> Response:
 
 @blp.route("/ledger/entries", methods=["GET"])
 @blp.arguments(EntryQuery, location="query")
+@blp.doc(responses={404: "NOT_FOUND"})  # pool= names no pool
 @blp.response(200, EntryPageSchema)
 def list_entries(query: dict[str, Any]) -> Reply:
     """Entries in seq order, after a cursor; filter by kind and pool.

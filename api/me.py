@@ -19,6 +19,7 @@ from marshmallow import fields
 from api import db, schemas, sessions
 from api.auth import authenticate_request, current_actor
 from api.blueprint import Blueprint
+from api.docs import TOKEN_READ
 from ledger.fund import Actor, Unauthorized, my_queue, revoke_member_access, workspace_me
 
 blp = Blueprint(
@@ -71,6 +72,7 @@ def _caller() -> Actor:
 
 
 @blp.route("/me", methods=["GET"])
+@blp.doc(**TOKEN_READ)
 @blp.response(200, Me)
 def me() -> Any:
     """Who you are: the actor, role, collective, and the pools your collective holds now
@@ -79,6 +81,7 @@ def me() -> Any:
 
 
 @blp.route("/me/queue", methods=["GET"])
+@blp.doc(**TOKEN_READ)
 @blp.response(200, MyQueue)
 def queue() -> dict[str, Any]:
     """The open grants of the pools your collective holds now, overdue urgent first; each

@@ -15,6 +15,7 @@ from flask import current_app
 from api import db, public_url, schemas
 from api.auth import bearer_token, current_actor, idempotency_scope, replay_headers
 from api.blueprint import Blueprint
+from api.docs import TOKEN_READ
 from ledger.fund import Actor, DeliverySettings, authenticate, mail, webhooks
 
 blp = Blueprint(
@@ -64,6 +65,7 @@ def create_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str,
 
 
 @blp.route("/webhooks", methods=["GET"])
+@blp.doc(**TOKEN_READ)
 @blp.response(200, schemas.Webhook(many=True))
 def endpoints() -> list[webhooks.Endpoint]:
     """The endpoints the token may see: its collective's, or every one for an admin."""
@@ -71,6 +73,7 @@ def endpoints() -> list[webhooks.Endpoint]:
 
 
 @blp.route(WEBHOOK, methods=["GET"])
+@blp.doc(**TOKEN_READ)
 @blp.response(200, schemas.Webhook)
 def webhook(endpoint_id: str) -> webhooks.Endpoint:
     """One endpoint; ``disabled_at`` and ``disabled_reason`` say when and why it stopped."""
@@ -85,6 +88,7 @@ def remove_webhook(endpoint_id: str) -> None:
 
 
 @blp.route(f"{WEBHOOK}/deliveries", methods=["GET"])
+@blp.doc(**TOKEN_READ)
 @blp.response(200, schemas.WebhookDelivery(many=True))
 def deliveries(endpoint_id: str) -> list[webhooks.DeliveryView]:
     """The endpoint's last 100 deliveries, newest first: status, attempts, last error, next
@@ -111,6 +115,8 @@ def opt_in(body: dict[str, Any]) -> mail.Subscription:
 
 
 @blp.route("/notifications/email", methods=["GET"])
+@blp.doc(**TOKEN_READ)
+@blp.doc(responses={404: "NOT_FOUND"})  # not opted in
 @blp.response(200, schemas.MailSubscription)
 def mail_subscription() -> mail.Subscription:
     """The caller's opt-in (never the address)."""

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from api import db, public_url, schemas, sessions, throttle, web
 from api.auth import public_write
 from api.blueprint import Blueprint, body_limit
+from api.docs import PUBLIC_WRITE
 from ledger.errors import EncodingError, NotFound, RuleViolation
 from ledger.fund import (
     PledgeStatus,
@@ -60,6 +61,7 @@ blp.after_request(_no_store)
 
 @blp.route("/pools/<slug:slug>/pledges", methods=["POST"])
 @public_write
+@blp.doc(**PUBLIC_WRITE)
 @body_limit(PLEDGE_BODY_LIMIT)
 @throttle.per_client_address(throttle.PLEDGES)
 @blp.arguments(schemas.NewPledge)
@@ -81,6 +83,7 @@ def get_pledge(secret: str) -> Any:
 
 @blp.route("/pledges/<secret>", methods=["DELETE"])
 @public_write
+@blp.doc(**PUBLIC_WRITE)
 @blp.response(200, schemas.PledgeStatus)
 def delete_pledge(secret: str) -> Any:
     """End the pledge behind a secret; ending it again changes nothing (idempotent)."""

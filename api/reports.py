@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Any
 
 from blinker import Namespace
 from flask import Response, current_app, request
@@ -26,6 +27,7 @@ from api.errors import problem
 from api.web import select_locale
 from exports.cache import ReportKey, lookup, report_key, store
 from exports.formats import (
+    FORMATS,
     MEDIA_TYPES,
     SHA256_HEADER,
     RenderedReport,
@@ -61,13 +63,53 @@ def _make_slots(state: BlueprintSetupState) -> None:
 blp.record_once(_make_slots)
 
 
+def _media_type(media_type: str) -> str:
+    return media_type.split(";")[0]
+
+
+# What the path and the answers are, stated for the OpenAPI document (api/docs.py adds the
+# statuses every operation shares).
+REPORT_DOC: dict[str, Any] = {
+    "parameters": [
+        {
+            "in": "path",
+            "name": "cycle",
+            "required": True,
+            "description": "A lunation number, or latest",
+            "schema": {"type": "string", "pattern": "^(latest|-?[0-9]{1,9})$"},
+        },
+        {"in": "path", "name": "fmt", "required": True, "schema": {"enum": list(FORMATS)}},
+    ],
+    "responses": {
+        200: {
+            "content": {
+                _media_type(media_type): {
+                    "schema": {"type": "object"}
+                    if fmt == "json"
+                    else {"type": "string", "format": "binary"}
+                }
+                for fmt, media_type in MEDIA_TYPES.items()
+            },
+            "headers": {SHA256_HEADER: {"schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
+        },
+        304: {"description": "Not Modified: the ETag of If-None-Match is the report's"},
+        400: "BAD_REQUEST",  # invalid_cycle
+        429: "TOO_MANY_REQUESTS",  # report renders per client address
+        503: {  # reports_busy
+            "$ref": "#/components/responses/SERVICE_UNAVAILABLE",
+            "description": "Every render slot is taken (reports_busy, with Retry-After), or "
+            "the database is being upgraded",
+        },
+    },
+}
+
+
 @blp.route("/pools/<slug:slug>/reports/<cycle>.<fmt>", methods=["GET"])
 @blp.response(
     200,
-    {"type": "string", "format": "binary"},
-    content_type="application/octet-stream",
     description="The report as pdf, csv, json, jsonl or beancount (query: fields, since, until)",
 )
+@blp.doc(**REPORT_DOC)
 @throttle.per_client_address(throttle.REPORTS)
 def report(slug: str, cycle: str, fmt: str) -> Response:
     """One cycle's report (``latest`` for the newest); a cycle in progress is marked interim."""

@@ -1,7 +1,12 @@
 """The marshmallow schemas of the API's requests and responses.
 
-Request schemas check shapes and types only (``unknown = RAISE``; amounts are strings, so a
-JSON number is refused); the ledger checks values and answers with its own stable codes.
+Request schemas check shapes and types (``unknown = RAISE``; amounts are strings, so a JSON
+number is refused); the ledger checks values and answers with its own stable codes. The value
+rules the ledger applies are documented here too, from the ledger's own constants (lengths,
+patterns, enums, ranges), so that the OpenAPI document states every rule a schema can state:
+a request valid by it is refused only by a rule no schema can hold (public-text screening for
+personal data, a name that must exist in the books), and those say so in
+:data:`api.docs.BEYOND_SCHEMA`.
 Response schemas dump the read models of :mod:`ledger.fund.views`. The Blueprint and the
 strict JSON parser that load them are in :mod:`api.blueprint`.
 """
@@ -16,13 +21,23 @@ from marshmallow import fields
 from api.blueprint import SLUG_PATTERN
 from ledger.fund import (
     CHANNELS,
+    CONTROL_CHARACTERS,
+    CURRENCY_EXPONENTS,
+    EVENT_TYPES,
     GRANT_STATUSES,
     MAX_BATCH,
+    MAX_DEADLINE_HOURS,
+    MAX_MAJOR_DIGITS,
     MAX_PAGE,
+    PSEUDONYM_NO_NUMBER,
+    PSEUDONYM_REGEX,
     ROLES,
     URGENCIES,
     VOTES,
+    mail,
+    refused_characters,
     views,
+    webhooks,
 )
 from ledger.log import MAX_SAFE_INTEGER
 
@@ -54,6 +69,29 @@ class Text(fields.String):
         super().__init__(validate=_storable, **kwargs)
 
 
+class Whole(fields.Integer):
+    """A whole number, strictly (not "5", not 5.5, not true), where 5.0 is 5: JSON Schema's
+    ``integer`` admits it, and so does this."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class WholeOrAsIs(fields.Raw):
+    """A value the ledger checks, passed on as it came, but 5.0 as 5 (JSON Schema's
+    ``integer`` admits it)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if type(value) is float and value.is_integer():
+            return int(value)
+        return value
+
+
 class Flag(fields.Boolean):
     """A JSON true or false, nothing else (marshmallow's Boolean takes 1, "yes", …)."""
 
@@ -68,12 +106,94 @@ class Strict(ma.Schema):
         unknown = ma.RAISE
 
 
+# -- the ledger's value rules, as the OpenAPI document states them (not enforced here: the
+# ledger refuses with its own codes, e.g. invalid_slug, invalid_text, invalid_pseudonym)
+
+CURRENCIES = sorted(CURRENCY_EXPONENTS)
+# The longest amount any currency takes (15 digits above its minor units, ETH's 18 below).
+AMOUNT_DIGITS = MAX_MAJOR_DIGITS + max(CURRENCY_EXPONENTS.values())
+# What str.strip() strips: a text of these alone is blank (spelled out: ``\s`` differs
+# between Python's Unicode reading, its ASCII one and JSON Schema's).
+WHITESPACE = "".join(f"\\u{code:04x}" for code in range(0x10000) if chr(code).isspace())
+
+
+def _not_blank(refused: str) -> str:
+    """A pattern: no character of the class ``refused``, and one that is not whitespace."""
+    return f"^[^{refused}]*[^{WHITESPACE}{refused}][^{refused}]*$"
+
+
+def _private_text(limit: int, description: str, required: bool = True) -> fields.String:
+    """Text kept private: 1-``limit`` characters, not blank, no control characters but tab,
+    line feed and carriage return (422 ``invalid_text``)."""
+    return Text(
+        required=required,
+        metadata={
+            "description": description,
+            "minLength": 1,
+            "maxLength": limit,
+            "pattern": _not_blank(CONTROL_CHARACTERS),
+        },
+    )
+
+
+SCREENED = (
+    "Public: written to the permanent log. Besides the length and the characters this "
+    "schema states (422 invalid_text), the ledger screens it for personal data, which no "
+    "pattern can state: text that looks like an email address, a phone number, an IBAN or "
+    "a payment card number is refused with 422 personal_data_suspected."
+)
+
+
+def _public_text(
+    limit: int, *, one_line: bool, description: str = "", required: bool = True
+) -> fields.String:
+    """Text bound for the public log: 1-``limit`` characters, not blank, none of the
+    characters the ledger's screening refuses (controls, line breaks where ``one_line``,
+    bidirectional and zero-width characters)."""
+    return Text(
+        required=required,
+        metadata={
+            "description": f"{description} {SCREENED}".strip(),
+            "minLength": 1,
+            "maxLength": limit,
+            "pattern": _not_blank(refused_characters(one_line=one_line)),
+        },
+    )
+
+
+def _slug(description: str = "", **kwargs: Any) -> fields.String:
+    metadata = {"pattern": SLUG_PATTERN, "minLength": 1, "maxLength": 64}
+    if description:
+        metadata["description"] = description
+    return Text(metadata=metadata, **kwargs)
+
+
+PSEUDONYM = {
+    "pattern": f"^{PSEUDONYM_NO_NUMBER}{PSEUDONYM_REGEX}$",
+    "minLength": 1,
+    "maxLength": 64,
+}
+
+
+def _pseudonym(description: str, **kwargs: Any) -> fields.String:
+    """A public pseudonym: 1-64 of [a-z0-9._-], no run of six digits (422
+    ``invalid_pseudonym``)."""
+    return Text(metadata={"description": description, **PSEUDONYM}, **kwargs)
+
+
+def _currency(**kwargs: Any) -> fields.String:
+    return Text(metadata={"enum": CURRENCIES, "example": "EUR"}, **kwargs)
+
+
 def _amount(required: bool = True) -> fields.String:
     return Text(
         required=required,
         metadata={
-            "description": "Minor units as a string of digits (a JSON number is refused)",
+            "description": "Minor units as a string of digits (a JSON number is refused); "
+            f"at most 15 digits above the currency's minor units ({AMOUNT_DIGITS} for "
+            "the currencies with 18 decimals; more is 422 amount_too_large)",
             "pattern": "^[1-9][0-9]*$",
+            "maxLength": AMOUNT_DIGITS,
             "example": "1500",
         },
     )
@@ -83,19 +203,40 @@ def _one_of(values: tuple[str, ...], required: bool = True) -> fields.String:
     return Text(required=required, metadata={"enum": list(values)})
 
 
-class NewPool(Strict):
-    slug = Text(required=True, metadata={"example": "food-bank", "pattern": SLUG_PATTERN})
-    name = Text(required=True)
-    currencies = fields.List(Text(), required=True, metadata={"example": ["EUR"]})
-    fast_lane_cap = fields.Dict(keys=Text(), values=Text(), metadata={"example": {"EUR": "5000"}})
-    cycle_allowance = fields.Dict(
-        keys=Text(), values=Text(), metadata={"example": {"EUR": "20000"}}
+def _event_types(events: tuple[str, ...], description: str) -> fields.List[Any]:
+    return fields.List(
+        Text(metadata={"enum": list(events)}),
+        metadata={"description": description, "minItems": 1},
     )
-    urgent_deadline_hours = fields.Raw(
+
+
+def _amounts_by_currency(example: str) -> fields.Dict:
+    return fields.Dict(
+        keys=Text(metadata={"enum": CURRENCIES}),
+        values=_amount(),
+        metadata={
+            "example": {"EUR": example},
+            "description": "Amounts by currency; each currency must be one of the pool's "
+            "currencies (else 422 invalid_currencies)",
+        },
+    )
+
+
+class NewPool(Strict):
+    slug = _slug(required=True)
+    name = _public_text(200, one_line=True)
+    currencies = fields.List(
+        _currency(),
+        required=True,
+        metadata={"example": ["EUR"], "minItems": 1, "uniqueItems": True},
+    )
+    fast_lane_cap = _amounts_by_currency("5000")
+    cycle_allowance = _amounts_by_currency("20000")
+    urgent_deadline_hours = WholeOrAsIs(
         metadata={
             "type": "integer",
             "minimum": 1,
-            "maximum": 720,
+            "maximum": MAX_DEADLINE_HOURS,
             "description": "Decision deadline for urgent grants, in hours (default 72)",
         }
     )
@@ -109,19 +250,29 @@ class NewPool(Strict):
 
 
 class NewCollective(Strict):
-    slug = Text(required=True, metadata={"example": "alba", "pattern": SLUG_PATTERN})
-    name = Text(required=True)
-    quorum = fields.Integer(
-        strict=True, allow_none=True, metadata={"description": "Default: a majority"}
+    slug = _slug(required=True)
+    name = _public_text(200, one_line=True)
+    quorum = Whole(
+        allow_none=True,
+        metadata={"description": "Default: a majority", "minimum": 1, "maximum": 1000},
     )
 
 
 class NewMember(Strict):
-    member = Text(required=True, metadata={"description": "Public pseudonym"})
+    member = _pseudonym("Public pseudonym", required=True)
 
 
 class Roster(Strict):
-    collectives = fields.List(Text(), required=True, metadata={"description": "Custody order"})
+    collectives = fields.List(
+        _slug(),
+        required=True,
+        metadata={
+            "description": "Custody order: registered collectives (else 422 "
+            "unknown_collective), each once",
+            "minItems": 1,
+            "uniqueItems": True,
+        },
+    )
 
 
 class QuickLoad(Strict):
@@ -180,19 +331,21 @@ class TextOnly(QuickLoad):
 
 class NewDonation(TextOnly):
     amount = _amount()
-    currency = Text(required=True, metadata={"example": "EUR"})
+    currency = _currency(required=True)
     channel = _one_of(CHANNELS)
-    external_reference = Text(
-        required=True, metadata={"description": "Bank or chain reference; kept private"}
+    external_reference = _private_text(200, "Bank or chain reference; kept private")
+    donor_reference = _private_text(200, "Kept private", required=False)
+    display_name = _public_text(
+        64, one_line=True, description="Shown only if the donor opts in.", required=False
     )
-    donor_reference = Text(metadata={"description": "Kept private"})
-    display_name = Text(metadata={"description": "Public, only if the donor opts in"})
-    note = Text(metadata={"description": "Kept private"})
+    note = _private_text(500, "Kept private", required=False)
 
 
 class DonationBatch(QuickLoad):
     donations = fields.List(
-        fields.Nested(NewDonation), required=True, metadata={"maxItems": MAX_BATCH}
+        fields.Nested(NewDonation),
+        required=True,
+        metadata={"minItems": 1, "maxItems": MAX_BATCH},
     )
 
     def quick_load(self, data: Any) -> Any:
@@ -211,49 +364,58 @@ _DONATION = NewDonation()
 
 class NewGrant(Strict):
     amount = _amount()
-    currency = Text(required=True)
-    purpose = Text(required=True)
+    currency = _currency(required=True)
+    purpose = _public_text(2000, one_line=False)
     urgency = _one_of(URGENCIES, required=False)
-    recipient = Text(required=True, metadata={"description": "Public pseudonym"})
-    recipient_details = Text(metadata={"description": "Kept private"})
+    recipient = _pseudonym("Public pseudonym", required=True)
+    recipient_details = _private_text(2000, "Kept private", required=False)
 
 
 class NewVote(Strict):
     vote = _one_of(VOTES)
-    note = Text()
-    fast_lane = Flag()
+    note = _public_text(500, one_line=False, required=False)
+    fast_lane = Flag(
+        metadata={
+            "description": "Approve alone an urgent grant within the fast-lane cap; only "
+            "with vote approve (else 422 invalid_vote)"
+        }
+    )
     overdue = Flag(
         metadata={
             "description": "Approve alone an urgent grant past the pool's decision deadline, "
-            "within the fast-lane cap, where the pool's policy allows it"
+            "within the fast-lane cap, where the pool's policy allows it; only with vote "
+            "approve (else 422 invalid_vote)"
         }
     )
 
 
 class NewDisbursement(Strict):
-    payment_reference = Text(required=True, metadata={"description": "Kept private"})
+    payment_reference = _private_text(200, "Kept private")
 
 
 class Cancellation(Strict):
-    reason = Text(required=True)
+    reason = _public_text(500, one_line=False)
 
 
 class NewCorrection(Strict):
-    corrects = fields.Integer(
-        strict=True,
+    corrects = Whole(
         required=True,
         validate=ma.validate.Range(min=0, max=MAX_SAFE_INTEGER),
         metadata={"description": "seq of the donation or disbursement to reverse"},
     )
-    reason = Text(required=True)
+    reason = _public_text(500, one_line=False)
 
 
 class NewToken(Strict):
     role = _one_of(ROLES)
-    label = Text(required=True, metadata={"description": "Private note for admins"})
-    collective = Text(metadata={"description": "member tokens only"})
-    member = Text(metadata={"description": "member tokens only"})
-    expires = fields.AwareDateTime(metadata={"description": "RFC 3339 instant"})
+    label = _private_text(200, "Private note for admins")
+    collective = _slug("member tokens only (else 422 invalid_role)")
+    member = _pseudonym(
+        "member tokens only, with collective: an active member of it (else 422 unknown_member)"
+    )
+    expires = fields.AwareDateTime(
+        metadata={"description": "RFC 3339 instant, in the future (else 422 invalid_expiry)"}
+    )
 
 
 class GrantQuery(ma.Schema):
@@ -615,13 +777,15 @@ class NewWebhook(Strict):
     url = Text(
         required=True,
         metadata={
-            "description": "http(s) URL on a public address",
+            "description": "http(s) URL whose host resolves to a public address (else 422 "
+            "invalid_url or private_target)",
             "example": "https://x.example/h",
+            "minLength": 1,
+            "maxLength": webhooks.MAX_URL,
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[\\x21-\\x7e]+$",
         },
     )
-    events = fields.List(
-        Text(), metadata={"description": "Event types (docs/formats.md); default: all"}
-    )
+    events = _event_types(EVENT_TYPES, "Event types (docs/formats.md); default: all")
 
 
 class Webhook(ma.Schema):
@@ -657,11 +821,18 @@ class WebhookDelivery(ma.Schema):
 
 
 class NewMailSubscription(Strict):
-    email = Text(required=True, metadata={"description": "Kept sealed and erasable"})
-    language = Text(required=True, metadata={"enum": ["en", "es", "uk"]})
-    events = fields.List(
-        Text(), metadata={"description": "Event types; default: all but checkpoints"}
+    email = Text(
+        required=True,
+        metadata={
+            "description": "Kept sealed and erasable",
+            "maxLength": mail.MAX_ADDRESS,
+            # ledger.fund.mail's rule, with its \\s spelled out
+            "pattern": f'^[^@{WHITESPACE}<>()\\[\\],;:"\\\\]+'
+            "@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$",
+        },
     )
+    language = Text(required=True, metadata={"enum": list(mail.LANGUAGES)})
+    events = _event_types(mail.MAIL_EVENTS, "Event types; default: all but checkpoints")
 
 
 class MailSubscription(ma.Schema):
@@ -741,7 +912,7 @@ class ImportReport(Strict):
 
 
 class NewPledge(Strict):
-    currency = Text(required=True, metadata={"example": "EUR"})
+    currency = _currency(required=True)
     amount = _amount()
 
 

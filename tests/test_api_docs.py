@@ -84,18 +84,30 @@ def test_openapi_marks_writes(client: Any) -> None:
     problem = components["responses"]["UNPROCESSABLE_ENTITY"]["content"]
     assert problem["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
     assert "code" in components["schemas"]["Problem"]["properties"]
+    limited = components["responses"]["TOO_MANY_REQUESTS"]
+    assert limited["headers"]["Retry-After"]["required"] is True
+    token_reads = {"/me", "/me/queue", "/webhooks", "/webhooks/{endpoint_id}"}
+    token_reads |= {"/webhooks/{endpoint_id}/deliveries", "/notifications/email"}
+    public_writes = {("post", "/pools/{slug}/pledges"), ("delete", "/pledges/{secret}")}
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             if method == "parameters":
                 continue
-            if method == "get":
-                assert "security" not in operation, path
-                continue
-            assert operation["security"] == [{"bearerAuth": []}], (method, path)
-            assert "401" in operation["responses"]
+            short = path.removeprefix(PREFIX)
+            responses = operation["responses"]
+            assert "default" not in responses and "503" in responses, (method, path)
             keyed = {"$ref": "#/components/parameters/IdempotencyKey"} in operation.get(
                 "parameters", []
             )
+            if method == "get" and short not in token_reads:
+                assert "security" not in operation and "401" not in responses, path
+                continue
+            if (method, short) in public_writes:  # no token, no key; limited per address
+                assert operation["security"] == [] and not keyed, (method, path)
+                assert "401" not in responses and "429" in responses, (method, path)
+                continue
+            assert operation["security"] == [{"bearerAuth": []}], (method, path)
+            assert {"401", "403", "429"} <= set(responses), (method, path)
             assert keyed == (method in ("post", "put")), (method, path)
     amount = components["schemas"]["NewDonation"]["properties"]["amount"]
     assert amount["type"] == "string" and amount["pattern"] == "^[1-9][0-9]*$"
