@@ -42,9 +42,9 @@ from ledger.fund import (
     passkeys_of,
     register_passkey,
     sign_in_with_passkey,
+    staff_account,
     take_ceremony,
 )
-from ledger.fund.sign_in import staff_account
 
 bp = Blueprint("passkeys", __name__, url_prefix="/workspace")
 bp.before_request(sessions.redirect_to_public_host)

@@ -41,12 +41,12 @@ from ledger.fund import (
     passkeys_of,
     propose_request,
     recovery_codes_left,
+    require_role,
     sign_in_with_recovery_code,
+    staff_account,
     views,
     workspace_me,
 )
-from ledger.fund.rules import require_role
-from ledger.fund.sign_in import staff_account
 
 bp = Blueprint("workspace", __name__, url_prefix="/workspace")
 bp.before_request(sessions.redirect_to_public_host)

@@ -18,8 +18,7 @@ from sqlalchemy import Engine
 from api import db
 from api.command_errors import reports_ledger_errors
 from api.workspace import invitation_url
-from ledger.fund import create_invitation, views
-from ledger.fund.sign_in import STAFF_ROLES, create_staff_account
+from ledger.fund import STAFF_ROLES, create_invitation, create_staff_account, views
 
 OPERATOR = "operator:cli"
 

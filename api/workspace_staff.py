@@ -38,32 +38,33 @@ from api.notifications import delivery_settings
 from api.workspace import _actor, _back, _checked_post, _request_key, bp, invitation_url
 from ledger.errors import LedgerError, RuleViolation
 from ledger.fund import (
+    CHANNELS,
+    EVENT_TYPES,
+    NO_COLLECTIVE,
+    STAFF_ROLES,
     Actor,
+    ImportReport,
+    Sealed,
+    VaultError,
+    all_invitations,
     create_invitation,
+    create_staff_account,
     csv_mapping,
     import_statement,
+    invite_staff,
+    list_tokens,
     minor_units,
     parse_statement,
+    require_role,
+    revoke_invitation,
     revoke_member_access,
+    revoke_staff_account,
+    revoke_token,
+    staff_accounts,
+    staff_principal,
     views,
     webhooks,
 )
-from ledger.fund.access import list_tokens, revoke_token
-from ledger.fund.bank_import import ImportReport
-from ledger.fund.events import EVENT_TYPES
-from ledger.fund.rules import CHANNELS, require_role
-from ledger.fund.sign_in import (
-    NO_COLLECTIVE,
-    STAFF_ROLES,
-    all_invitations,
-    create_staff_account,
-    invite_staff,
-    revoke_invitation,
-    revoke_staff_account,
-    staff_accounts,
-    staff_principal,
-)
-from ledger.fund.vault import Sealed, VaultError
 
 DONATION_FIELDS = ("external_reference", "donor_reference", "display_name", "note")
 

@@ -15,9 +15,14 @@ re-exported here; import it from ``ledger.fund``.
 from __future__ import annotations
 
 from ledger.fund import access, mail, public_text, views, webhooks
-from ledger.fund.access import TokenInfo, Unauthorized, authenticate
+from ledger.fund.access import TokenInfo, Unauthorized, authenticate, list_tokens, revoke_token
 from ledger.fund.audit import audit
-from ledger.fund.bank_import import csv_mapping, import_statement, save_csv_mapping
+from ledger.fund.bank_import import (
+    ImportReport,
+    csv_mapping,
+    import_statement,
+    save_csv_mapping,
+)
 from ledger.fund.chain import (
     ChainReorg,
     ChainScan,
@@ -81,36 +86,48 @@ from ledger.fund.rules import (
     VOTES,
     Actor,
     Outcome,
+    require_role,
 )
 from ledger.fund.schema import cycles
 from ledger.fund.screening import refused_characters
 from ledger.fund.sign_in import (
+    NO_COLLECTIVE,
+    STAFF_ROLES,
     Ceremony,
     InvitationRefused,
     MemberSession,
     SignInRefused,
+    StaffAccount,
+    all_invitations,
     begin_ceremony,
     check_invitation,
     create_invitation,
+    create_staff_account,
     csrf_matches,
     end_all_sessions,
     end_session,
     invitations_of,
+    invite_staff,
     new_recovery_codes,
     passkey,
     passkeys_of,
     recovery_codes_left,
     register_passkey,
+    revoke_invitation,
     revoke_member_access,
+    revoke_staff_account,
     session_for,
     sign_in_with_passkey,
     sign_in_with_recovery_code,
+    staff_account,
+    staff_accounts,
+    staff_principal,
     take_ceremony,
 )
 from ledger.fund.state import load_schedule, pool_row
 from ledger.fund.statements import StatementError, parse_statement
 from ledger.fund.urgency import MAX_DEADLINE_HOURS
-from ledger.fund.vault import Vault
+from ledger.fund.vault import Sealed, Vault, VaultError
 from ledger.fund.worker import Periodic, Worker
 from ledger.fund.worker_lock import worker_lock
 from ledger.fund.workspace_views import me as workspace_me
@@ -126,12 +143,14 @@ __all__ = [
     "MAX_DEADLINE_HOURS",
     "MAX_MAJOR_DIGITS",
     "MAX_PAGE",
+    "NO_COLLECTIVE",
     "OPERATOR",
     "PSEUDONYM_NO_NUMBER",
     "PSEUDONYM_REGEX",
     "REASONS",
     "ROLES",
     "SLUG_REGEX",
+    "STAFF_ROLES",
     "URGENCIES",
     "VOTES",
     "Actor",
@@ -141,6 +160,7 @@ __all__ = [
     "Cycle",
     "DeliverySettings",
     "Fund",
+    "ImportReport",
     "InvitationRefused",
     "MemberSession",
     "Outcome",
@@ -148,14 +168,18 @@ __all__ = [
     "PledgeFigures",
     "PledgeStatus",
     "Receiver",
+    "Sealed",
     "SignInRefused",
+    "StaffAccount",
     "StatementError",
     "TokenInfo",
     "Unauthorized",
     "Vault",
+    "VaultError",
     "Worker",
     "access",
     "add_receiver",
+    "all_invitations",
     "audit",
     "authenticate",
     "begin_ceremony",
@@ -163,6 +187,7 @@ __all__ = [
     "check_replay",
     "create_invitation",
     "create_pledge",
+    "create_staff_account",
     "csrf_matches",
     "csv_mapping",
     "cycle_pledge_figures",
@@ -182,7 +207,9 @@ __all__ = [
     "ingest_chain",
     "intake_list",
     "invitations_of",
+    "invite_staff",
     "last_reconciliation",
+    "list_tokens",
     "load_demo",
     "load_schedule",
     "mail",
@@ -208,12 +235,19 @@ __all__ = [
     "refused_characters",
     "register_passkey",
     "request_status",
+    "require_role",
+    "revoke_invitation",
     "revoke_member_access",
+    "revoke_staff_account",
+    "revoke_token",
     "save_csv_mapping",
     "seal_legacy_records",
     "session_for",
     "sign_in_with_passkey",
     "sign_in_with_recovery_code",
+    "staff_account",
+    "staff_accounts",
+    "staff_principal",
     "start_of_demo",
     "submit_request",
     "take_ceremony",
