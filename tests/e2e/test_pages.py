@@ -50,6 +50,7 @@ class Sample:
             "collective": f"/collectives/{self.collective}",
             "entry": f"/entries/{self.decision}",
             "verify": "/verify",
+            "federation": "/federation",
         }
 
 
