@@ -10,8 +10,10 @@ SQLite and PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import socket
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from ledger.log.mirroring import MirrorBadData, Mirrors, http_get
 from ledger.log.schema import mirror_incidents, mirror_tiles, mirrors
 from ledger.log.tiles import bundles_for_size, tiles_for_size
 from tests.test_witness import collect, cosigning, grow, key_name
+from tests.test_worker import LUNARIA, WorkerProcess
 from tests.witness_support import (
     Instance,
     database_urls,
@@ -147,6 +150,39 @@ def test_catch_up_across_restarts(pair: list[Instance], tmp_path: Path) -> None:
     assert len(lines) == 1
     assert lines[0].startswith(f"mirror {alba.log.origin}: 270 -> 273, 3 resources (")
     assert assert_identical_copy(alba, again) == 273
+
+
+def test_the_worker_syncs_mirrors_and_says_so(pair: list[Instance]) -> None:
+    alba, boreal = pair
+    grow(alba, 2)
+    config = boreal.app.config
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LUNARIA_")}
+    env |= {
+        "LUNARIA_DATABASE_URL": config["DATABASE_URL"],
+        "LUNARIA_KEY_FILE": config["KEY_FILE"],
+        "LUNARIA_ORIGIN": config["ORIGIN"],
+        "LUNARIA_CHECKPOINT_INTERVAL": "86400",
+        "LUNARIA_MIRROR_INTERVAL": "1",
+    }
+    process = subprocess.Popen(
+        [str(LUNARIA), "worker"],
+        env=env,
+        cwd=boreal.folder,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = WorkerProcess(process)
+    try:
+        # (a log added while the worker runs is synced at the next interval)
+        worker.wait_for("worker: started", timeout=120)
+        boreal.ok("mirror", "add", alba.url, "--vkey", alba.log_vkey)
+        grow(alba, 3)
+        worker.wait_for(f"worker: mirror {alba.log.origin}: 5 -> 8, ", timeout=60)
+    finally:
+        worker.stop()
+    assert boreal.ok("mirror", "list").startswith(f"{alba.log.origin}  size 8")
 
 
 def free_port() -> int:
