@@ -94,6 +94,7 @@ BEYOND_SCHEMA: dict[tuple[str, str], tuple[str, ...]] = {
     ("get", "/api/v1/anchors"): ("invalid_cursor",),
     ("get", "/api/v1/ledger/proofs/inclusion"): ("invalid_index", "size_beyond_log"),
     ("get", "/api/v1/ledger/proofs/consistency"): ("invalid_range", "size_beyond_log"),
+    ("get", "/api/v1/pools/{slug}/reports/{cycle}.{fmt}"): ("invalid_range",),
 }
 BEYOND_SCHEMA_KEY = "x-refused-beyond-schema"
 

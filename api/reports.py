@@ -26,6 +26,7 @@ from api.blueprint import Blueprint
 from api.errors import problem
 from api.web import select_locale
 from exports.cache import ReportKey, lookup, report_key, store
+from exports.csv_export import CSV_FIELDS
 from exports.formats import (
     FORMATS,
     MEDIA_TYPES,
@@ -67,8 +68,15 @@ def _media_type(media_type: str) -> str:
     return media_type.split(";")[0]
 
 
-# What the path and the answers are, stated for the OpenAPI document (api/docs.py adds the
-# statuses every operation shares).
+# A date, or an RFC 3339 instant as Python reads it (upper-case T and Z, no leap second).
+INSTANT = (
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    "(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))?$"
+)
+INSTANT_FORMATS = [{"format": "date"}, {"format": "date-time"}]
+
+# What the path, the query and the answers are, stated for the OpenAPI document (api/docs.py adds
+# the statuses every operation shares).
 REPORT_DOC: dict[str, Any] = {
     "parameters": [
         {
@@ -79,6 +87,35 @@ REPORT_DOC: dict[str, Any] = {
             "schema": {"type": "string", "pattern": "^(latest|-?[0-9]{1,9})$"},
         },
         {"in": "path", "name": "fmt", "required": True, "schema": {"enum": list(FORMATS)}},
+        {
+            "in": "query",
+            "name": "fields",
+            "description": "CSV: the columns, in this order (default: all)",
+            "style": "form",
+            "explode": False,
+            "schema": {
+                "type": "array",
+                "items": {"enum": list(CSV_FIELDS)},
+                "minItems": 1,
+                "uniqueItems": True,
+            },
+        },
+        *(
+            {
+                "in": "query",
+                "name": name,
+                "description": f"CSV: entries {which} (a date is its midnight UTC; since "
+                "must be before until, else 422 invalid_range)",
+                "schema": {"type": "string", "pattern": INSTANT, "anyOf": INSTANT_FORMATS},
+            }
+            for name, which in (("since", "from this instant on"), ("until", "before it"))
+        ),
+        {
+            "in": "query",
+            "name": "lang",
+            "description": "en, es or uk (else Accept-Language, the language cookie, English)",
+            "schema": {"type": "string"},
+        },
     ],
     "responses": {
         200: {
