@@ -101,7 +101,7 @@ QUICK = Mode(size=20_000, duration=2.0, warmup=1.0, rounds=1)
 # The smallest run that still takes every step and prints every row: a test that the benchmark
 # works (tests/test_bench_smoke.py), not a measurement. The log gets filler, the demo, then
 # filler again, so every step of the build runs; one gunicorn worker serves it.
-SMOKE = Mode(size=DEMO_ENTRIES + 400, duration=0.2, warmup=0.1, rounds=1, workers=1)
+SMOKE = Mode(size=DEMO_ENTRIES + 400, duration=0.5, warmup=0.3, rounds=1, workers=1)
 
 
 def say(message: str) -> None:
