@@ -39,7 +39,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -220,7 +220,7 @@ class SyncReport:
     fetched: int
     fetched_bytes: int
     added: bool = False
-    stale: bool = field(default=False)
+    stale: bool = False
 
     def summary(self) -> str:
         if self.added:
@@ -251,7 +251,8 @@ class TileTree:
         self.size = size
         self.tiles = tiles  # (tile level, tile index) -> the widest bytes held for this size
 
-    def _hashes(self, level: int, start: int, count: int) -> list[bytes]:
+    def hashes(self, level: int, start: int, count: int) -> list[bytes]:
+        """``count`` hashes of tree level ``8 * level`` from index ``start`` (one tile)."""
         tile = self.tiles.get((level, start // TILE_WIDTH))
         offset = (start % TILE_WIDTH) * HASH_SIZE
         if tile is None or len(tile) < offset + count * HASH_SIZE:
@@ -262,7 +263,7 @@ class TileTree:
         """The hash of perfect subtree ``(level, index)``: from the tile at ``level // 8``."""
         level, index = node
         above = level % TILE_HEIGHT
-        hashes = self._hashes(level // TILE_HEIGHT, index << above, 1 << above)
+        hashes = self.hashes(level // TILE_HEIGHT, index << above, 1 << above)
         return _reduce(hashes)
 
     def read(self, nodes: Collection[NodeId]) -> Mapping[NodeId, bytes]:
@@ -685,7 +686,7 @@ def _check_bundle(bundle: Tile, data: bytes, tree: TileTree) -> None:
         raise MirrorBadData(f"{bundle.path}: {exc.message}") from exc
     if len(raws) != bundle.width:
         raise MirrorBadData(f"{bundle.path} holds {len(raws)} entries, not {bundle.width}")
-    hashes = tree._hashes(0, bundle.first, bundle.width)
+    hashes = tree.hashes(0, bundle.first, bundle.width)
     for i, raw in enumerate(raws):
         if leaf_hash(raw) != hashes[i]:
             raise MirrorBadData(
@@ -697,7 +698,7 @@ def _check_tile(tile: Tile, tree: TileTree) -> None:
     """Each hash of a tile above level 0 is the subtree of the full tile below it."""
     level = tile.level * TILE_HEIGHT
     for i in range(tile.width):
-        below = tree._hashes(tile.level - 1, (tile.first + i) * TILE_WIDTH, TILE_WIDTH)
+        below = tree.hashes(tile.level - 1, (tile.first + i) * TILE_WIDTH, TILE_WIDTH)
         expected = tree.tiles[tile.level, tile.index][i * HASH_SIZE : (i + 1) * HASH_SIZE]
         if _reduce(below) != expected:
             raise MirrorBadData(
