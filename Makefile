@@ -88,6 +88,9 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# Three workers on two CPUs: much of the suite waits on servers, subprocesses and PostgreSQL.
+PYTEST_ARGS ?= -n 3 --dist loadgroup
+
 test: $(VENV)/.installed-dev node_modules/.installed chromium poppler nginx lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 

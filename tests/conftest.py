@@ -42,6 +42,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``pytest -n N --dist loadgroup`` (``make test``): one worker runs a file's
+    tests on one engine, so a module fixture (a demo fund per engine) is built once."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        engine = next((v for v in params.values() if v in ENGINES), "any")
+        item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}:{engine}"))
+
+
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[Engine]:
     engine = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
