@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from sqlalchemy import func, select
 from api import mirrors as api_mirrors
 from ledger.fund.audit import HttpSource, audit
 from ledger.log import MirrorSync
-from ledger.log.mirroring import MirrorBadData, Mirrors, http_get
+from ledger.log.mirroring import MirrorBadData, MirrorError, Mirrors, http_get
 from ledger.log.schema import mirror_incidents, mirror_tiles, mirrors
 from ledger.log.tiles import bundles_for_size, tiles_for_size
 from tests.test_witness import collect, cosigning, grow, key_name
@@ -269,6 +270,32 @@ def test_origin_data_that_does_not_check_out_is_refused_without_an_incident(
         dishonest.sync(alba.log.origin)
     assert mirror_rows(boreal) == held
     assert honest.sync(alba.log.origin).size == 11
+
+
+def test_a_sync_overtaken_by_another_stores_nothing(pair: list[Instance]) -> None:
+    """Two syncs at once: the one that commits second finds the record moved (compare-and-set
+    on the size and root it checked against) and stores nothing; the mirror never goes back."""
+    alba, boreal = pair
+    grow(alba, 5)
+    with boreal.app.app_context():
+        other = api_mirrors.get_mirrors()
+    other.add(alba.url, alba.log_vkey)
+    grow(alba, 3)
+    overtaken = threading.Lock()
+    done: list[int] = []
+
+    def overtaking(url: str, limit: int) -> bytes | None:
+        with overtaken:  # (at its first request, after it read the size held: the other runs)
+            if not done:
+                done.append(other.sync(alba.log.origin).size)
+        return http_get(url, limit)
+
+    late = Mirrors(other.engine, other.cosigner, other.clock, fetch=overtaking)
+    with pytest.raises(MirrorError, match="another sync moved the mirror"):
+        late.sync(alba.log.origin)
+    assert done == [11]
+    assert other.get(alba.log.origin).size == 11
+    assert assert_identical_copy(alba, boreal) == 11
 
 
 # -- a split view: a forked database behind the same key ----------------------------------------
