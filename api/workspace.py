@@ -1,6 +1,8 @@
 """The collectives' workspace (``/workspace``): members signed in with a passkey see what their
 collective holds, the grant queue, what waits for their vote, the requests from outside, the
-members and invitations, and their own passkeys and recovery codes.
+members and invitations, and their own passkeys and recovery codes. Treasurers and admins sign
+in the same way to staff accounts; their pages and everyone's webhook settings are
+:mod:`api.workspace_staff`, routes of this blueprint.
 
 Pages under the site's CSP (no inline script; ``static/workspace.js`` only runs the passkey
 ceremonies), in en, es and uk. Every form posts a CSRF token (:mod:`api.sessions`) and a

@@ -158,7 +158,32 @@ def test_a_revoked_treasurer_session_stops_at_once(
     assert treasurer.client.post("/workspace/treasury/donations", data=data).status_code == 401
     assert story.http.size() == before
     assert treasurer.sign_in().status_code == 403  # the passkey is gone too
-    assert "revoked" in admin.page("/workspace/admin")
+    page = admin.page("/workspace/admin")
+    staff_part = page[page.index('id="staff"') : page.index('id="tokens"')]
+    assert "Rosa" in staff_part and "revoked" in staff_part
+    assert "Rosa" not in page[page.index('id="tokens"') :]  # a staff account, not an API token
+    # an account revoked before its invitation was used stays listed, revoked
+    made = admin.post_form("/workspace/admin/staff", "/workspace/admin", name="Tom", role="admin")
+    link = INVITATION.search(made.text)
+    tom = re.search(r"The admin account ([0-9a-f]{16}) is created", made.text)
+    assert link is not None and tom is not None
+    gone = admin.post_form(f"/workspace/admin/staff/{tom.group(1)}/revoke", "/workspace/admin")
+    assert gone.status_code == 303
+    assert app.test_client().get(f"/workspace/invite/{link.group(1)}").status_code == 410
+    page = admin.page("/workspace/admin")
+    assert f"admin:{tom.group(1)}" in page[page.index('id="staff"') : page.index('id="tokens"')]
+    # an API token cannot be turned into a staff account by an invitation
+    api_token = story.treasurer.split("_")[1]
+    forged = admin.post_form(
+        "/workspace/admin/invitations", "/workspace/admin", member=f"/staff:{api_token}"
+    )
+    assert forged.status_code == 404
+    assert (
+        admin.post_form(
+            f"/workspace/admin/staff/{api_token}/invite", "/workspace/admin"
+        ).status_code
+        == 404
+    )
 
 
 def test_import_preview_records_nothing_and_confirm_records_exactly_it(

@@ -193,6 +193,15 @@ def create_token(
         return token_id, _insert(conn, token_id, role, collective, member, label, expires, now)
 
 
+def create_account_token(conn: Connection, role: str, label: str, now: datetime) -> str:
+    """The token of a workspace staff account (:mod:`ledger.fund.sign_in`): role treasurer or
+    admin, collective ``""`` (what marks it), no expiry; its bearer secret is made and dropped
+    at once, so only the account's passkeys let anyone act as it. Returns the token id."""
+    token_id = secrets.token_hex(8)
+    _insert(conn, token_id, role, "", None, label, None, now)
+    return token_id
+
+
 def issue_token(
     engine: Engine,
     issuer: Actor,

@@ -16,9 +16,10 @@ Every secret is 32 random bytes (recovery codes 80 bits) and stored as its SHA-2
 table gives no usable secret, and with that much entropy a slow hash would add nothing.
 
 Staff (treasurers and admins) sign in by the same machinery. A staff account is a row of the
-``tokens`` table (:mod:`ledger.fund.access`) with the role ``treasurer`` or ``admin``, whose
-bearer secret was never shown to anyone: its id gives the log's actor id ``<role>:<id>``, as
-for any token of that role, and revoking it ends the account. In the tables here its
+``tokens`` table (:mod:`ledger.fund.access`) with the role ``treasurer`` or ``admin`` and the
+collective ``""`` (which marks it: an API token of those roles has none), whose bearer secret
+was never shown to anyone: its id gives the log's actor id ``<role>:<id>``, as for any token of
+that role, and revoking it ends the account. In the tables here its
 principal is ``staff:<id>`` with the collective ``""``: a member pseudonym never holds a
 ``:``, so the two kinds of principal cannot be confused. An account is active while its
 token is neither revoked nor expired; a session, passkey or invitation of an inactive
@@ -51,7 +52,7 @@ from sqlalchemy import (
 )
 
 from ledger.errors import LedgerError, NotFound, RuleViolation
-from ledger.fund.access import create_token, list_tokens, revoke_token
+from ledger.fund.access import create_account_token, list_tokens, revoke_token
 from ledger.fund.rules import Actor, check_text, member_actor, require_role
 from ledger.fund.schema import members, tokens
 from ledger.log.clock import format_ts, parse_ts
@@ -231,6 +232,7 @@ def _active_principal(conn: Connection, principal: str) -> tuple[str, str] | Non
             select(tokens.c.role).where(
                 and_(
                     tokens.c.id == staff_id(principal),
+                    tokens.c.collective == NO_COLLECTIVE,  # a staff account, not an API token
                     tokens.c.revoked_ts.is_(None),
                     tokens.c.expires_ts.is_(None),
                     tokens.c.role.in_(STAFF_ROLES),
@@ -692,7 +694,8 @@ def create_staff_account(
     if role not in STAFF_ROLES:
         raise RuleViolation(f"a staff role is treasurer or admin, not {role!r}", "invalid_role")
     check_text(name, "name", 200)
-    account_id, _ = create_token(engine, role, label=name, now=now)
+    with engine.begin() as conn:
+        account_id = create_account_token(conn, role, name, now)
     by = OPERATOR_CLI if actor is None else actor.id
     secret = create_invitation(engine, NO_COLLECTIVE, staff_principal(account_id), by=by, now=now)
     (account,) = [a for a in staff_accounts(engine) if a.id == account_id]
@@ -708,16 +711,9 @@ def invite_staff(engine: Engine, actor: Actor | None, account_id: str, now: date
 
 
 def staff_accounts(engine: Engine) -> list[StaffAccount]:
-    """Every staff account (a token with an invitation or passkey of its own), oldest first."""
+    """Every staff account (a treasurer or admin token of the collective ``""``), oldest
+    first, with its number of passkeys."""
     with engine.connect() as conn:
-        bound = {
-            str(m)
-            for (m,) in conn.execute(
-                select(member_invitations.c.member).where(
-                    member_invitations.c.collective == NO_COLLECTIVE
-                )
-            )
-        }
         counts: dict[str, int] = {}
         for (m,) in conn.execute(
             select(member_credentials.c.member).where(
@@ -725,13 +721,12 @@ def staff_accounts(engine: Engine) -> list[StaffAccount]:
             )
         ):
             counts[str(m)] = counts.get(str(m), 0) + 1
-    bound |= set(counts)
     return [
         StaffAccount(
             t.id, t.role, t.label, t.created, t.revoked, counts.get(staff_principal(t.id), 0)
         )
         for t in list_tokens(engine)
-        if staff_principal(t.id) in bound
+        if t.collective == NO_COLLECTIVE and t.role in STAFF_ROLES
     ]
 
 

@@ -265,6 +265,11 @@ def test_treasurer_and_admin_pages_in_chromium(
     admin.page.get_by_role("button", name="Create the account and its invitation").click()
     expect(admin.page.get_by_text("Give this link to its holder, privately.")).to_be_visible()
     found["staff invited"] = admin.axe()
+    admin.page.get_by_text("Revoke the account of Tom").click()  # a second step, on purpose
+    found["revoke opened"] = admin.axe()
+    admin.page.get_by_role("button", name="Revoke now").first.click()
+    expect(admin.page.get_by_text("The staff account is revoked")).to_be_visible()
+    admin.page.screenshot(path=str(shots / "admin-revoked.png"), full_page=True)
     bad = {name: violations for name, violations in found.items() if violations}
     assert bad == {}, json.dumps(bad, indent=1)[:4000]
 
