@@ -13,10 +13,10 @@ from typing import Any
 from flask import current_app
 
 from api import db, public_url, schemas
-from api.auth import bearer_token, current_actor, idempotency_scope, replay_headers
+from api.auth import authenticate_request, current_actor, idempotency_scope, replay_headers
 from api.blueprint import Blueprint
 from api.docs import TOKEN_READ
-from ledger.fund import Actor, DeliverySettings, authenticate, mail, webhooks
+from ledger.fund import Actor, DeliverySettings, mail, webhooks
 
 blp = Blueprint(
     "notifications",
@@ -131,5 +131,6 @@ def opt_out() -> None:
 
 
 def _reader() -> Actor:
-    """The actor of a read that needs a token (``guard_writes`` checks only writes)."""
-    return authenticate(db.get_engine(), bearer_token(), db.get_clock().now()).actor
+    """The actor of a read that needs a token (``guard_writes`` checks only writes); its
+    failures count against the client address as a write's do."""
+    return authenticate_request().actor

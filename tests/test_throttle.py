@@ -80,6 +80,16 @@ def test_authentication_failures_per_address(story: Story, clock: ManualClock) -
     http.post("/collectives", collective(9), token=story.admin, status=201)
 
 
+def test_token_reads_count_authentication_failures(story: Story, clock: ManualClock) -> None:
+    """The reads that take a token (/me, webhooks, mail) count and refuse like writes."""
+    for path in ("/webhooks", "/notifications/email", "/me"):
+        response = story.http.request("GET", path, token=WRONG)
+        assert response.status_code == 401, path
+    assert_rate_limited(story.http.request("GET", "/webhooks", token=story.admin), 60)
+    clock.advance(timedelta(seconds=60))
+    assert story.http.request("GET", "/webhooks", token=story.admin).status_code == 200
+
+
 def test_writes_per_token(story: Story, clock: ManualClock) -> None:
     http = story.http
     for number in range(4):
