@@ -65,8 +65,14 @@ from markupsafe import Markup
 
 from api import charts, db
 from ledger.errors import LedgerError, NotFound, SchemaOutdated
-from ledger.fund import CURRENCY_EXPONENTS, Cycle, display_major, last_reconciliation, views
-from ledger.fund.money import display_decimals
+from ledger.fund import (
+    CURRENCY_EXPONENTS,
+    Cycle,
+    display_decimals,
+    display_major,
+    last_reconciliation,
+    views,
+)
 from ledger.log import log_version, parse_ts, recent_anchors
 
 bp = Blueprint("web", __name__)

@@ -49,6 +49,7 @@ from ledger.fund.lunar import Cycle
 from ledger.fund.money import (
     CURRENCY_EXPONENTS,
     MAX_MAJOR_DIGITS,
+    display_decimals,
     display_major,
     format_major,
     minor_units,
@@ -193,6 +194,7 @@ __all__ = [
     "cycle_pledge_figures",
     "cycles",
     "decline_request",
+    "display_decimals",
     "display_major",
     "end_all_sessions",
     "end_pledge",
