@@ -322,7 +322,7 @@ def test_reads_come_with_the_opening_and_queued_writes_commit_together_or_not_at
     read of the head); after ``queue_writes()`` PostgreSQL sends the rest with the COMMIT. A
     queued write the database refuses surfaces there, as NotCommitted (SQLite refuses it at
     once), and nothing of the transaction is written; the writer is usable after."""
-    from ledger.log.db import NotCommitted, RowInsert, write_sql
+    from ledger.log.db import NotCommitted, RowInsert, read_sql, write_sql
 
     base = 2 * 10**12  # node keys no test log reaches
     insert = "INSERT INTO nodes (key, hash) VALUES (?, ?)"
@@ -345,6 +345,10 @@ def test_reads_come_with_the_opening_and_queued_writes_commit_together_or_not_at
         writer.queue_writes()
         write_sql(writer.conn, insert, (base + 3, bytes(32)))
         write_sql(writer.conn, insert, (base, bytes(32)))  # (taken: refused)
+    with pytest.raises(refused), log.writer() as writer:  # refused, then a read waits for it
+        writer.queue_writes()
+        write_sql(writer.conn, insert, (base, bytes(32)))
+        read_sql(writer.conn, "SELECT 1")
     with engine.connect() as conn:
         keys = conn.execute(select(nodes.c.key).where(nodes.c.key >= base)).scalars()
         assert sorted(keys) == [base, base + 1, base + 2]

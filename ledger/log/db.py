@@ -135,8 +135,19 @@ def _on_cursor(
     try:
         run(cursor)
     except conn.dialect.loaded_dbapi.Error as exc:
+        # While queueing, psycopg raises a refusal of an earlier queued statement from
+        # whichever statement its result arrives with: it is the same refusal as at the commit.
+        if queueing(conn) and _refused(exc):
+            raise NotCommitted(exc) from exc
         raise _dbapi_error(conn, exc, sql, params, many, cursor) from exc
     return cursor
+
+
+def _refused(exc: Exception) -> bool:
+    """The database refused a statement (it rolls the transaction back), as opposed to the
+    connection failing (SQLSTATE class 08), after which nothing is known."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return bool(sqlstate) and not str(sqlstate).startswith("08")
 
 
 def _dbapi_error(
@@ -233,11 +244,13 @@ def read_sql(conn: Connection, sql: str, params: Any = ()) -> list[Any]:
     """The rows (tuples) of a query written with ``?`` placeholders, on either engine."""
     if not is_sqlite(conn):
         sql = _format_style(sql)
-    cursor = execute_raw(conn, sql, params)
-    try:
-        rows: list[Any] = cursor.fetchall()
-    finally:
-        cursor.close()
+    rows: list[Any] = []
+
+    def run(cursor: Any) -> None:
+        cursor.execute(sql, params)
+        rows.extend(cursor.fetchall())  # (while queueing, the rows may bring a refusal)
+
+    _on_cursor(conn, sql, params, False, run).close()
     return rows
 
 
@@ -305,7 +318,8 @@ class WriteQueue:
 
     While queueing, a statement that returns rows still works (psycopg sends what is queued
     and waits for its rows), but a write is not known to have succeeded until :meth:`flush`
-    or the commit: an error surfaces there, as :class:`NotCommitted` when the database
+    or the commit (or a later statement, which psycopg may hand an earlier one's refusal):
+    an error surfaces there, as :class:`NotCommitted` when the database
     refused a statement (it then rolled the transaction back), else as SQLAlchemy's error. So
     only a transaction's last writes, which nothing reads back, are queued; ``COPY`` cannot
     be (RowInsert inserts rows by ``VALUES`` meanwhile)."""
@@ -328,8 +342,7 @@ class WriteQueue:
         try:
             pipeline.__exit__(None, None, None)
         except self._conn.dialect.loaded_dbapi.Error as exc:
-            refused = getattr(exc, "sqlstate", None)
-            if refused and not refused.startswith("08"):  # (08: the connection failed)
+            if _refused(exc):
                 raise NotCommitted(exc) from exc
             raise _dbapi_error(self._conn, exc, "(queued statements)", (), True) from exc
 
