@@ -22,6 +22,7 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, Text, inspect, s
 
 from api import db
 from ledger.errors import LedgerError
+from ledger.log import write_transaction
 
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
 SETTING = "public_url"
@@ -103,7 +104,7 @@ def stored(engine: Engine) -> str | None:
 def store(engine: Engine, url: str) -> None:
     """Store ``url`` (``lunaria init``). Other processes read it when they start: a running
     server keeps the URL it read until it is restarted."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(settings.delete().where(settings.c.name == SETTING))
         conn.execute(settings.insert().values(name=SETTING, value=url))
     current_app.extensions.pop(LOADED, None)  # (this process reads it again)

@@ -51,6 +51,7 @@ from exports.formats import (
     ReportOptions,
     check_format,
 )
+from ledger.log import write_transaction
 
 LANGUAGE_FORMATS = frozenset({"pdf", "json"})
 """The formats whose bytes depend on the language (the JSON names the PDF's SHA-256)."""
@@ -174,7 +175,7 @@ def store(engine: Engine, key: ReportKey, rendered: RenderedReport) -> bool:
     )
     info = rendered.info
     try:
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             conn.execute(delete(report_cache).where(same_report))
             conn.execute(
                 report_cache.insert().values(
@@ -199,5 +200,5 @@ def store(engine: Engine, key: ReportKey, rendered: RenderedReport) -> bool:
 
 def clear(engine: Engine) -> int:
     """Forget every kept report (``lunaria init`` does, so an upgrade renders afresh)."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return conn.execute(delete(report_cache)).rowcount or 0

@@ -342,7 +342,7 @@ def race(witness: Witness, bodies: dict[int, bytes]) -> list[tuple[int, int | No
 
 
 def test_concurrent_requests_never_roll_the_record_back(engine: Engine, tmp_path: Path) -> None:
-    source = SourceLog.make(tmp_path / "source.db", "race.example/log", 60)
+    source = SourceLog.make(tmp_path / "source.db", "race.example/log", 90)  # (4 rounds: ≤ 64)
     witness = Witness(engine, Cosigner.generate("race.example/witness"), ManualClock())
     witness.trust(source.vkey)
     held = 0
@@ -359,7 +359,7 @@ def test_concurrent_requests_never_roll_the_record_back(engine: Engine, tmp_path
         held = winners[0]
     # Two requests with the sizes of an older and a newer tree, from the same old size: the
     # older one never replaces the newer (the race of the spec).
-    outcomes = race(witness, {held + 1: source.body(held, held + 1), 60: source.body(held, 60)})
+    outcomes = race(witness, {held + 1: source.body(held, held + 1), 90: source.body(held, 90)})
     (winner,) = [size for size, conflict in outcomes if conflict is None]
     assert witness.logs()[0].size == winner
 

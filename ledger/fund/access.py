@@ -24,7 +24,7 @@ from ledger.errors import IdempotencyConflict, LedgerError, NotFound, RuleViolat
 from ledger.fund.rules import ROLES, Actor, check_text, member_actor, require_role
 from ledger.fund.schema import members, tokens
 from ledger.log.clock import format_ts, parse_ts
-from ledger.log.db import read_sql, read_transaction
+from ledger.log.db import read_sql, read_transaction, write_transaction
 from ledger.log.storage import one_read
 
 TOKEN_PREFIX = "lun_"
@@ -187,7 +187,7 @@ def create_token(
     now: datetime,
 ) -> tuple[str, str]:
     """Create a token; returns ``(token id, token string)``. The string is never stored."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         _check_request(conn, role, collective, member, label, expires, now)
         token_id = secrets.token_hex(8)
         return token_id, _insert(conn, token_id, role, collective, member, label, expires, now)
@@ -226,7 +226,7 @@ def issue_token(
         else hashlib.sha256(f"lunaria-token|{idempotency_scope}".encode()).hexdigest()[:16]
     )
     for _ in range(2):  # a concurrent twin may insert first: then read and compare
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             before = _row(conn, token_id)
             if before is not None:
                 stored = {
@@ -300,7 +300,7 @@ def revoke_token(
     ``by`` is the API caller: an admin, or the token itself; None is the operator's CLI."""
     if by is not None and by.id != token_id:
         require_role(by.actor, "admin")
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         info = _row(conn, token_id) if _TOKEN_ID.match(token_id) else None
         if info is None:
             raise NotFound(f"no token {token_id}")

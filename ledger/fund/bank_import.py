@@ -28,6 +28,7 @@ from ledger.fund.schema import grants, private_records
 from ledger.fund.state import pool_row
 from ledger.fund.statements import CsvMapping, Statement, StatementError, StatementLine
 from ledger.log.clock import format_ts
+from ledger.log.db import write_transaction
 from ledger.log.schema import metadata
 
 bank_statements = Table(
@@ -251,7 +252,7 @@ def _payments(conn: Connection, fund: Fund, pool: str) -> dict[str, int]:
 
 def _remember(engine: Engine, report: ImportReport, now: Any) -> None:
     s = report.statement
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(
             insert(bank_statements).values(
                 pool=report.pool,
@@ -281,7 +282,7 @@ def save_csv_mapping(
     """Check and keep the pool's CSV column mapping (replacing the previous one)."""
     require_role(actor, "treasurer", "admin")
     mapping = CsvMapping.from_json(data)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         pool_row(conn, pool)
         conn.execute(bank_csv_mappings.delete().where(bank_csv_mappings.c.pool == pool))
         conn.execute(

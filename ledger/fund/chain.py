@@ -47,6 +47,7 @@ from ledger.fund.pledges import MAX_MEMO, match_payments, pledged_currencies
 from ledger.fund.rules import MAX_BATCH, Actor, require_role
 from ledger.fund.state import pool_row
 from ledger.log.clock import format_ts
+from ledger.log.db import write_transaction
 from ledger.log.schema import metadata
 
 if TYPE_CHECKING:  # (web3 loads only when a chain is read: see _web3)
@@ -164,7 +165,7 @@ def add_receiver(engine: Engine, actor: Actor, receiver: Receiver, now: Any) -> 
         _address(receiver.address, "address"),
         max(0, receiver.from_block),
     )
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if currency not in json.loads(pool_row(conn, receiver.pool).currencies):
             raise RuleViolation(
                 f"pool {receiver.pool!r} does not take {currency}", "currency_not_accepted"
@@ -382,7 +383,7 @@ def _record(fund: Fund, transfers: Sequence[Transfer], report: ChainReport) -> N
 def _hold(engine: Engine, held: Sequence[Transfer], now: Any) -> None:
     if not held:
         return
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         known = set(
             conn.execute(
                 select(chain_held.c.reference).where(
@@ -419,7 +420,7 @@ def _advance(engine: Engine, w3: Web3, chain_id: int, end: int, now: Any) -> Non
     """Save ``end`` as processed, with the hashes of the last blocks up to it."""
     first = max(0, end - KEPT_HASHES + 1)
     hashes = [(n, w3.eth.get_block(n)["hash"].to_0x_hex()) for n in range(first, end + 1)]
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         _save_cursor(conn, chain_id, end)
         conn.execute(delete(chain_blocks).where(chain_blocks.c.chain_id == chain_id))
         conn.execute(

@@ -44,6 +44,7 @@ from ledger.fund.state import custodian_of, grant_row, load_schedule, pool_row
 from ledger.fund.vault import Vault
 from ledger.log.append import Log
 from ledger.log.clock import format_ts
+from ledger.log.db import write_transaction
 from ledger.log.schema import metadata
 
 INTAKE_STATUSES = ("received", "proposed", "declined")
@@ -261,7 +262,7 @@ def decline_request(engine: Engine, actor: Actor, request_id: int, now: datetime
 def _close(
     engine: Engine, request_id: int, status: str, now: datetime, grant_id: int | None = None
 ) -> None:
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         done = conn.execute(
             update(grant_requests)
             .where(and_(grant_requests.c.id == request_id, grant_requests.c.status == "received"))

@@ -64,7 +64,7 @@ from ledger.fund.money import check_currency, parse_amount
 from ledger.fund.schema import donations
 from ledger.fund.state import load_schedule, pool_row
 from ledger.log.clock import format_ts, parse_ts
-from ledger.log.db import read_transaction
+from ledger.log.db import read_transaction, write_transaction
 from ledger.log.schema import metadata
 
 REFERENCE_PREFIX = "LUN"
@@ -221,7 +221,7 @@ def create_pledge(fund: Fund, pool: str, currency: Any, amount: Any) -> NewPledg
         secret = secrets.token_urlsafe(24)
         reference = payment_reference(pledge_id, secret)
         try:
-            with engine.begin() as conn:
+            with write_transaction(engine) as conn:
                 conn.execute(
                     insert(pledges).values(
                         id=pledge_id,
@@ -268,7 +268,7 @@ def pledge_status(fund: Fund, secret: str) -> PledgeStatus:
 def end_pledge(fund: Fund, secret: str) -> PledgeStatus:
     """End the pledge whose secret is ``secret``; ending it again changes nothing."""
     now = fund.log.clock.now()
-    with fund.log.engine.begin() as conn:
+    with write_transaction(fund.log.engine) as conn:
         row = _row_by_secret(conn, secret)
         if row.ended_ts is None:
             conn.execute(
@@ -340,7 +340,7 @@ def match_payments(fund: Fund, pool: str, paid: Iterable[tuple[int, str]]) -> in
     if not wanted:
         return 0
     now = format_ts(fund.log.clock.now())
-    with fund.log.engine.begin() as conn:
+    with write_transaction(fund.log.engine) as conn:
         linked = set(
             conn.execute(
                 select(pledge_payments.c.seq).where(pledge_payments.c.seq.in_(list(wanted)))

@@ -25,7 +25,7 @@ from ledger.fund.rules import Actor, require_role
 from ledger.fund.schema import donation_references, private_records
 from ledger.fund.vault import Sealed, Vault
 from ledger.log.append import Log
-from ledger.log.db import RowInsert, read_sql, write_sql
+from ledger.log.db import RowInsert, read_sql, write_sql, write_transaction
 
 SALT_BYTES = 32
 
@@ -162,7 +162,7 @@ def seal_legacy_records(engine: Engine, vault: Vault) -> int:
     drop their table (``lunaria init`` runs this). The number sealed."""
     if "private_records_legacy" not in inspect(engine).get_table_names():
         return 0
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         rows = read_sql(
             conn, "SELECT commitment, kind, salt, payload, seq FROM private_records_legacy"
         )
@@ -179,7 +179,7 @@ def index_references(engine: Engine, vault: Vault, key: bytes) -> int:
     """Fill ``donation_references`` from the private records of donations it lacks (written
     before it existed); the first donation of a repeated reference keeps it. The number of
     donations indexed."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         rows = conn.execute(
             text(
                 "SELECT e.pool, p.commitment, p.kind, p.seq, p.key_id, p.wrapped_key, p.sealed"

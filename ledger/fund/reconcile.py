@@ -25,6 +25,7 @@ from ledger.fund.money import CURRENCY_EXPONENTS
 from ledger.fund.schema import balances, donations
 from ledger.fund.state import pool_row
 from ledger.log.clock import format_ts
+from ledger.log.db import write_transaction
 from ledger.log.schema import metadata
 
 if TYPE_CHECKING:  # (web3 loads only when a chain is read)
@@ -224,7 +225,7 @@ def _chain_balances(engine: Engine, w3: Web3, pool: str) -> dict[str, int]:
 
 def _keep(engine: Engine, result: Reconciliation) -> None:
     summary = json.dumps([c.to_json() for c in result.currencies], sort_keys=True)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(
             insert(reconciliations).values(
                 pool=result.pool, ts=result.ts, balanced=int(result.balanced), summary=summary

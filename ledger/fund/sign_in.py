@@ -56,6 +56,7 @@ from ledger.fund.access import create_account_token, list_tokens, revoke_token
 from ledger.fund.rules import Actor, check_text, member_actor, require_role
 from ledger.fund.schema import members, tokens
 from ledger.log.clock import format_ts, parse_ts
+from ledger.log.db import write_transaction
 from ledger.log.schema import metadata
 
 INVITATION_LIFETIME = timedelta(hours=72)
@@ -260,7 +261,7 @@ def create_invitation(
 ) -> str:
     """A one-time invitation for an active ``member`` of ``collective``: its secret, which
     is shown once (the link) and stored only as a hash."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if _active_member(conn, member) != collective:
             raise NotFound(f"{member!r} is not an active member of {collective!r}")
         secret = _new_secret()
@@ -350,7 +351,7 @@ def revoke_invitation(engine: Engine, actor: Actor, invitation_id: str) -> None:
         hashed = bytes.fromhex(invitation_id)
     except ValueError:
         hashed = b""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         done = conn.execute(
             delete(member_invitations).where(
                 and_(
@@ -378,7 +379,7 @@ def begin_ceremony(
     """Keep a challenge for one ceremony; its secret goes to the browser (a cookie)."""
     assert purpose in CEREMONIES
     secret = _new_secret()
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(
             delete(webauthn_ceremonies).where(webauthn_ceremonies.c.expires_ts <= format_ts(now))
         )
@@ -399,7 +400,7 @@ def take_ceremony(engine: Engine, secret: str | None, purpose: str, now: datetim
     """The ceremony's challenge, removed so it can be answered once."""
     if not secret:
         raise SignInRefused("no ceremony under way: start again")
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = conn.execute(
             delete(webauthn_ceremonies)
             .where(webauthn_ceremonies.c.secret_hash == digest(secret))
@@ -448,7 +449,7 @@ def register_passkey(
     invitation (used now) also open a session, ``(session secret, csrf)``. A passkey added
     from a session opens none."""
     assert ceremony.member is not None
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         collective = _active_member(conn, ceremony.member)
         if collective is None:
             raise SignInRefused(f"{ceremony.member!r} is not an active member")
@@ -512,7 +513,7 @@ def sign_in_with_passkey(
 ) -> tuple[str, str]:
     """After a verified assertion: record the sign count (which must not go back, unless the
     authenticator keeps none) and open a session ``(secret, csrf)``."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         done = conn.execute(
             update(member_credentials)
             .where(
@@ -542,7 +543,7 @@ def new_recovery_codes(engine: Engine, member: str, now: datetime) -> list[str]:
     for _ in range(RECOVERY_CODES):
         raw = base64.b32encode(secrets.token_bytes(10)).decode().lower()  # 80 bits, 16 chars
         codes.append("-".join(raw[i : i + 4] for i in range(0, 16, 4)))
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(delete(recovery_codes).where(recovery_codes.c.member == member))
         conn.execute(
             insert(recovery_codes),
@@ -568,7 +569,7 @@ def sign_in_with_recovery_code(
     engine: Engine, member: str, code: str, now: datetime
 ) -> tuple[str, str]:
     """Use one recovery code of an active member (once) and open a session."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         collective = _active_member(conn, member)
         done = conn.execute(
             update(recovery_codes)
@@ -607,7 +608,7 @@ def session_for(engine: Engine, secret: str, now: datetime) -> MemberSession:
     """The session of a cookie's secret, if its member is still active and it has not been
     idle for 12 hours; seen now (the idle time starts again)."""
     hashed = digest(secret)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = conn.execute(
             select(member_sessions).where(member_sessions.c.secret_hash == hashed)
         ).first()
@@ -634,7 +635,7 @@ def csrf_matches(session: MemberSession, token: str | None) -> bool:
 
 
 def end_session(engine: Engine, session: MemberSession) -> None:
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(
             delete(member_sessions).where(member_sessions.c.secret_hash == session.secret_hash)
         )
@@ -642,7 +643,7 @@ def end_session(engine: Engine, session: MemberSession) -> None:
 
 def end_all_sessions(engine: Engine, member: str) -> int:
     """Sign ``member`` out everywhere; the number of sessions ended."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return conn.execute(
             delete(member_sessions).where(member_sessions.c.member == member)
         ).rowcount
@@ -654,7 +655,7 @@ def revoke_member_access(engine: Engine, actor: Actor, collective: str, member: 
     matter). The number of rows removed."""
     require_role(actor, "admin")
     removed = 0
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if not conn.execute(
             select(members.c.id).where(
                 and_(members.c.id == member, members.c.collective == collective)
@@ -694,7 +695,7 @@ def create_staff_account(
     if role not in STAFF_ROLES:
         raise RuleViolation(f"a staff role is treasurer or admin, not {role!r}", "invalid_role")
     check_text(name, "name", 200)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         account_id = create_account_token(conn, role, name, now)
     by = OPERATOR_CLI if actor is None else actor.id
     secret = create_invitation(engine, NO_COLLECTIVE, staff_principal(account_id), by=by, now=now)
@@ -750,5 +751,5 @@ def revoke_staff_account(
     if account_id not in {a.id for a in staff_accounts(engine)}:
         raise NotFound(f"no staff account {account_id!r}")
     revoke_token(engine, account_id, now)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return _end_access(conn, staff_principal(account_id))

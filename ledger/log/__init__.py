@@ -18,7 +18,7 @@ from ledger.log.canonical import MAX_SAFE_INTEGER, canonical_bytes
 from ledger.log.clock import Clock, ManualClock, SystemClock, parse_ts
 from ledger.log.cosignature import CosignatureVerifier, Cosigner, QuorumNotMet, WitnessQuorum
 from ledger.log.cosigning import Cosigning, WitnessEndpoint, read_witnesses, witness_status
-from ledger.log.db import make_engine, read_transaction
+from ledger.log.db import make_engine, read_transaction, write_transaction
 from ledger.log.entry import KINDS, Entry, checked_entry, decode_entry
 from ledger.log.keys import DEFAULT_DOUBLE_SIGNING, KeyFiles, rotate_key
 from ledger.log.merkle import (
@@ -177,4 +177,5 @@ __all__ = [
     "verify_receipt",
     "witness_status",
     "write_atomically",
+    "write_transaction",
 ]

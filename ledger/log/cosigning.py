@@ -35,6 +35,7 @@ from ledger.errors import InvalidKey, LedgerError, NoteError
 from ledger.log.append import Log
 from ledger.log.clock import format_ts
 from ledger.log.cosignature import CosignatureVerifier
+from ledger.log.db import write_transaction
 from ledger.log.notes import parse_note
 from ledger.log.schema import cosignatures, witnesses
 from ledger.log.storage import StoredCheckpoint, latest_checkpoint, store_cosignature
@@ -165,7 +166,7 @@ class Cosigning:
         self._register()
 
     def _register(self) -> None:
-        with self.log.engine.begin() as conn:
+        with write_transaction(self.log.engine) as conn:
             known = set(conn.execute(select(witnesses.c.vkey)).scalars())
             for endpoint in self.endpoints:
                 vkey = endpoint.verifier.vkey()
@@ -338,7 +339,7 @@ class Cosigning:
 
     def _keep(self, endpoint: WitnessEndpoint, size: int, line: str) -> None:
         ts = format_ts(self.log.clock.now())
-        with self.log.engine.begin() as conn:
+        with write_transaction(self.log.engine) as conn:
             store_cosignature(conn, size, endpoint.name, line, ts)
             conn.execute(
                 update(witnesses)
@@ -355,7 +356,7 @@ class Cosigning:
                 "last_refusal": message,
                 "last_refusal_ts": ts,
             }
-        with self.log.engine.begin() as conn:
+        with write_transaction(self.log.engine) as conn:
             conn.execute(
                 update(witnesses)
                 .where(witnesses.c.vkey == endpoint.verifier.vkey())

@@ -552,6 +552,13 @@ class WriteConnections:
             self._idle.pop().close()
 
 
+def write_transaction(engine: Engine) -> AbstractContextManager[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock at BEGIN (IMMEDIATE),
+    waiting its turn, where a plain BEGIN that read first would be refused at its first write
+    ("database is locked") whenever another writer committed meanwhile."""
+    return engine.execution_options(**{WRITE_OPTION: True}).begin()
+
+
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A consistent read-only view."""

@@ -49,6 +49,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger.errors import InvalidKey, LedgerError, NoteError, NotFound, ProofError, SignatureError
 from ledger.log.clock import Clock, format_ts
 from ledger.log.cosignature import Cosigner
+from ledger.log.db import write_transaction
 from ledger.log.merkle import (
     HASH_SIZE,
     NodeId,
@@ -412,7 +413,7 @@ class Mirrors:
         resources = copy.resources
         now = format_ts(self.clock.now())
         try:
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 conn.execute(
                     insert(mirrors).values(
                         origin_hash=origin_hash(verifier.name),
@@ -600,7 +601,7 @@ class Mirrors:
     def _split_view(self, held: MirroredLog, fetched: _Fetched, reason: str) -> None:
         """Keep the refused checkpoint, say it loudly, raise :class:`SplitView`."""
         now = format_ts(self.clock.now())
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(
                 insert(mirror_incidents).values(
                     origin_hash=held.origin_hash,
@@ -614,7 +615,7 @@ class Mirrors:
         raise SplitView(f"split view of {held.origin}: {reason}")
 
     def _checked(self, held: MirroredLog) -> None:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(
                 update(mirrors)
                 .where(mirrors.c.origin_hash == held.origin_hash)
@@ -622,7 +623,7 @@ class Mirrors:
             )
 
     def _note_error(self, held: MirroredLog, message: str) -> None:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(
                 update(mirrors)
                 .where(mirrors.c.origin_hash == held.origin_hash)
@@ -633,7 +634,7 @@ class Mirrors:
         """Store the new tiles and checkpoint, moving the record by compare-and-set."""
         checkpoint = fetched.checkpoint
         now = format_ts(self.clock.now())
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             moved = conn.execute(
                 update(mirrors)
                 .where(

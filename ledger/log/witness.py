@@ -32,6 +32,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from ledger.errors import InvalidKey, LedgerError, NotFound, ProofError, SignatureError
 from ledger.log.clock import Clock, format_ts
 from ledger.log.cosignature import Cosigner
+from ledger.log.db import write_transaction
 from ledger.log.merkle import EMPTY_ROOT, verify_consistency
 from ledger.log.notes import Checkpoint, Note, Verifier, open_note, parse_checkpoint, parse_note
 from ledger.log.schema import witness_keys, witness_logs, witness_refusals
@@ -209,7 +210,7 @@ class Witness:
         witnessed before starts at size 0."""
         verifier = Verifier.from_vkey(vkey.strip())
         now = format_ts(self.clock.now())
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             known = conn.execute(
                 select(witness_keys.c.origin).where(witness_keys.c.vkey == verifier.vkey())
             ).first()
@@ -351,7 +352,7 @@ class Witness:
 
     def _refused(self, request: AddCheckpoint, refusal: WitnessRefusal) -> None:
         """Keep the validly signed checkpoint refused (evidence), then raise ``refusal``."""
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(
                 insert(witness_refusals).values(
                     origin=request.checkpoint.origin,
@@ -366,7 +367,7 @@ class Witness:
     def _record(self, request: AddCheckpoint, held_size: int, held_root: bytes) -> None:
         """Compare-and-set: move the record only if it is still what was checked against."""
         checkpoint = request.checkpoint
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             moved = conn.execute(
                 update(witness_logs)
                 .where(
