@@ -125,9 +125,11 @@ def _member() -> Actor:
 
 
 def _checked_post() -> Actor:
-    """A signed-in member's form: the CSRF token first, before anything is read or written."""
+    """A signed-in person's form: the CSRF token first, before anything is read or written;
+    then it counts against the writes limit, per person as the API's counts per token."""
     actor = _actor()
     sessions.require_csrf()
+    throttle.count(throttle.WRITES, f"workspace:{actor.id}")
     return actor
 
 

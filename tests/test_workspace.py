@@ -372,6 +372,27 @@ def test_grant_request_limits(app: Flask, story: Story) -> None:
     assert rows(app, grant_requests) == 2
 
 
+def test_workspace_writes_per_person(
+    app: Flask, story: Story, runner: FlaskCliRunner, clock: ManualClock
+) -> None:
+    """Forms count against the writes limit per signed-in person, refusals too (a flood stays
+    refused); past it a 429 with Retry-After, nothing written; others are not held back."""
+    grant = story.propose()
+    a1, a2 = signed_in(app, runner, "alba", "a1"), signed_in(app, runner, "alba", "a2")
+    app.config.update(RATE_LIMITS=True, RATE_LIMIT_WRITES="2 per minute")
+    vote = f"/workspace/grants/{grant}/vote"
+    assert a1.post_form(vote, vote="reject", note="Not yet").status_code == 303
+    assert a1.post_form(vote, vote="reject").status_code == 409  # (voted already: counted)
+    before = story.http.size()
+    third = a1.post_form(vote, vote="approve")
+    assert third.status_code == 429 and third.headers["Retry-After"] == "60"
+    assert story.http.size() == before
+    assert a2.post_form(vote, vote="approve").status_code == 303
+    assert story.http.size() == before + 1
+    clock.advance(timedelta(seconds=60))
+    assert a1.post_form(vote, vote="approve").status_code == 409
+
+
 def test_declined_request(app: Flask, story: Story, runner: FlaskCliRunner) -> None:
     requester = app.test_client()
     sent = _ask(requester, urgency="normal", urgency_reason="")
