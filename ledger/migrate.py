@@ -49,7 +49,10 @@ def is_current(engine: Engine) -> bool:
 INSERT_ONLY_TABLES = (*APPEND_ONLY_TABLES, "idempotency_keys", "cosignatures")
 # The log's one mutable row (the head and the write lock: SELECT … FOR UPDATE needs UPDATE).
 HEAD_TABLES = ("log_head",)
-READ_ONLY_TABLES = ("alembic_version",)  # the server checks the schema is current
+# The server checks the schema is current, and reads the public URL `lunaria init` stored (the
+# base of every link in reports, feeds and webhooks: whoever holds the server's credentials
+# must not be able to point them elsewhere).
+READ_ONLY_TABLES = ("alembic_version", "settings")
 
 
 def table_privileges(table: str) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from api import create_app, db
+from api.public_url import DEFAULT_PUBLIC_URL
 from ledger.log.db import make_engine
 from tests.conftest import ORIGIN, POSTGRES_URL, RUN_ID
 from tests.test_api_support import Http, cli_admin_token, donation
@@ -116,6 +117,16 @@ def test_init_makes_a_role_that_cannot_rewrite_the_log(two_roles: TwoRoles) -> N
                 assert "InsufficientPrivilege" in type(refused.value.orig).__name__, statement
         with pytest.raises(DBAPIError), server.begin() as conn:
             conn.execute(text("SET session_replication_role = replica"))  # (superusers only)
+        for statement in (  # the public URL, which every link is made of, is the owner's
+            "UPDATE settings SET value = 'https://evil.example'",
+            "DELETE FROM settings",
+            "INSERT INTO settings (name, value) VALUES ('x', 'y')",
+        ):
+            with pytest.raises(ProgrammingError) as refused, server.begin() as conn:
+                conn.execute(text(statement))
+            assert "InsufficientPrivilege" in type(refused.value.orig).__name__, statement
+        with server.connect() as conn:
+            assert conn.execute(text("SELECT value FROM settings")).scalar() == DEFAULT_PUBLIC_URL
     finally:
         server.dispose()
 
