@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     # Rate limits (api/throttle.py), in the `limits` notation; "" turns one off, RATE_LIMITS=0 all.
     "RATE_LIMITS": True,
     "RATE_LIMIT_AUTH_FAILURES": "20 per minute",  # failed authentications per client address
-    "RATE_LIMIT_WRITES": "600 per minute",  # writes per token
+    "RATE_LIMIT_WRITES": "600 per minute",  # writes per token; workspace forms per person
     "RATE_LIMIT_REPORTS": "30 per minute",  # report renders per client address
     "RATE_LIMIT_GRANT_REQUESTS": "5 per hour",  # grant-request form posts per client address
     "RATE_LIMIT_PLEDGES": "10 per hour",  # new pledges (form and API) per client address
