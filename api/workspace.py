@@ -19,6 +19,7 @@ import secrets
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import LazyString, lazy_gettext
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -57,6 +58,35 @@ REQUEST_KEY_FIELD = "request_key"
 _REQUEST_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
 GRANT = "/grants/<int(max=9007199254740991):grant_id>"
 REQUEST = "/requests/<int(max=9007199254740991):request_id>"
+
+
+# How the pages name roles and donation channels in the reader's language (one place for every
+# page that shows them; the values themselves stay as they are in forms, the log and the API).
+ROLE_NAMES: dict[str, LazyString] = {
+    "admin": lazy_gettext("admin"),
+    "treasurer": lazy_gettext("treasurer"),
+    "member": lazy_gettext("member"),
+    "applicant": lazy_gettext("applicant"),
+}
+CHANNEL_NAMES: dict[str, LazyString] = {
+    "bank": lazy_gettext("bank"),
+    "crypto": lazy_gettext("crypto"),
+    "cash": lazy_gettext("cash"),
+}
+
+
+@bp.app_template_filter("role_name")
+def role_name(role: str) -> str:
+    """The role as the reader's language names it (the role itself if none does)."""
+    name = ROLE_NAMES.get(role)
+    return role if name is None else str(name)
+
+
+@bp.app_template_filter("channel_name")
+def channel_name(channel: str) -> str:
+    """The donation channel as the reader's language names it (itself if none does)."""
+    name = CHANNEL_NAMES.get(channel)
+    return channel if name is None else str(name)
 
 
 @bp.app_context_processor

@@ -35,7 +35,15 @@ from api.blueprint import body_limit
 from api.errors import PROBLEMS
 from api.imports import STATEMENT_BODY_LIMIT
 from api.notifications import delivery_settings
-from api.workspace import _actor, _back, _checked_post, _request_key, bp, invitation_url
+from api.workspace import (
+    _actor,
+    _back,
+    _checked_post,
+    _request_key,
+    bp,
+    invitation_url,
+    role_name,
+)
 from ledger.errors import LedgerError, RuleViolation
 from ledger.fund import (
     CHANNELS,
@@ -283,7 +291,7 @@ def _admin(status: int = 200, **shown: Any) -> tuple[str, int]:
         collectives=collectives,
         invitations=all_invitations(engine, actor),
         staff=staff,
-        staff_names={staff_principal(a.id): f"{a.name} ({a.role})" for a in staff},
+        staff_names={staff_principal(a.id): f"{a.name} ({role_name(a.role)})" for a in staff},
         staff_roles=STAFF_ROLES,
         no_collective=NO_COLLECTIVE,
         tokens=[t for t in list_tokens(engine) if t.id not in staff_ids],

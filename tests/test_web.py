@@ -395,7 +395,18 @@ def test_verify_page_offers_the_published_key_and_labels_every_field(site: Site)
     fields = {a["id"] for a in markup.all("textarea") + markup.all("input")}
     assert fields <= labelled
     assert [a for a in markup.all("button")] == [{"type": "submit", "disabled": None}]
-    assert "<noscript>" in html and "lunaria verify-receipt" in html
+    noscript = html.split("<noscript>")[1].split("</noscript>")[0]
+    for said in (
+        "lunaria verify-receipt RECEIPT --vkey KEY",
+        "--witness VKEY",
+        "--witness-quorum K",
+    ):
+        assert said in noscript
+    for lang, receipt in (("es", "RECIBO"), ("uk", "КВИТАНЦІЯ")):
+        translated = site.html(f"/verify?lang={lang}").split("<noscript>")[1]
+        translated = translated.split("</noscript>")[0]
+        assert f"lunaria verify-receipt {receipt} --vkey" in translated, lang
+        assert "--witness " in translated and "--witness-quorum " in translated, lang
 
 
 def test_verify_page_offers_the_logs_witnesses_and_its_own_witness_key(

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskCliRunner
 
 from tests.statement_builder import DONOR_IBAN, DONOR_NAME, Line, camt053
@@ -36,6 +36,15 @@ def staff_invitation(runner: FlaskCliRunner, role: str, name: str) -> str:
     found = INVITATION.fullmatch(result.stdout.strip())
     assert found is not None, result.stdout
     return found.group(1)
+
+
+def forget_language() -> None:
+    """pytest-flask keeps a request context pushed through each test, so the test client's
+    requests share its ``g``, where flask-babel and api.web keep the first page's locale and
+    catalog: drop them, and the next request chooses its language again (as each real one does).
+    """
+    g.pop("_flask_babel", None)
+    g.pop("lunaria_translations", None)
 
 
 def staff(app: Flask, runner: FlaskCliRunner, role: str, name: str) -> Member:
@@ -211,7 +220,18 @@ def test_import_preview_records_nothing_and_confirm_records_exactly_it(
     assert shown.status_code == 200, shown.text
     assert story.http.size() == before  # the preview records nothing
     text = shown.text
-    assert "2 to record, 1 skipped, 0 debits matched to grants, 1 debits unmatched" in text
+    counted = "2 lines to record, 1 line skipped, 0 debits matched to grants, 1 debit unmatched."
+    assert counted in text
+    statement = (io.BytesIO(camt053(lines)), "s.xml")
+    forget_language()
+    in_uk = treasurer.client.post(
+        "/workspace/treasury/imports?lang=uk",
+        data={"csrf_token": token, "pool": "food", "statement": statement},
+        content_type="multipart/form-data",
+    ).text
+    forget_language()
+    plurals = "2 рядки до запису, 1 рядок пропущено, 0 списань зіставлено з грантами, "
+    assert plurals + "1 списання не зіставлено." in in_uk
     assert "the bank has not booked it" in text and "no payout has this reference" in text
     assert DONOR_IBAN not in text and DONOR_NAME not in text
     hidden = dict(HIDDEN.findall(text))
@@ -226,7 +246,7 @@ def test_import_preview_records_nothing_and_confirm_records_exactly_it(
         "/workspace/treasury/imports/confirm", data={"csrf_token": token, **hidden}
     )
     assert changed.status_code == 409 and story.http.size() == before + 1
-    assert "recorded already" in changed.text and "1 to record" in changed.text
+    assert "recorded already" in changed.text and "1 line to record," in changed.text
     renewed = dict(HIDDEN.findall(changed.text))
     done = treasurer.client.post(
         "/workspace/treasury/imports/confirm", data={"csrf_token": token, **renewed}
@@ -236,7 +256,7 @@ def test_import_preview_records_nothing_and_confirm_records_exactly_it(
     third = [Line("5.00", "WS-REF-5"), Line("6.00", "WS-REF-6"), Line("12.50", "WS-REF-1")]
     shown = preview(camt053(third, statement_id="STMT-2"))
     hidden = dict(HIDDEN.findall(shown.text))
-    assert "2 to record, 1 skipped" in shown.text
+    assert "2 lines to record, 1 line skipped" in shown.text
     size = story.http.size()
     confirmed = treasurer.client.post(
         "/workspace/treasury/imports/confirm", data={"csrf_token": token, **hidden}
@@ -281,6 +301,42 @@ def test_import_preview_records_nothing_and_confirm_records_exactly_it(
     )
     assert elsewhere.status_code == 400
     assert story.http.size() == size + 2
+
+
+def test_roles_channels_and_counts_are_named_in_the_readers_language(
+    app: Flask, story: Story, runner: FlaskCliRunner
+) -> None:
+    admin = staff(app, runner, "admin", "Ada")
+    made = admin.post_form(
+        "/workspace/admin/staff", "/workspace/admin", name="Tom", role="treasurer"
+    )
+    assert made.status_code == 201
+    assert "The treasurer account " in made.text  # (en: the role's own name)
+    named = {
+        "es": ("administradora", "tesorera", "miembro", "efectivo", "banco", "Tom (tesorera)"),
+        "uk": ("адміністратор", "скарбник", "учасник", "готівка", "банк", "Tom (скарбник)"),
+    }
+    for lang, (admin_role, treasurer, member, cash, bank, invited) in named.items():
+        forget_language()
+        page = admin.page(f"/workspace/admin?lang={lang}")
+        assert re.search(rf"<td>Ada</td><td>{admin_role}</td>", page), lang  # the staff table
+        assert re.search(r"<code>admin:[0-9a-f]{16}</code>", page)  # (an id stays as it is)
+        assert f'<option value="treasurer">{treasurer}</option>' in page
+        assert f'<option value="admin">{admin_role}</option>' in page
+        assert f"<td>{treasurer}</td>" in page and f"<td>{member} (" in page  # API tokens
+        assert invited in page  # the pending staff invitation
+        assert ">treasurer<" not in page and ">member<" not in page and ">admin<" not in page
+        forget_language()
+        treasury = admin.page(f"/workspace/treasury?lang={lang}")
+        assert f'<option value="cash">{cash}</option>' in treasury
+        assert f'<option value="bank">{bank}</option>' in treasury
+        assert ">crypto<" not in treasury and ">cash<" not in treasury
+    token = form_token(admin.page("/workspace/admin"))
+    forget_language()
+    shown = admin.client.post(
+        "/workspace/admin/staff?lang=es", data={"csrf_token": token, "name": "Eva", "role": "admin"}
+    )
+    assert shown.status_code == 201 and "(administradora)" in shown.text
 
 
 def test_webhook_settings_member_and_admin(
