@@ -56,6 +56,7 @@ from ledger.fund import (
     recipient_commitment,
     seal_legacy_records,
     start_of_demo,
+    webhooks,
 )
 from ledger.log import (
     DEFAULT_DOUBLE_SIGNING,
@@ -145,15 +146,17 @@ def _init_public_url(engine: Engine) -> None:
 
 def _init_vault(engine: Engine) -> Vault:
     """The data key file (made if there is none and nothing is sealed yet), and the private
-    records of an older Lunaria sealed with it."""
+    records and webhook secrets of an older Lunaria sealed with it."""
     path = db.data_key_file()
     if not path.exists():
         with engine.connect() as conn:
             sealed = conn.execute(text("SELECT count(*) FROM private_records")).scalar()
-        if sealed:
+            hooks = conn.execute(text("SELECT count(*) FROM webhook_secrets")).scalar()
+        if sealed or hooks:
             fail(
                 f"the data key file {path} is missing, but the database holds {sealed} sealed "
-                "private records: restore it from the backup of the key files"
+                f"private records and {hooks} sealed webhook secrets: restore it from the "
+                "backup of the key files"
             )
         Vault.create(path)
         click.echo(f"created data key {path}")
@@ -161,6 +164,9 @@ def _init_vault(engine: Engine) -> Vault:
     moved = seal_legacy_records(engine, vault)
     if moved:
         click.echo(f"sealed {moved} private records written before sealing")
+    hooks = webhooks.seal_legacy_secrets(engine, vault)
+    if hooks:
+        click.echo(f"sealed the signing secrets of {hooks} webhook endpoints kept in the clear")
     return vault
 
 

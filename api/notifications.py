@@ -53,6 +53,7 @@ def create_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str,
     must resolve to public addresses. The signing secret is in the answer, this once."""
     created = webhooks.create_endpoint(
         db.get_engine(),
+        db.get_vault(),
         current_actor(),
         url=body["url"],
         events=body.get("events"),

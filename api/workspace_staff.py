@@ -257,6 +257,7 @@ def create_webhook() -> tuple[str, int]:
     try:
         created = webhooks.create_endpoint(
             db.get_engine(),
+            db.get_vault(),
             actor,
             url=url,
             events=chosen or None,

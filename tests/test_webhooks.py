@@ -545,7 +545,8 @@ def test_two_workers_and_a_kill_deliver_every_webhook_under_one_id(
     deployment.env |= {"LUNARIA_WEBHOOK_ALLOW_PRIVATE": "1", "LUNARIA_NOTIFY_RETRY_BASE": "0.2"}
     fund = deployment.fund()
     engine = deployment.engine()
-    created = create_endpoint(engine, ADMIN, url=receiver.url, events=["checkpoint.signed"],
+    created = create_endpoint(engine, fund.vault, ADMIN, url=receiver.url,
+                              events=["checkpoint.signed"],
                               now=datetime.now(UTC), allow_private=True,
                               idempotency_scope="kill-test")  # fmt: skip
     receiver.secrets.append(created.secret or "")

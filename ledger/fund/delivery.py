@@ -8,6 +8,10 @@ webhook endpoint whose attempts fail ``disable_after`` times in a row (any succe
 the count) is disabled: it says so (``disabled_at``, ``reason``), its pending deliveries
 are cancelled, and no new ones are made for it.
 
+A webhook is signed with the endpoint's secret, opened from the vault just then; a secret
+that is not sealed, or does not open for its endpoint, is refused: nothing is sent, and the
+attempt fails (and is retried) with the reason in the delivery log and the worker's output.
+
 The attempt happens outside any transaction; its outcome is written afterwards. A worker
 killed between the two sends the delivery again after the restart, with the same
 ``webhook-id`` and body: receivers deduplicate on ``webhook-id`` (Standard Webhooks).
@@ -28,7 +32,7 @@ from ledger.fund.events import Events, Links, notification_write
 from ledger.fund.mail import SmtpSettings, recipient, send_mail
 from ledger.fund.schema import deliveries, notification_events, webhook_endpoints
 from ledger.fund.vault import Vault
-from ledger.fund.webhooks import Sent, post_signed
+from ledger.fund.webhooks import SecretRefused, Sent, open_secret, post_signed
 from ledger.fund.worker import Task
 from ledger.log.clock import Clock, format_ts, parse_ts
 
@@ -124,17 +128,19 @@ class Deliveries:
     def _post(self, delivery: _Due) -> Sent:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(
-                    webhook_endpoints.c.url,
-                    webhook_endpoints.c.secret,
-                    webhook_endpoints.c.disabled_ts,
-                ).where(webhook_endpoints.c.id == delivery.target)
+                select(webhook_endpoints.c.url, webhook_endpoints.c.disabled_ts).where(
+                    webhook_endpoints.c.id == delivery.target
+                )
             ).one_or_none()
         if row is None or row.disabled_ts is not None:  # (since this batch was read)
             return Sent(False, error="the endpoint was deleted or disabled")
+        try:
+            secret = open_secret(self.engine, self.vault, delivery.target)
+        except SecretRefused as exc:  # (in the worker's output and the delivery log)
+            return Sent(False, error=exc.message[:500])
         return post_signed(
             row.url,
-            row.secret,
+            secret,
             delivery.event_id,
             self.clock.now(),
             delivery.payload.encode(),

@@ -24,6 +24,7 @@ from ledger.errors import NotFound
 from ledger.fund.rules import Actor, require_role
 from ledger.fund.schema import donation_references, private_records
 from ledger.fund.vault import Sealed, Vault
+from ledger.fund.webhooks import rewrap_secrets
 from ledger.log.append import Log
 from ledger.log.db import RowInsert, read_sql, write_sql, write_transaction
 
@@ -116,7 +117,8 @@ def recipient_commitment(engine: Engine, grant_id: int) -> str | None:
 
 def erase(log: Log, vault: Vault, key: str) -> bool:
     """Delete the private record behind a public commitment and rotate the vault key, so no
-    copy of it anywhere can be opened again; False if there was none.
+    copy of it anywhere can be opened again; False if there was none. The webhook secrets,
+    sealed by the same vault key, are re-wrapped with the remaining records.
 
     Runs under the log's write lock, which every writer of private records holds too: none
     can seal a record with the old vault key once the new one is installed."""
@@ -138,6 +140,7 @@ def erase(log: Log, vault: Vault, key: str) -> bool:
                 rewrapped,
                 many=True,
             )
+        rewrap_secrets(conn, rewrap)
         rewrap.install()
     return True
 

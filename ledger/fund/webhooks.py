@@ -6,6 +6,16 @@ fund. The secret is generated here in the Standard Webhooks format (``whsec_`` a
 event id, the same on every retry), ``webhook-timestamp`` and ``webhook-signature``, made by
 the ``standardwebhooks`` library.
 
+The secret is kept sealed (``webhook_secrets``): the :class:`~ledger.fund.vault.Vault`
+encrypts it as it does a private record, under a data key of its own wrapped by the vault key,
+with the endpoint's id as associated data, so a copy of the database (a backup, a seized
+server) cannot forge deliveries, and a sealed secret moved to another endpoint's row does not
+open. It is opened only where a delivery is signed (:func:`open_secret`). A vault key rotation
+re-wraps these data keys with the private records' (:func:`rewrap_secrets`, called by
+``privacy.erase``); secrets kept in the clear by a Lunaria before migration 0017 are sealed by
+``lunaria init`` (:func:`seal_legacy_secrets`), and until then the worker refuses to sign with
+them.
+
 Server-side request forgery: a target must be http(s) and every address its host resolves to
 must be public (not loopback, private, link-local, shared, reserved or multicast), checked
 when it is subscribed and again at each delivery, which then connects to the very address it
@@ -27,14 +37,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select
+from sqlalchemy import Connection, Engine, and_, delete, insert, inspect, select, text, update
 from standardwebhooks import Webhook
 
-from ledger.errors import IdempotencyConflict, NotFound, RuleViolation
+from ledger.errors import IdempotencyConflict, LedgerError, NotFound, RuleViolation
 from ledger.fund.events import EVENT_TYPES, notification_write, start_cursors
 from ledger.fund.rules import Actor, require_role
-from ledger.fund.schema import deliveries, notification_events, webhook_endpoints
+from ledger.fund.schema import deliveries, notification_events, webhook_endpoints, webhook_secrets
+from ledger.fund.vault import Rewrap, Sealed, Vault, VaultError
 from ledger.log.clock import format_ts
+from ledger.log.db import write_transaction
 
 SECRET_PREFIX = "whsec_"
 _SECRET_BYTES = 24
@@ -172,6 +184,105 @@ def post_signed(
     return Sent(False, response.status, f"HTTP {response.status} {response.reason}"[:500])
 
 
+# -- the sealed secret -------------------------------------------------------------------------
+
+
+class SecretRefused(LedgerError):
+    """An endpoint's secret that cannot be used to sign: none sealed, or one that does not
+    open for this endpoint. Nothing is sent."""
+
+    code = "webhook_secret_refused"
+
+
+def _bound(endpoint_id: str) -> str:
+    """What a secret is sealed to (the vault's associated data): the endpoint's id, named so
+    that no private record's commitment (64 hex digits) is ever the same."""
+    return f"webhook-secret/{endpoint_id}"
+
+
+def _lock_secrets(conn: Connection, mode: str) -> None:
+    """PostgreSQL: creating an endpoint (``ROW EXCLUSIVE``) waits for a rotation
+    (``EXCLUSIVE``) and the other way round, so no secret is sealed under a vault key that a
+    rotation is retiring without being re-wrapped. (SQLite: each holds the write lock.)"""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"LOCK TABLE webhook_secrets IN {mode} MODE"))
+
+
+def _seal_secret(conn: Connection, vault: Vault, endpoint_id: str, secret: str) -> None:
+    (sealed,) = vault.seal([(_bound(endpoint_id), secret.encode())])
+    conn.execute(
+        insert(webhook_secrets).values(
+            endpoint=endpoint_id,
+            key_id=sealed.key_id,
+            wrapped_key=sealed.wrapped_key,
+            sealed=sealed.ciphertext,
+        )
+    )
+
+
+def _stored_secret(conn: Connection, endpoint_id: str) -> Sealed | None:
+    row = conn.execute(
+        select(webhook_secrets).where(webhook_secrets.c.endpoint == endpoint_id)
+    ).one_or_none()
+    return None if row is None else Sealed(row.key_id, bytes(row.wrapped_key), bytes(row.sealed))
+
+
+def open_secret(engine: Engine, vault: Vault, endpoint_id: str) -> str:
+    """The endpoint's ``whsec_`` secret, opened to sign a delivery; :class:`SecretRefused`
+    if it has none sealed or what its row holds does not open for it."""
+    opened: bytes | None = None
+    for _ in range(2):  # (a rotation may retire the key between the read and the opening)
+        with engine.connect() as conn:
+            sealed = _stored_secret(conn, endpoint_id)
+        if sealed is None:
+            raise SecretRefused(
+                f"webhook endpoint {endpoint_id} has no sealed secret (kept in the clear by "
+                "an older Lunaria? run lunaria init to seal it): nothing sent"
+            )
+        try:
+            opened = vault.open(_bound(endpoint_id), sealed)
+            break
+        except VaultError as exc:
+            with engine.connect() as conn:
+                again = _stored_secret(conn, endpoint_id)
+            if again is None or again.key_id == sealed.key_id:
+                raise SecretRefused(
+                    f"the sealed secret of webhook endpoint {endpoint_id} does not open for it "
+                    f"({exc.message}; a row copied from another endpoint?): nothing sent"
+                ) from exc
+    assert opened is not None
+    return opened.decode()
+
+
+def rewrap_secrets(conn: Connection, rewrap: Rewrap) -> int:
+    """Re-wrap every secret's data key under the new vault key of a rotation, in the
+    rotation's write transaction (before :meth:`Rewrap.install`); the number re-wrapped."""
+    _lock_secrets(conn, "EXCLUSIVE")
+    rows = conn.execute(
+        select(webhook_secrets.c.endpoint, webhook_secrets.c.key_id, webhook_secrets.c.wrapped_key)
+    ).all()
+    for endpoint_id, key_id, wrapped in rows:
+        conn.execute(
+            update(webhook_secrets)
+            .where(webhook_secrets.c.endpoint == endpoint_id)
+            .values(key_id=rewrap.key_id, wrapped_key=rewrap(_bound(endpoint_id), key_id, wrapped))
+        )
+    return len(rows)
+
+
+def seal_legacy_secrets(engine: Engine, vault: Vault) -> int:
+    """Seal the secrets that migration 0017 set aside as kept in the clear before, then drop
+    their table (``lunaria init`` runs this). The number sealed."""
+    if "webhook_secrets_legacy" not in inspect(engine).get_table_names():
+        return 0
+    with write_transaction(engine) as conn:
+        rows = conn.execute(text("SELECT endpoint, secret FROM webhook_secrets_legacy")).all()
+        for endpoint_id, secret in rows:
+            _seal_secret(conn, vault, endpoint_id, secret)
+        conn.execute(text("DROP TABLE webhook_secrets_legacy"))
+    return len(rows)
+
+
 # -- endpoints ---------------------------------------------------------------------------------
 
 
@@ -238,6 +349,7 @@ def _owned(actor: Actor) -> Any:
 
 def create_endpoint(
     engine: Engine,
+    vault: Vault,
     actor: Actor,
     *,
     url: str,
@@ -247,7 +359,8 @@ def create_endpoint(
     idempotency_scope: str,
 ) -> CreatedEndpoint:
     """Subscribe ``url``. The id derives from the idempotency scope, so a retry finds the
-    endpoint made before (its secret is not shown again); other values are a conflict."""
+    endpoint made before (its secret is not shown again); other values are a conflict. The
+    secret is sealed by ``vault`` before it reaches the database."""
     scope = _scope(actor)
     types = check_event_types(events)
     endpoint_id = hashlib.sha256(f"lunaria-webhook|{idempotency_scope}".encode()).hexdigest()[:16]
@@ -261,14 +374,15 @@ def create_endpoint(
         if before is not None:  # (a twin request got there first)
             return _replay(before, url, types, idempotency_scope)
         _check_room(conn, scope)
+        _lock_secrets(conn, "ROW EXCLUSIVE")  # (before sealing: see _lock_secrets)
         secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
+        _seal_secret(conn, vault, endpoint_id, secret)
         conn.execute(
             insert(webhook_endpoints).values(
                 id=endpoint_id,
                 url=url,
                 collective=scope,
                 events=json.dumps(types),
-                secret=secret,
                 created_by=actor.id,
                 created_ts=format_ts(now),
                 failures_in_a_row=0,
@@ -330,7 +444,8 @@ def get_endpoint(engine: Engine, actor: Actor, endpoint_id: str) -> Endpoint:
 
 
 def delete_endpoint(engine: Engine, actor: Actor, endpoint_id: str) -> None:
-    """Unsubscribe: the endpoint and its delivery log go; nothing more is sent to it."""
+    """Unsubscribe: the endpoint, its sealed secret and its delivery log go; nothing more is
+    sent to it."""
     get_endpoint(engine, actor, endpoint_id)
     with notification_write(engine) as conn:
         conn.execute(
@@ -338,6 +453,7 @@ def delete_endpoint(engine: Engine, actor: Actor, endpoint_id: str) -> None:
                 and_(deliveries.c.channel == "webhook", deliveries.c.target == endpoint_id)
             )
         )
+        conn.execute(delete(webhook_secrets).where(webhook_secrets.c.endpoint == endpoint_id))
         conn.execute(delete(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id))
 
 
