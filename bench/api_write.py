@@ -8,9 +8,9 @@
 Per engine, in a fresh database (a SQLite file in a temporary directory, or a PostgreSQL
 schema of its own, dropped at the end), as an operator would run it:
 
-* ``lunaria init`` and ``lunaria token create --role admin`` (subprocesses) set it up, and
+* ``lunaria init`` and ``lunaria token create --role admin`` (in this process) set it up, and
   ``lunaria serve`` (waitress, api/serve_cli.py's settings) serves it, as the Makefile's
-  ``run`` does (``--threads`` overrides its thread count);
+  ``run`` does (``--threads`` overrides its thread count; bench/serving.py starts it);
 * over HTTP, the admin token registers a collective, creates a pool, sets its roster and issues
   a treasurer token;
 * a load generator in a separate process (``--clients`` threads, each with its own
@@ -43,7 +43,8 @@ batches over HTTP >= 10,000 donations/s. Progress goes to stderr, the results to
 
 Over 600 lines on purpose: the server's set-up, the load generator, the core rounds and the
 floor rounds are one experiment whose rounds must alternate in one process; the pieces other
-benches share live in bench/http_floor.py, bench/http_load.py and bench/smoke.py.
+benches share live in bench/http_floor.py, bench/http_load.py, bench/serving.py and
+bench/smoke.py.
 """
 
 from __future__ import annotations
@@ -55,9 +56,7 @@ import json
 import multiprocessing
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -93,6 +92,7 @@ from bench.ledger_core import (
     table,
     verdict,
 )
+from bench.serving import lunaria, lunaria_serve, settings
 from bench.smoke import add_size_options
 from ledger import migrate
 from ledger.fund.commands import Fund
@@ -106,7 +106,6 @@ TARGET_SINGLE_RATIO = 0.50
 TARGET_CORE_RATIO = 0.50  # Fund.record_donation / bare INSERT + COMMIT
 TARGET_FLOOR_RATIO = 0.50  # HTTP single donations / the Flask floor
 TARGET_BATCH_RATE = 10_000
-BIN = Path(sys.executable).parent
 POOL = "bench-pool"
 COLLECTIVE = "bench-collective"
 TOKEN = re.compile(r"lun_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
@@ -245,13 +244,6 @@ def drive(load: Load) -> LoadResult:
 # -- the server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def call(
     port: int,
     method: str,
@@ -288,20 +280,6 @@ class Server:
     treasurer: str = ""
 
 
-def lunaria(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(BIN / "lunaria"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"lunaria {' '.join(args)}: {done.stderr or done.stdout}")
-    return done.stdout
-
-
 @contextmanager
 def lunaria_server(url: str, threads: int) -> Iterator[Server]:
     """``lunaria init``, the first admin token, and ``lunaria serve`` serving the database at
@@ -321,7 +299,7 @@ def lunaria_server(url: str, threads: int) -> Iterator[Server]:
         match = TOKEN.fullmatch(lunaria(env, "token", "create", "--role", "admin").strip())
         if match is None:
             raise RuntimeError("`lunaria token create` printed no token")
-        with waitress([str(BIN / "lunaria"), "serve"], env, Path(tmp), threads) as port:
+        with lunaria_serve(env, "/api/v1/pools", threads) as port:
             yield Server(port, match.group(0))
 
 
@@ -329,52 +307,9 @@ def lunaria_server(url: str, threads: int) -> Iterator[Server]:
 def floor_server(app: str, args: argparse.Namespace) -> Iterator[int]:
     """One of bench/http_floor.py's apps, served as Lunaria is (waitress, api/serve_cli.py's
     settings); yields its port."""
-    with tempfile.TemporaryDirectory(prefix="lunaria-api-floor-") as tmp:
-        command = [sys.executable, str(ROOT / "bench" / "http_floor.py"), "--serve", app]
-        with waitress(command, dict(os.environ), Path(tmp), args.threads) as port:
-            yield port
-
-
-@contextmanager
-def waitress(command: list[str], env: dict[str, str], tmp: Path, threads: int) -> Iterator[int]:
-    """``command --host 127.0.0.1 --port P --threads N`` (``lunaria serve``, or
-    http_floor.py's ``--serve``: both waitress with api/serve_cli.py's settings); yields P."""
-    port = free_port()
-    log_path = tmp / "server.log"
-    options = ["--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*command, *options], env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_until_serving(process, port, log_path)
-            yield port
-        finally:
-            process.terminate()  # the measurements are over and no request is in flight
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            server_log = log_path.read_text(errors="replace")
-            if "Traceback" in server_log or "ERROR" in server_log:
-                print(f"the server's log has errors:\n{server_log[-4000:]}", file=sys.stderr)
-
-
-def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log_path.read_text(errors='replace')}")
-        try:
-            if call(port, "GET", "/api/v1/pools")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(
-        f"the server did not answer in 60 s:\n{log_path.read_text(errors='replace')}"
-    )
+    command = [sys.executable, str(ROOT / "bench" / "http_floor.py"), "--serve", app]
+    with lunaria_serve(os.environ, "/api/v1/pools", args.threads, command) as port:
+        yield port
 
 
 def set_up_books(server: Server) -> None:
@@ -713,13 +648,6 @@ def report(results: dict[str, Results], sizes: Sizes, args: argparse.Namespace) 
     return "\n".join(lines)
 
 
-def _server_settings(args: argparse.Namespace) -> str:
-    """What waitress serves with: api/serve_cli.py's settings, the threads as given."""
-    settings = {**SETTINGS, "threads": args.threads}
-    shown = ", ".join(f"{name} {value}" for name, value in settings.items())
-    return f"lunaria serve (waitress: {shown})"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_size_options(parser, "--quick", action="store_true", help="small sizes")
@@ -742,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(machine_facts(pg_version), flush=True)
     print(
-        f"server: {_server_settings(args)}; load: {args.clients} client "
+        f"server: {settings(args.threads)}; load: {args.clients} client "
         "threads in a separate process",
         flush=True,
     )

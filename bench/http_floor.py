@@ -103,22 +103,13 @@ SMOKE = Sizes(rounds=1, requests=4, warmup=4)
 
 def serve(argv: Sequence[str]) -> int:
     """``--serve APP --host H --port P --threads N``: serve one app as ``lunaria serve`` serves
-    Lunaria (waitress, api/serve_cli.py's settings)."""
+    Lunaria (waitress, api/serve_cli.py's settings: bench/serving.py's ``serve_app``)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", choices=("bare", "flask"), required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    args = parser.parse_args(argv)
-    import waitress
+    chosen, rest = parser.parse_known_args(argv)
+    from bench.serving import serve_app
 
-    from api.serve_cli import SETTINGS
-
-    app = bare if args.serve == "bare" else flask
-    waitress.serve(
-        app, **{**SETTINGS, "host": args.host, "port": args.port, "threads": args.threads}
-    )
-    return 0
+    return serve_app(bare if chosen.serve == "bare" else flask, rest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,16 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--serve" in arguments:
         return serve(arguments)
     from api.serve_cli import SETTINGS
-    from bench.api_write import (
-        POOL,
-        Load,
-        LoadResult,
-        _server_settings,
-        drive,
-        floor_server,
-        latency,
-    )
+    from bench.api_write import POOL, Load, LoadResult, drive, floor_server, latency
     from bench.ledger_core import Figure, human_rate, progress, table
+    from bench.serving import settings
     from bench.smoke import add_size_options
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -149,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load}; "
-        f"python {platform.python_version()}\nserver: {_server_settings(args)}; "
+        f"python {platform.python_version()}\nserver: {settings(args.threads)}; "
         f"load: {args.clients} client threads",
         flush=True,
     )

@@ -5,15 +5,16 @@
     .venv/bin/python bench/mirror_catchup.py --sqlite-only | --postgres-only
 
 For each engine: a Lunaria made by ``lunaria init`` (its own database: a SQLite file, or a
-PostgreSQL schema of its own) whose log gets N entries of about 200 bytes and a checkpoint, served
-by gunicorn with the deployment's settings (gunicorn.conf.py, one worker process) on a free
-loopback port; and a second database, in this process, that mirrors it from nothing
-(:meth:`ledger.log.Mirrors.add`, as ``lunaria mirror add`` runs it): every entry bundle and hash
-tile fetched over HTTP, each entry re-hashed, each tile checked against the level below, the
-root and the consistency proof checked, everything stored in one transaction and cosigned.
-Against it, ``lunaria publish`` of the same log to a directory (:func:`ledger.log.publish`:
-the same tiles read from the database and written as files). Then the log grows by a tenth
-and the mirror syncs again (the incremental catch-up a worker does).
+PostgreSQL schema of its own) whose log gets N entries of about 200 bytes and a checkpoint,
+served by ``lunaria serve`` as ``make run`` serves (waitress, api/serve_cli.py's settings;
+bench/serving.py) on a free loopback port; and a second database, in this process, that
+mirrors it from nothing (:meth:`ledger.log.Mirrors.add`, as ``lunaria mirror add`` runs it):
+every entry bundle and hash tile fetched over HTTP, each entry re-hashed, each tile checked
+against the level below, the root and the consistency proof checked, everything stored in one
+transaction and cosigned. Against it, ``lunaria publish`` of the same log to a directory
+(:func:`ledger.log.publish`: the same tiles read from the database and written as files).
+Then the log grows by a tenth and the mirror syncs again (the incremental catch-up a worker
+does).
 
 Progress goes to stderr, the results to stdout. The machine is shared: figures are one run.
 """
@@ -22,53 +23,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api import create_app
 from bench.scratch import postgres_reachable, postgres_url, progress, sqlite_url
+from bench.serving import THREADS, lunaria, lunaria_serve
 from bench.smoke import add_size_options
 from ledger import migrate
 from ledger.log import Cosigner, Log, Mirrors, Signer, SystemClock, make_engine, publish
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 POSTGRES_URL = os.environ.get(
     "LUNARIA_BENCH_POSTGRES_URL",
     os.environ.get("LUNARIA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
 )
 ORIGIN = "origin.bench.example/log"
 BATCH = 1_000  # entries per write transaction while the log is built
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _init(env: dict[str, str]) -> None:
-    """``lunaria init`` with ``env``'s settings, in this process."""
-    config = {name.removeprefix("LUNARIA_"): value for name, value in env.items()}
-    app = create_app({key: config[key] for key in ("DATABASE_URL", "KEY_FILE", "ORIGIN")})
-    app.config["TESTING"] = True
-    try:
-        done = app.test_cli_runner().invoke(args=["init"])
-    finally:
-        state = app.extensions.get("lunaria")
-        if state is not None:
-            state.engine.dispose()
-    if done.exit_code != 0:
-        raise RuntimeError(f"lunaria init: {done.output}")
 
 
 def grow(log: Log, entries: int) -> int:
@@ -85,48 +60,23 @@ def grow(log: Log, entries: int) -> int:
 
 @contextmanager
 def origin_server(url: str, folder: Path, entries: int) -> Iterator[tuple[str, Log]]:
-    """A Lunaria with ``entries`` entries, served by gunicorn until the context ends: its base
-    URL and its log."""
+    """A Lunaria with ``entries`` entries, served by ``lunaria serve`` until the context ends:
+    its base URL and its log."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("LUNARIA_")}
     env |= {
         "LUNARIA_DATABASE_URL": url,
         "LUNARIA_KEY_FILE": str(folder / "log.key"),
         "LUNARIA_ORIGIN": ORIGIN,
     }
-    _init(env)
+    lunaria(env, "init")
     engine = make_engine(url)
-    log = Log(engine, ORIGIN, signer=Signer.load(folder / "log.key"))
-    grow(log, entries)
-    port = _free_port()
-    command = [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--workers", "1"]
-    server = subprocess.Popen(
-        [*command, "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     try:
-        _wait_for(f"http://127.0.0.1:{port}/tlog/checkpoint", server)
-        yield f"http://127.0.0.1:{port}", log
+        log = Log(engine, ORIGIN, signer=Signer.load(folder / "log.key"))
+        grow(log, entries)
+        with lunaria_serve(env, "/tlog/checkpoint") as port:
+            yield f"http://127.0.0.1:{port}", log
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         engine.dispose()
-
-
-def _wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"the origin at {url} did not start") from None
-            time.sleep(0.1)
 
 
 def measure(
@@ -188,8 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "PostgreSQL", lambda name: postgres_url(POSTGRES_URL, name), entries
         )
     print(
-        "mirror catch-up against lunaria publish, the origin served by gunicorn (1 worker) on "
-        f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+        "mirror catch-up against lunaria publish, the origin served by lunaria serve (waitress, "
+        f"{THREADS} threads) on loopback, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     print()
     labels = {

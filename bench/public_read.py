@@ -24,11 +24,10 @@ filler (for a pool that does not exist: no projections) appended through ``Log.w
 batches of 10,000, then the six-cycle demo (``lunaria init --demo``'s, so the pool pages have
 real books, cycles and grants, and are the log's newest entries), then a checkpoint.
 
-The server: ``gunicorn`` with 2 workers, started as a subprocess, with the repository's
-``gunicorn.conf.py`` when there is one (as ``make run``): ``--worker-class`` then overrides
-its worker class only when given. Without one: ``gthread`` workers (4 threads each) by
-default, so clients keep their connections alive; ``--worker-class sync`` closes the
-connection after each response, so every request then includes its TCP connect. The load
+The server: as ``make run`` serves, ``lunaria serve``'s waitress with api/serve_cli.py's
+settings (``--threads`` overrides its thread count), in one process started by
+bench/serving.py; here ``public_read.py --serve`` serves the app above with the static route
+added, the same way. waitress keeps every client's connection alive. The load
 (bench/http_load.py): separate client processes, each with threads on ``http.client``, closed
 loop, ``--connections`` requests in flight. The machine is shared by server, database and
 clients (and whatever else runs: the load averages are printed): the static twin measured in
@@ -44,9 +43,6 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
 from bench.http_load import Result, load  # noqa: E402
+from bench.serving import THREADS, lunaria_serve, serve_app  # noqa: E402
 from bench.smoke import add_size_options  # noqa: E402
 from ledger import migrate  # noqa: E402
 from ledger.fund.commands import Fund  # noqa: E402
@@ -93,26 +90,25 @@ class Mode:
     duration: float  # seconds measured per round
     warmup: float  # seconds of load before measuring
     rounds: int  # rounds per endpoint (the best is reported)
-    workers: int = 2  # gunicorn workers
 
 
 FULL = Mode(size=1_000_000, duration=5.0, warmup=1.0, rounds=2)
 QUICK = Mode(size=20_000, duration=2.0, warmup=1.0, rounds=1)
 # The smallest run that still takes every step and prints every row: a test that the benchmark
 # works (tests/test_bench_smoke.py), not a measurement. The log gets filler, the demo, then
-# filler again, so every step of the build runs; one gunicorn worker serves it.
-SMOKE = Mode(size=DEMO_ENTRIES + 400, duration=0.5, warmup=0.3, rounds=1, workers=1)
+# filler again, so every step of the build runs.
+SMOKE = Mode(size=DEMO_ENTRIES + 400, duration=0.5, warmup=0.3, rounds=1)
 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# -- the app gunicorn serves ------------------------------------------------------------------
+# -- the app the server serves ------------------------------------------------------------------
 
 
 def bench_app() -> Any:
-    """``create_app()`` plus a plain static-file route (the baseline), for gunicorn."""
+    """``create_app()`` plus a plain static-file route (the baseline), for ``--serve``."""
     from flask import send_from_directory
 
     from api import create_app
@@ -252,34 +248,15 @@ def existing_size(db: Database) -> int | None:
 # -- the server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-GUNICORN_CONFIG = ROOT / "gunicorn.conf.py"
-
-
-def server_options(worker_class: str | None) -> list[str]:
-    """The repository's gunicorn configuration if it has one, else gthread with 4 threads."""
-    if GUNICORN_CONFIG.exists():
-        chosen = ["--worker-class", worker_class] if worker_class else []
-        return ["--config", str(GUNICORN_CONFIG), *chosen]
-    worker_class = worker_class or "gthread"
-    threads = ["--threads", "4"] if worker_class == "gthread" else []
-    return ["--worker-class", worker_class, *threads]
-
-
 def load_average() -> str:
     """The machine's 1, 5 and 15 minute load averages (other work skews the figures)."""
     return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 @contextmanager
-def gunicorn(db: Database, static: Path, workers: int, worker_class: str | None) -> Iterator[int]:
-    port = free_port()
+def server(db: Database, static: Path, threads: int) -> Iterator[int]:
+    """:func:`bench_app` serving ``db``, as ``lunaria serve`` serves (bench/serving.py); yields
+    its port."""
     env = {
         **os.environ,
         "LUNARIA_DATABASE_URL": db.url,
@@ -288,38 +265,9 @@ def gunicorn(db: Database, static: Path, workers: int, worker_class: str | None)
         "LUNARIA_ORIGIN": ORIGIN,
         STATIC_ENV: str(static),
     }
-    command = [
-        sys.executable, "-m", "gunicorn",
-        *server_options(worker_class),
-        "--workers", str(workers),
-        "--bind", f"127.0.0.1:{port}",
-        "--backlog", "2048",
-        "--pythonpath", f"{ROOT},{ROOT / 'bench'}",
-        "--log-level", "warning",
-        "public_read:bench_app()",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, _ = fetch(port, "/api/v1/ledger/checkpoint")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start")
-            time.sleep(0.2)
+    command = [sys.executable, str(ROOT / "bench" / "public_read.py"), "--serve"]
+    with lunaria_serve(env, "/api/v1/ledger/checkpoint", threads, command) as port:
         yield port
-    finally:
-        # gunicorn's quick shutdown: the measurements are over and no request is in flight,
-        # so there is nothing to wait for (SIGTERM waits up to a second per worker).
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def fetch(port: int, path: str) -> tuple[int, bytes]:
@@ -387,7 +335,7 @@ def run_engine(db: Database, size: int, args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     static = Path(tempfile.mkdtemp(prefix="lunaria-static-"))
     try:
-        with gunicorn(db, static, args.workers, args.worker_class) as port:
+        with server(db, static, args.threads) as port:
             rng = random.Random(2024)
             for scenario in scenarios(size):
                 paths = scenario.make_paths(rng)
@@ -427,15 +375,10 @@ def run_engine(db: Database, size: int, args: argparse.Namespace) -> list[Row]:
 
 
 def report(rows: Sequence[Row], sizes: dict[str, int], args: argparse.Namespace) -> None:
-    server = (
-        f"{GUNICORN_CONFIG.name} and "
-        if GUNICORN_CONFIG.exists()
-        else f"{args.worker_class or 'gthread'} workers, "
-    )
     print(
-        f"# Lunaria public reads: gunicorn with {server}{args.workers} workers, "
-        f"{args.connections} connections from {args.clients} client processes, "
-        f"{args.rounds} x {args.duration:g} s rounds (best shown)"
+        f"# Lunaria public reads: lunaria serve (waitress, api/serve_cli.py's settings, "
+        f"{args.threads} threads, one process), {args.connections} connections from "
+        f"{args.clients} client processes, {args.rounds} x {args.duration:g} s rounds (best shown)"
     )
     print(
         f"# {platform.platform()}, Python {platform.python_version()}, "
@@ -463,7 +406,10 @@ def report(rows: Sequence[Row], sizes: dict[str, int], args: argparse.Namespace)
         )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["--serve"]:  # (the server process of a run)
+        return serve_app(bench_app(), arguments[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_size_options(parser, "--quick", action="store_true", help="20,000 entries, short rounds")
     parser.add_argument("--size", type=int, help="entries in the log (default 1,000,000)")
@@ -474,26 +420,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, help="rounds per endpoint (best is reported)")
     parser.add_argument("--connections", type=int, default=4, help="requests in flight")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
-    parser.add_argument("--workers", type=int, help="gunicorn workers (default 2)")
     parser.add_argument(
-        "--worker-class",
-        choices=("gthread", "sync"),
-        help="gthread (keep-alive) or sync (a connection per request); default: the class in "
-        "gunicorn.conf.py, or gthread with 4 threads without one",
+        "--threads", type=int, default=THREADS, help=f"waitress threads (default {THREADS})"
     )
     parser.add_argument(
         "--cache-dir",
         type=Path,
         help="keep the logs here (SQLite file, keys, PostgreSQL schema name) and reuse them",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     args.load_before = load_average()
     mode = SMOKE if args.smoke else QUICK if args.quick else FULL
     size = args.size or mode.size
     args.duration = args.duration or mode.duration
     args.warmup = mode.warmup if args.warmup is None else args.warmup
     args.rounds = args.rounds or mode.rounds
-    args.workers = args.workers or mode.workers
 
     engines = []
     if not args.postgres_only:
@@ -524,7 +465,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.cache_dir is None:
                 shutil.rmtree(directory, ignore_errors=True)
     report(rows, sizes, args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -6,14 +6,15 @@ cache and the render bound, on SQLite and on PostgreSQL.
     .venv/bin/python bench/report_burst.py --smoke        # tiny: every step runs, in seconds
 
 Per engine, a fresh database gets one pool whose lunar cycle holds ``--entries`` entries
-(bench/reports.py's ``build_cycle``), and gunicorn serves it (bench/public_read.py's, the
-repository's gunicorn.conf.py). Three rounds, each on a freshly started server:
+(bench/reports.py's ``build_cycle``), and ``lunaria serve`` serves it as ``make run`` does
+(waitress, api/serve_cli.py's settings, one process; bench/serving.py). Three rounds, each on a
+freshly started server:
 
 * ``idle``: no burst, the yardstick;
 * ``before``: the report cache off and no bound on renders (``LUNARIA_REPORT_CACHE=false``,
   ``LUNARIA_REPORT_RENDERS=0``): every download renders, as before;
-* ``after``: the defaults: each report rendered once and kept, one render at a time per
-  process, a request that finds the slot taken answered 503 with Retry-After at once.
+* ``after``: the defaults: each report rendered once and kept, one render at a time (per
+  process: the one), a request that finds the slot taken answered 503 with Retry-After at once.
 
 Rate limits are off in every round (``LUNARIA_RATE_LIMITS=0``): from one address they would
 turn the burst itself away, and this measures what the server does with the requests it takes.
@@ -36,8 +37,7 @@ import random
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text
 
 from bench.http_load import Result, load
-from bench.public_read import Database, gunicorn, load_average
-from bench.reports import build_cycle
+from bench.public_read import load_average
+from bench.reports import ORIGIN, build_cycle
 from bench.scratch import postgres_reachable, postgres_url, progress, sqlite_url
+from bench.serving import THREADS, lunaria_serve
 from bench.smoke import add_size_options
 from ledger.log.db import make_engine
 
@@ -79,21 +80,6 @@ class Row:
     round: str
     endpoint: str
     result: Result
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """The server's ``LUNARIA_*`` settings for one round (gunicorn inherits os.environ)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def checkpoint_size(url: str) -> int:
@@ -143,20 +129,6 @@ def measure(
     return {name: results[name] for name in reads}  # in a fixed order
 
 
-@contextmanager
-def started(database: Database, folder: Path, workers: int) -> Iterator[int]:
-    """gunicorn, given a second chance to start within its minute on a busy machine."""
-    for attempt in (1, 2):
-        try:
-            with gunicorn(database, folder, workers, None) as port:
-                yield port
-                return
-        except RuntimeError as exc:
-            if attempt == 2 or str(exc) != "gunicorn did not start":
-                raise
-            progress("gunicorn did not start within its minute; once more")
-
-
 def run_engine(name: str, url: str, args: argparse.Namespace, timing: Timing) -> list[Row]:
     progress(f"{name}: a closed cycle of {args.entries:,} entries")
     cycle, seconds = build_cycle(url, args.entries)
@@ -164,12 +136,18 @@ def run_engine(name: str, url: str, args: argparse.Namespace, timing: Timing) ->
     size = checkpoint_size(url)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="lunaria-bench-burst-") as tmp:
-        database = Database(name, url, Path(tmp) / "log.key")
+        env = {
+            **os.environ,
+            "LUNARIA_DATABASE_URL": url,
+            "LUNARIA_KEY_FILE": str(Path(tmp) / "log.key"),
+            "LUNARIA_DATA_KEY_FILE": str(Path(tmp) / "data.key"),
+            "LUNARIA_ORIGIN": ORIGIN,
+            **NO_RATE_LIMITS,
+        }
         for round_name, settings in ROUNDS.items():
             progress(f"{name}: {round_name} (load average {load_average()})")
-            with ExitStack() as stack:
-                stack.enter_context(environment({**NO_RATE_LIMITS, **(settings or {})}))
-                port = stack.enter_context(started(database, Path(tmp), args.workers))
+            ready = "/api/v1/ledger/checkpoint"
+            with lunaria_serve(env | (settings or {}), ready, args.threads) as port:
                 measured = measure(port, cycle, size, settings is not None, args.clients, timing)
             rows.extend(Row(name, round_name, endpoint, r) for endpoint, r in measured.items())
     return rows
@@ -182,8 +160,8 @@ def ms(seconds: float) -> str:
 def report(rows: Sequence[Row], args: argparse.Namespace) -> None:
     print(
         f"\nReport burst: {args.clients} clients downloading a {args.entries:,}-entry cycle's "
-        f"PDF (en, es, uk in turn) beside 1 checkpoint reader and 1 proof reader; gunicorn "
-        f"with {args.workers} workers; {platform.python_implementation()} "
+        f"PDF (en, es, uk in turn) beside 1 checkpoint reader and 1 proof reader; lunaria serve "
+        f"(waitress, {args.threads} threads, one process); {platform.python_implementation()} "
         f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load_average()}.\n"
     )
     header = ("engine", "round", "endpoint", "requests", "p50 ms", "p99 ms", "max ms", "not 200")
@@ -212,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_size_options(parser, "--entries", type=int, help=f"default {FULL_ENTRIES:,}")
     parser.add_argument("--clients", type=int, default=8, help="report downloaders (default 8)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument(
+        "--threads", type=int, default=THREADS, help=f"waitress threads (default {THREADS})"
+    )
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--postgres-only", action="store_true")
     args = parser.parse_args(argv)

@@ -6,8 +6,8 @@
 
 For each engine: three witnesses, each a Lunaria made by ``lunaria init`` (its own database:
 a SQLite file, or a PostgreSQL schema of its own) that trusts the log's key (``lunaria witness
-trust``) and is served by gunicorn with the deployment's settings (gunicorn.conf.py, but one
-worker process) on a free loopback port; and a log, in this process, whose worker task
+trust``) and is served by ``lunaria serve`` as ``make run`` serves (waitress, api/serve_cli.py's
+settings; bench/serving.py) on a free loopback port; and a log, in this process, whose worker task
 (:class:`Cosigning`, as ``lunaria worker`` runs it) asks the three with a quorum of 2.
 
 Each round appends 10 entries, signs a checkpoint and runs the task once: it sends the
@@ -21,30 +21,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api import create_app
 from bench.scratch import postgres_reachable, postgres_url, progress, sqlite_url
+from bench.serving import THREADS, lunaria, lunaria_serve
 from bench.smoke import add_size_options
 from ledger import migrate
 from ledger.log import Cosigning, Log, Signer, WitnessEndpoint, make_engine
 from ledger.log.cosignature import CosignatureVerifier
 from ledger.log.cosigning import http_post
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 POSTGRES_URL = os.environ.get(
     "LUNARIA_BENCH_POSTGRES_URL",
     os.environ.get("LUNARIA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -55,73 +50,22 @@ QUORUM = 2
 ENTRIES_PER_CHECKPOINT = 10
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _lunaria(env: dict[str, str], *args: str) -> str:
-    """A ``lunaria`` command with ``env``'s settings, run in this process (a new process
-    per command would cost seconds each on a loaded machine)."""
-    config = {name.removeprefix("LUNARIA_"): value for name, value in env.items()}
-    app = create_app({key: config[key] for key in ("DATABASE_URL", "KEY_FILE", "ORIGIN")})
-    app.config["TESTING"] = True
-    try:
-        done = app.test_cli_runner().invoke(args=list(args))
-    finally:
-        state = app.extensions.get("lunaria")
-        if state is not None:
-            state.engine.dispose()
-    if done.exit_code != 0:
-        raise RuntimeError(f"lunaria {' '.join(args)}: {done.output}")
-    return str(done.output)
-
-
 @contextmanager
 def witness(url: str, folder: Path, log_vkey: str) -> Iterator[WitnessEndpoint]:
-    """A Lunaria witnessing the log, served by gunicorn until the context ends."""
+    """A Lunaria witnessing the log, served by ``lunaria serve`` until the context ends."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("LUNARIA_")}
     env |= {
         "LUNARIA_DATABASE_URL": url,
         "LUNARIA_KEY_FILE": str(folder / "log.key"),
         "LUNARIA_ORIGIN": f"{folder.name}.bench.example/log",
     }
-    _lunaria(env, "init")
-    _lunaria(env, "witness", "trust", log_vkey)
-    vkey = _lunaria(env, "witness", "vkey").strip()
-    port = _free_port()
-    # (one process per witness: a witness's work is small; the settings are gunicorn.conf.py's)
-    command = [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--workers", "1"]
-    server = subprocess.Popen(
-        [*command, "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/witness", server)
+    lunaria(env, "init")
+    lunaria(env, "witness", "trust", log_vkey)
+    vkey = lunaria(env, "witness", "vkey").strip()
+    with lunaria_serve(env, "/witness") as port:
         yield WitnessEndpoint(
             CosignatureVerifier.from_vkey(vkey), f"http://127.0.0.1:{port}/witness"
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"the witness at {url} did not start") from None
-            time.sleep(0.1)
 
 
 class TimedPost:
@@ -206,8 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "PostgreSQL", lambda name: postgres_url(POSTGRES_URL, name), rounds
         )
     print(
-        f"checkpoint to witness quorum, {WITNESSES} witnesses (gunicorn, 1 worker each) on "
-        f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+        f"checkpoint to witness quorum, {WITNESSES} witnesses (lunaria serve, waitress with "
+        f"{THREADS} threads, each) on loopback, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     print()
     rows = [["measurement", *results]]
