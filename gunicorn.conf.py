@@ -1,7 +1,8 @@
-"""gunicorn's settings for Lunaria: ``make run`` and the benchmarks (bench/api_write.py,
-bench/public_read.py) all serve with these, so the figures are the server as deployed.
+"""gunicorn's former settings for Lunaria, now used only by tests/test_witness.py, whose
+witnesses gunicorn serves. ``make run`` and every benchmark serve with ``lunaria serve``
+(waitress, api/serve_cli.py; bench/serving.py).
 
-Command-line options override them (``make run`` adds the bind address and the access log).
+Command-line options override them.
 """
 
 # Two processes: writes serialise on the database's write lock anyway, and reads scale out on

@@ -237,8 +237,8 @@ class Run:
 
 
 class Runner:
-    """Runs scripts in process groups of their own, so whatever a script started (gunicorn,
-    its workers, load generators) goes with it when it is killed."""
+    """Runs scripts in process groups of their own, so whatever a script started (servers,
+    load generators) goes with it when it is killed."""
 
     def __init__(self, engines: list[str]) -> None:
         self.engines = engines
