@@ -187,6 +187,9 @@ def test_init_seals_the_plaintext_secrets_of_an_older_lunaria(
     with app.app_context():
         engine = db.get_engine()
         assert "webhook_secrets_legacy" not in inspect(engine).get_table_names()
+        with engine.connect() as conn:  # (the endpoint itself is kept whole)
+            kept = conn.execute(text("SELECT url, events FROM webhook_endpoints")).one()
+        assert tuple(kept) == ("https://example.org/hook", '["grant.proposed"]')
         assert open_secret(engine, db.get_vault(), "0123456789abcdef") == secret
         # (The file's free pages may keep the old plaintext: docs/operations.md says so.)
         assert _holding(engine, secret, files=False) == []
