@@ -37,7 +37,18 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from standardwebhooks import Webhook
 
 from ledger.errors import IdempotencyConflict, LedgerError, NotFound, RuleViolation
@@ -261,11 +272,19 @@ def rewrap_secrets(conn: Connection, rewrap: Rewrap) -> int:
     rows = conn.execute(
         select(webhook_secrets.c.endpoint, webhook_secrets.c.key_id, webhook_secrets.c.wrapped_key)
     ).all()
-    for endpoint_id, key_id, wrapped in rows:
+    if rows:
         conn.execute(
             update(webhook_secrets)
-            .where(webhook_secrets.c.endpoint == endpoint_id)
-            .values(key_id=rewrap.key_id, wrapped_key=rewrap(_bound(endpoint_id), key_id, wrapped))
+            .where(webhook_secrets.c.endpoint == bindparam("which"))
+            .values(key_id=bindparam("key"), wrapped_key=bindparam("wrapped")),
+            [
+                {
+                    "which": endpoint,
+                    "key": rewrap.key_id,
+                    "wrapped": rewrap(_bound(endpoint), k, bytes(w)),
+                }
+                for endpoint, k, w in rows
+            ],
         )
     return len(rows)
 
