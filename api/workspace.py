@@ -19,7 +19,7 @@ import secrets
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from flask_babel import LazyString, lazy_gettext
+from flask_babel import LazyString, lazy_gettext  # type: ignore[import-untyped]
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
