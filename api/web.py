@@ -504,7 +504,7 @@ class PageCache:
     def __init__(self, capacity: int = 128) -> None:
         self._pages: OrderedDict[Hashable, str] = OrderedDict()
         self._capacity = capacity
-        self._lock = threading.Lock()  # (gunicorn's threads share a worker's cache)
+        self._lock = threading.Lock()  # (the server's threads share the cache)
 
     def get(self, key: Hashable, render: Callable[[], str]) -> str:
         with self._lock:

@@ -46,7 +46,6 @@ from tests.witness_support import (
 )
 
 REPOSITORY = Path(__file__).parent.parent
-GUNICORN = LUNARIA.parent / "gunicorn"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -475,9 +474,10 @@ def free_port() -> int:
 
 
 def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """gunicorn with the deployment's settings, in a process group of its own; once it answers."""
+    """``lunaria serve``, as ``make run`` serves, in a process group of its own; once it
+    answers."""
     process = subprocess.Popen(
-        [str(GUNICORN), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        [str(LUNARIA), "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPOSITORY,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -485,7 +485,7 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120  # (a loaded machine starts gunicorn slowly)
+    deadline = time.monotonic() + 120  # (a loaded machine starts a server slowly)
     while True:
         try:
             fetch(f"http://127.0.0.1:{port}/witness")
