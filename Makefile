@@ -94,10 +94,11 @@ PYTEST_ARGS ?= -n 3 --dist loadgroup
 test: $(VENV)/.installed-dev node_modules/.installed chromium poppler nginx lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# One benchmark at its full size: BENCH is anchor, api_write, http_floor, ledger_core (the
-# default), public_read or reports, BENCH_ARGS its options (--quick, --sqlite-only, ...; see
-# its docstring). `make test` runs every one of them in its --smoke mode
-# (tests/test_bench_smoke.py).
+# One benchmark at its full size: BENCH is the name of a script in bench/ (ledger_core, the
+# default; anchor, api_write, bank_import, chain_scan, http_floor, mirror_catchup, public_read,
+# report_burst, reports, witness_quorum, worker), BENCH_ARGS its options (--quick,
+# --sqlite-only, ...; see its docstring). `make test` runs every one of them in its --smoke
+# mode (tests/test_bench_smoke.py).
 BENCH ?= ledger_core
 bench: $(VENV)/.installed-dev node_modules/.installed
 	$(BIN)/python bench/$(BENCH).py $(BENCH_ARGS)
