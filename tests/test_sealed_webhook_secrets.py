@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import Engine, MetaData, inspect, select, text, update
@@ -201,6 +203,43 @@ def test_a_fresh_schema_keeps_no_legacy_table(engine: Engine) -> None:
     """Migration 0017 on a database without endpoints leaves no table of plaintext behind."""
     names = inspect(engine).get_table_names()
     assert "webhook_secrets" in names and "webhook_secrets_legacy" not in names
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+        conn.commit()
+
+
+@pytest.mark.usefixtures("log")  # (subscribing needs the log)
+def test_0017_goes_down_only_without_endpoints(engine: Engine, vault: Vault) -> None:
+    """Unsealing needs the vault key, which a migration has not: with an endpoint, 0017 is not
+    undone and nothing changes; without one, 0016's plaintext column comes back, and up again."""
+    made = create_endpoint(
+        engine,
+        vault,
+        ADMIN,
+        url=f"https://{PUBLIC_IP}/hook",
+        events=None,
+        now=datetime.now(UTC),
+        allow_private=False,
+        idempotency_scope="before-downgrade",
+    )
+    with pytest.raises(RuntimeError, match="sealed webhook secrets stay sealed"):
+        _downgrade(engine, "0016")
+    assert migrate.is_current(engine)
+    assert open_secret(engine, vault, made.endpoint.id) == made.secret
+    with write_transaction(engine) as conn:
+        conn.execute(text("DELETE FROM webhook_secrets"))
+        conn.execute(text("DELETE FROM webhook_endpoints"))
+    _downgrade(engine, "0016")
+    columns = {c["name"] for c in inspect(engine).get_columns("webhook_endpoints")}
+    assert "secret" in columns and "webhook_secrets" not in inspect(engine).get_table_names()
+    migrate.upgrade(engine)
+    assert migrate.is_current(engine)
 
 
 def test_the_server_role_seals_opens_and_rewraps_them(two_roles: TwoRoles) -> None:
