@@ -11,13 +11,27 @@ reads (:class:`ledger.log.Witness`, :class:`ledger.log.Mirrors`) and renders.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, render_template, url_for
 
 from api import db, mirrors, web, witness
 from ledger.errors import NotFound
 from ledger.log import MIRROR_PREFIX
 
 bp = Blueprint("federation", __name__)
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """A log witnessed or mirrored here, as a row of the page's tables."""
+
+    origin: str
+    size: int
+    checked: Any  # when it was last checked; None: not yet
+    inconsistencies: int  # checkpoints refused as inconsistent with what is held
+    href: str | None = None  # its own page, if it has one
 
 
 @bp.before_request
@@ -35,10 +49,24 @@ def federation() -> str:
     """The logs witnessed and mirrored here."""
     witness_key = witness.load_cosigner()
     mirror_key = mirrors.load_mirror_key()
+    witnessed = [
+        LogRow(log.origin, log.size, log.ts if log.size else None, log.refusals)
+        for log in witness.get_witness().logs()
+    ]
+    mirrored = [
+        LogRow(
+            log.origin,
+            log.size,
+            log.checked,
+            log.incidents,
+            url_for("federation.mirrored", key=log.origin_hash),
+        )
+        for log in mirrors.get_mirrors().logs()
+    ]
     return render_template(
         "web/federation.html",
-        witnessed=witness.get_witness().logs(),
-        mirrored=mirrors.get_mirrors().logs(),
+        witnessed=witnessed,
+        mirrored=mirrored,
         witness_vkey=None if witness_key is None else witness_key.verifier().vkey(),
         mirror_vkey=None if mirror_key is None else mirror_key.verifier().vkey(),
     )
