@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import urllib.error
@@ -29,6 +28,7 @@ from ledger.log import MirrorSync
 from ledger.log.mirroring import MirrorBadData, MirrorError, Mirrors, http_get
 from ledger.log.schema import mirror_incidents, mirror_tiles, mirrors
 from ledger.log.tiles import bundles_for_size, tiles_for_size
+from tests.live_server import free_port
 from tests.test_witness import collect, cosigning, grow, key_name
 from tests.test_worker import LUNARIA, WorkerProcess
 from tests.witness_support import (
@@ -184,12 +184,6 @@ def test_the_worker_syncs_mirrors_and_says_so(pair: list[Instance]) -> None:
     finally:
         worker.stop()
     assert boreal.ok("mirror", "list").startswith(f"{alba.log.origin}  size 8")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def mirror_rows(instance: Instance) -> tuple[int, int, int]:

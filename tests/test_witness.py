@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -33,6 +32,7 @@ from ledger.log.cosigning import Cosigning, read_witnesses
 from ledger.log.notes import Signer, Verifier, parse_note
 from ledger.log.witness import MAX_BODY, Witness, WitnessConflict
 from tests.conftest import ORIGIN
+from tests.live_server import free_port
 from tests.test_worker import LUNARIA, WorkerProcess
 from tests.witness_support import (
     Instance,
@@ -465,12 +465,6 @@ def test_the_worker_says_a_refusal_on_stderr(trio_and_fork: list[Instance]) -> N
 
 
 # -- kill -9: the record is durable, and never goes back ------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
